@@ -1,0 +1,333 @@
+//! The worker's configuration: the only module that reads environment variables and secrets.
+//!
+//! Every setting is read once per request into a [`Config`] whose fields say whether the value is
+//! present and well-formed. `/api/v1/health` lists the names and their state (never the values);
+//! a handler that needs a missing or malformed setting answers 503 naming it.
+
+use serde::Serialize;
+use shared::ids::{AccountSid, ApiKeySid, TwimlAppSid};
+
+/// The state of one setting, as `/api/v1/health` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettingState {
+    Present,
+    Missing,
+    Invalid,
+}
+
+/// One setting: a parsed value, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setting<T> {
+    Present(T),
+    Missing,
+    /// Set, but malformed; the message says what was expected (never the value).
+    Invalid(String),
+}
+
+impl<T> Setting<T> {
+    pub fn state(&self) -> SettingState {
+        match self {
+            Setting::Present(_) => SettingState::Present,
+            Setting::Missing => SettingState::Missing,
+            Setting::Invalid(_) => SettingState::Invalid,
+        }
+    }
+
+    /// The value, or an [`UnusableSetting`] naming it.
+    pub fn require(&self, name: &'static str) -> Result<&T, UnusableSetting> {
+        match self {
+            Setting::Present(value) => Ok(value),
+            Setting::Missing => Err(UnusableSetting {
+                name,
+                state: SettingState::Missing,
+                reason: None,
+            }),
+            Setting::Invalid(reason) => Err(UnusableSetting {
+                name,
+                state: SettingState::Invalid,
+                reason: Some(reason.clone()),
+            }),
+        }
+    }
+}
+
+/// A setting a handler needed but could not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableSetting {
+    pub name: &'static str,
+    pub state: SettingState,
+    pub reason: Option<String>,
+}
+
+/// The deployment environment (`ENVIRONMENT` var): `local`, `staging` or `production`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Local,
+    Staging,
+    Production,
+}
+
+impl Environment {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "local" => Some(Self::Local),
+            "staging" => Some(Self::Staging),
+            "production" => Some(Self::Production),
+            _ => None,
+        }
+    }
+}
+
+/// An absolute http(s) base URL without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    fn parse(value: &str) -> Result<Self, String> {
+        let trimmed = value.trim_end_matches('/');
+        let rest = trimmed
+            .strip_prefix("https://")
+            .or_else(|| trimmed.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+                Ok(Self(trimmed.to_owned()))
+            }
+            _ => Err("an absolute http:// or https:// URL".to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A secret value: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    fn parse(value: &str) -> Result<Self, String> {
+        if value.trim().is_empty() {
+            Err("a non-empty value".to_owned())
+        } else {
+            Ok(Self(value.to_owned()))
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// Everything the worker is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Setting<Environment>,
+    pub public_base_url: Setting<BaseUrl>,
+    pub medplum_base_url: Setting<BaseUrl>,
+    pub medplum_client_id: Setting<Secret>,
+    pub medplum_client_secret: Setting<Secret>,
+    pub twilio_account_sid: Setting<AccountSid>,
+    pub twilio_auth_token: Setting<Secret>,
+    pub twilio_api_key: Setting<ApiKeySid>,
+    pub twilio_api_secret: Setting<Secret>,
+    pub twilio_twiml_app_sid: Setting<TwimlAppSid>,
+    pub provisioning_secret: Setting<Secret>,
+}
+
+/// Names of every setting, in the order `/api/v1/health` lists them.
+pub const SETTING_NAMES: [&str; 11] = [
+    "ENVIRONMENT",
+    "PUBLIC_BASE_URL",
+    "MEDPLUM_BASE_URL",
+    "MEDPLUM_CLIENT_ID",
+    "MEDPLUM_CLIENT_SECRET",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_API_KEY",
+    "TWILIO_API_SECRET",
+    "TWILIO_TWIML_APP_SID",
+    "PROVISIONING_SECRET",
+];
+
+fn setting<T, E: ToString>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Setting<T> {
+    match lookup(name) {
+        None => Setting::Missing,
+        Some(raw) if raw.is_empty() => Setting::Missing,
+        Some(raw) => match parse(raw.trim()) {
+            Ok(value) => Setting::Present(value),
+            Err(reason) => Setting::Invalid(reason.to_string()),
+        },
+    }
+}
+
+impl Config {
+    /// Builds the configuration from a lookup of names to raw values (pure, for tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            environment: setting(&lookup, "ENVIRONMENT", |v| {
+                Environment::parse(v).ok_or("one of local, staging, production")
+            }),
+            public_base_url: setting(&lookup, "PUBLIC_BASE_URL", BaseUrl::parse),
+            medplum_base_url: setting(&lookup, "MEDPLUM_BASE_URL", BaseUrl::parse),
+            medplum_client_id: setting(&lookup, "MEDPLUM_CLIENT_ID", Secret::parse),
+            medplum_client_secret: setting(&lookup, "MEDPLUM_CLIENT_SECRET", Secret::parse),
+            twilio_account_sid: setting(&lookup, "TWILIO_ACCOUNT_SID", AccountSid::parse),
+            twilio_auth_token: setting(&lookup, "TWILIO_AUTH_TOKEN", Secret::parse),
+            twilio_api_key: setting(&lookup, "TWILIO_API_KEY", ApiKeySid::parse),
+            twilio_api_secret: setting(&lookup, "TWILIO_API_SECRET", Secret::parse),
+            twilio_twiml_app_sid: setting(&lookup, "TWILIO_TWIML_APP_SID", TwimlAppSid::parse),
+            provisioning_secret: setting(&lookup, "PROVISIONING_SECRET", Secret::parse),
+        }
+    }
+
+    /// Reads the configuration from the worker's environment: vars first, then secrets.
+    pub fn from_env(env: &worker::Env) -> Self {
+        Self::from_lookup(|name| {
+            env.var(name)
+                .map(|v| v.to_string())
+                .or_else(|_| env.secret(name).map(|s| s.to_string()))
+                .ok()
+        })
+    }
+
+    /// Every setting's name and state, in [`SETTING_NAMES`] order.
+    pub fn states(&self) -> [(&'static str, SettingState); 11] {
+        let states = [
+            self.environment.state(),
+            self.public_base_url.state(),
+            self.medplum_base_url.state(),
+            self.medplum_client_id.state(),
+            self.medplum_client_secret.state(),
+            self.twilio_account_sid.state(),
+            self.twilio_auth_token.state(),
+            self.twilio_api_key.state(),
+            self.twilio_api_secret.state(),
+            self.twilio_twiml_app_sid.state(),
+            self.provisioning_secret.state(),
+        ];
+        let mut out = [("", SettingState::Missing); 11];
+        for (slot, (name, state)) in out.iter_mut().zip(SETTING_NAMES.into_iter().zip(states)) {
+            *slot = (name, state);
+        }
+        out
+    }
+
+    /// Whether every setting is present and well-formed.
+    pub fn is_complete(&self) -> bool {
+        self.states()
+            .iter()
+            .all(|(_, state)| *state == SettingState::Present)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub(crate) fn complete_values() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("ENVIRONMENT", "local".to_owned()),
+            ("PUBLIC_BASE_URL", "http://127.0.0.1:8787/".to_owned()),
+            ("MEDPLUM_BASE_URL", "http://127.0.0.1:8103".to_owned()),
+            ("MEDPLUM_CLIENT_ID", "worker-client".to_owned()),
+            ("MEDPLUM_CLIENT_SECRET", "fake-medplum-secret".to_owned()),
+            ("TWILIO_ACCOUNT_SID", format!("AC{}", "a".repeat(32))),
+            ("TWILIO_AUTH_TOKEN", "fake-auth-token".to_owned()),
+            ("TWILIO_API_KEY", format!("SK{}", "b".repeat(32))),
+            ("TWILIO_API_SECRET", "fake-api-secret".to_owned()),
+            ("TWILIO_TWIML_APP_SID", format!("AP{}", "c".repeat(32))),
+            ("PROVISIONING_SECRET", "fake-provisioning-secret".to_owned()),
+        ])
+    }
+
+    fn config_without(name: &str, replacement: Option<&str>) -> Config {
+        let mut values = complete_values();
+        match replacement {
+            Some(value) => values.insert(
+                SETTING_NAMES.into_iter().find(|n| *n == name).unwrap(),
+                value.to_owned(),
+            ),
+            None => values.remove(name),
+        };
+        Config::from_lookup(|n| values.get(n).cloned())
+    }
+
+    fn state_of(config: &Config, name: &str) -> SettingState {
+        config.states().iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    #[test]
+    fn a_complete_configuration_is_complete() {
+        let values = complete_values();
+        let config = Config::from_lookup(|n| values.get(n).cloned());
+        assert!(config.is_complete(), "{config:?}");
+        assert_eq!(
+            config
+                .public_base_url
+                .require("PUBLIC_BASE_URL")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:8787"
+        );
+    }
+
+    #[test]
+    fn each_missing_setting_is_named() {
+        for name in SETTING_NAMES {
+            let config = config_without(name, None);
+            assert_eq!(state_of(&config, name), SettingState::Missing, "{name}");
+            assert!(!config.is_complete());
+        }
+    }
+
+    #[test]
+    fn malformed_values_are_invalid_not_present() {
+        let table = [
+            ("ENVIRONMENT", "prod"),
+            ("PUBLIC_BASE_URL", "example.org"),
+            ("MEDPLUM_BASE_URL", "ftp://medplum"),
+            ("TWILIO_ACCOUNT_SID", "SKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ("TWILIO_API_KEY", "SK123"),
+            ("TWILIO_TWIML_APP_SID", "APnothex-nothex-nothex-nothex-xxxx"),
+            ("TWILIO_AUTH_TOKEN", "   "),
+        ];
+        for (name, value) in table {
+            let config = config_without(name, Some(value));
+            assert_eq!(
+                state_of(&config, name),
+                SettingState::Invalid,
+                "{name}={value}"
+            );
+        }
+    }
+
+    #[test]
+    fn require_names_the_unusable_setting_without_its_value() {
+        let config = config_without("TWILIO_API_KEY", Some("SK-secretish"));
+        let err = config.twilio_api_key.require("TWILIO_API_KEY").unwrap_err();
+        assert_eq!(err.name, "TWILIO_API_KEY");
+        assert_eq!(err.state, SettingState::Invalid);
+        assert!(!err.reason.unwrap().contains("secretish"));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let values = complete_values();
+        let config = Config::from_lookup(|n| values.get(n).cloned());
+        assert!(!format!("{config:?}").contains("fake-api-secret"));
+    }
+}

@@ -1,0 +1,3 @@
+//! Request handlers: thin adapters from HTTP to `shared` and back.
+
+pub mod health;

@@ -1,0 +1,85 @@
+//! The Cloudflare Worker: routes `/api/v1/*` requests to thin handlers over `shared`, maps every
+//! error to a JSON response in one place, and hosts the Durable Objects.
+//!
+//! Static pages (`www/`) are served by Workers Static Assets before this code runs; requests that
+//! match no asset arrive here.
+
+pub mod config;
+pub mod durable;
+pub mod error;
+pub mod handlers;
+pub mod reply;
+pub mod router;
+
+use worker::{event, Context, Env, Headers, Request, Response, Result};
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::reply::Reply;
+use crate::router::{Endpoint, Route};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let config = Config::from_env(&env);
+    let method = req.method();
+    let reply = match router::route(method.as_ref(), &req.path()) {
+        Ok(route) => dispatch(route, &req, &env, &config).await,
+        Err(error) => Err(AppError::from(error)),
+    }
+    .unwrap_or_else(AppError::into_reply);
+    let head_only = method == worker::Method::Head;
+    into_response(reply, head_only)
+}
+
+async fn dispatch(
+    route: Route,
+    req: &Request,
+    env: &Env,
+    config: &Config,
+) -> std::result::Result<Reply, AppError> {
+    match route.endpoint {
+        Endpoint::Health => {
+            let deep = query_flag(req, "deep");
+            let probes = if deep {
+                Some(durable::probe_all(env).await)
+            } else {
+                None
+            };
+            Ok(handlers::health::health(config, probes.as_deref()))
+        }
+    }
+}
+
+/// Whether the request's query has `name=1`. Reads the raw URL rather than `Request::url()`,
+/// which would link the `url` crate into the worker.
+fn query_flag(req: &Request, name: &str) -> bool {
+    let raw_url = req.inner().url();
+    shared::form::parse(shared::form::query_of(&raw_url))
+        .map(|pairs| pairs.iter().any(|(k, v)| k == name && v == "1"))
+        .unwrap_or(false)
+}
+
+/// Headers every API response carries.
+const API_HEADERS: [(&str, &str); 3] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+];
+
+fn into_response(reply: Reply, head_only: bool) -> Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in API_HEADERS {
+        headers.set(name, value)?;
+    }
+    for (name, value) in &reply.headers {
+        headers.set(name, value)?;
+    }
+    let body = if head_only {
+        Vec::new()
+    } else {
+        reply.body.into_bytes()
+    };
+    Ok(Response::from_bytes(body)?
+        .with_status(reply.status)
+        .with_headers(headers))
+}

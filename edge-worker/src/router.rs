@@ -1,0 +1,77 @@
+//! Maps a request's method and path to an [`Endpoint`], purely, so routing is tested natively.
+//!
+//! Unknown paths are [`RouteError::NotFound`]; a known path with the wrong method is
+//! [`RouteError::MethodNotAllowed`] carrying the methods it does allow (for the `Allow` header).
+
+/// An API endpoint, with its path parameters already extracted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+}
+
+impl Endpoint {
+    /// The methods this endpoint answers (HEAD is implied by GET).
+    pub fn methods(&self) -> &'static [&'static str] {
+        match self {
+            Endpoint::Health => &["GET"],
+        }
+    }
+}
+
+/// Why a request matched no endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    NotFound,
+    MethodNotAllowed { allow: &'static [&'static str] },
+}
+
+/// A matched request: the endpoint and the method it was called with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub method: &'static str,
+}
+
+/// Matches `method` and `path` (without query) against the API.
+pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+    let endpoint = match segments.as_slice() {
+        ["api", "v1", "health"] => Endpoint::Health,
+        _ => return Err(RouteError::NotFound),
+    };
+    let allowed = endpoint.methods();
+    let effective = if method == "HEAD" { "GET" } else { method };
+    match allowed.iter().find(|m| **m == effective) {
+        Some(method) => Ok(Route { endpoint, method }),
+        None => Err(RouteError::MethodNotAllowed { allow: allowed }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_table() {
+        let table: &[(&str, &str, Result<Endpoint, RouteError>)] = &[
+            ("GET", "/api/v1/health", Ok(Endpoint::Health)),
+            ("GET", "/api/v1/health/", Ok(Endpoint::Health)),
+            ("HEAD", "/api/v1/health", Ok(Endpoint::Health)),
+            (
+                "POST",
+                "/api/v1/health",
+                Err(RouteError::MethodNotAllowed { allow: &["GET"] }),
+            ),
+            ("GET", "/api/v1/healthz", Err(RouteError::NotFound)),
+            ("GET", "/api/v2/health", Err(RouteError::NotFound)),
+            ("GET", "/", Err(RouteError::NotFound)),
+            ("GET", "", Err(RouteError::NotFound)),
+            ("GET", "/api/v1/health/extra", Err(RouteError::NotFound)),
+        ];
+        for (method, path, expected) in table {
+            let got = route(method, path).map(|r| r.endpoint);
+            assert_eq!(&got, expected, "{method} {path}");
+        }
+    }
+}

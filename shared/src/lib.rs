@@ -1,0 +1,8 @@
+//! Domain rules of the browser-call product as pure, I/O-free Rust: no clock, no RNG, no network.
+//!
+//! Everything that decides something lives here and is tested natively; the worker and the
+//! browser module are thin adapters that pass time, random bytes and inputs in as values.
+
+pub mod form;
+pub mod ids;
+pub mod readiness;

@@ -1,0 +1,147 @@
+//! Starts and stops the local stack for the demo and the tests: `wrangler dev` on free loopback ports,
+//! each in its own process group (so stopping it leaves no workerd/esbuild behind), logs per run.
+import { spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { mkdirSync, mkdtempSync, writeFileSync, createWriteStream, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Fake secrets matching the simulators; the same names as .dev.vars.example. */
+export const TEST_SECRETS = {
+  MEDPLUM_CLIENT_ID: "clinician-calls-worker",
+  MEDPLUM_CLIENT_SECRET: "fake-medplum-client-secret",
+  TWILIO_ACCOUNT_SID: "AC00000000000000000000000000000001",
+  TWILIO_AUTH_TOKEN: "fake-twilio-auth-token",
+  TWILIO_API_KEY: "SK00000000000000000000000000000001",
+  TWILIO_API_SECRET: "fake-twilio-api-secret",
+  TWILIO_TWIML_APP_SID: "AP00000000000000000000000000000001",
+  PROVISIONING_SECRET: "fake-provisioning-secret",
+};
+
+/** A directory for this run's logs and screenshots: tests/artifacts/<run>/. */
+export function artifactsDir() {
+  const run = process.env.TEST_RUN_ID ?? new Date().toISOString().replace(/[:.]/g, "-");
+  const dir = join(REPO_ROOT, "tests", "artifacts", run);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `url` until it answers 200 or `timeoutMs` passes; rejects with the log's tail then. */
+async function waitForOk(url, timeoutMs, child, describe) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${describe} exited with ${child.exitCode}`);
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(250);
+  }
+  throw new Error(`${describe} did not become ready at ${url} within ${timeoutMs} ms`);
+}
+
+/** A child process in its own process group, logged to `logPath`. */
+function spawnGroup(command, args, { logPath, env, cwd = REPO_ROOT }) {
+  const log = createWriteStream(logPath, { flags: "a" });
+  const child = spawn(command, args, {
+    cwd,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  return child;
+}
+
+/** Stops a process group: TERM, then KILL after `graceMs`. */
+export async function stopGroup(child, graceMs = 5000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  try {
+    process.kill(-child.pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const timer = sleep(graceMs).then(() => "timeout");
+  if ((await Promise.race([exited, timer])) === "timeout") {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+    await exited;
+  }
+}
+
+/**
+ * Starts `wrangler dev` for the repo's worker. Returns {url, stop, logPath}.
+ * `vars` override [vars]; `secrets` default to TEST_SECRETS (pass null entries to omit one);
+ * state lives in a fresh temporary directory unless `persistDir` is given.
+ */
+export async function startWorker({
+  vars = {},
+  secrets = TEST_SECRETS,
+  port,
+  logDir = artifactsDir(),
+  name = "worker",
+  persistDir,
+} = {}) {
+  const workerPort = port ?? (await freePort());
+  const inspectorPort = await freePort();
+  const stateDir = mkdtempSync(join(tmpdir(), "clinician-calls-state-"));
+  const envFile = join(stateDir, "test.env");
+  writeFileSync(
+    envFile,
+    Object.entries(secrets)
+      .filter(([, value]) => value !== null && value !== undefined)
+      .map(([key, value]) => `${key}=${value}`)
+      .join("\n") + "\n",
+  );
+  const url = `http://127.0.0.1:${workerPort}`;
+  const varArgs = Object.entries({ PUBLIC_BASE_URL: url, ...vars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+  const logPath = join(logDir, `${name}.log`);
+  const child = spawnGroup(
+    "wrangler",
+    [
+      "dev", "--ip", "127.0.0.1", "--port", String(workerPort),
+      "--inspector-port", String(inspectorPort),
+      "--persist-to", persistDir ?? join(stateDir, "persist"),
+      "--env-file", envFile,
+      "--show-interactive-dev-session=false",
+      "--log-level", "info",
+      ...varArgs,
+    ],
+    { logPath },
+  );
+  const stop = async () => {
+    await stopGroup(child);
+    rmSync(stateDir, { recursive: true, force: true });
+  };
+  try {
+    await waitForOk(`${url}/api/v1/health`, 180_000, child, "wrangler dev");
+  } catch (error) {
+    await stop();
+    throw new Error(`${error.message}; see ${logPath}`);
+  }
+  return { url, stop, logPath, child };
+}
