@@ -1,26 +1,32 @@
 //! The local demo: starts the whole local stack on 127.0.0.1, prints the URL, stops everything on Ctrl-C.
 import { join } from "node:path";
-import { startWorker, artifactsDir, REPO_ROOT } from "../sim/stack.mjs";
+import { startWorker, startMedplum, artifactsDir, REPO_ROOT } from "../sim/stack.mjs";
 
 const port = Number(process.env.DEMO_PORT ?? 8787);
 const logDir = artifactsDir();
 console.log("Starting the local stack (the first start builds the worker; this can take a minute)…");
+const medplumPort = Number(process.env.DEMO_MEDPLUM_PORT ?? 8103);
 let worker;
+let medplum;
 try {
+  medplum = await startMedplum({ port: medplumPort, logDir, name: "demo-medplum" });
   worker = await startWorker({
     port,
     logDir,
     name: "demo-worker",
+    vars: { MEDPLUM_BASE_URL: medplum.url },
     persistDir: join(REPO_ROOT, ".wrangler", "demo-state"),
   });
 } catch (error) {
   console.error(`The demo could not start: ${error.message}`);
+  await medplum?.stop();
   process.exit(1);
 }
 
 console.log(`
   Clinician page:  ${worker.url}/
   Health:          ${worker.url}/api/v1/health?deep=1
+  Local Medplum:   ${medplum.url}/fhir/R4/  (sign in as a seeded clinician from the page)
   Logs:            ${logDir}
 
 Press Ctrl-C to stop (everything started here is stopped with it).`);
@@ -31,14 +37,17 @@ async function shutdown(signal) {
   stopping = true;
   console.log(`\n${signal}: stopping the local stack…`);
   await worker.stop();
+  await medplum.stop();
   console.log("Stopped.");
   process.exit(0);
 }
 process.on("SIGINT", () => shutdown("SIGINT"));
 process.on("SIGTERM", () => shutdown("SIGTERM"));
-worker.child.once("exit", (code) => {
-  if (!stopping) {
-    console.error(`wrangler dev exited unexpectedly (${code}); see ${worker.logPath}`);
-    process.exit(1);
-  }
-});
+for (const [label, service] of [["wrangler dev", worker], ["sim/medplum", medplum]]) {
+  service.child.once("exit", async (code) => {
+    if (!stopping) {
+      console.error(`${label} exited unexpectedly (${code}); see ${service.logPath}`);
+      await shutdown("exit");
+    }
+  });
+}

@@ -93,6 +93,30 @@ export async function stopGroup(child, graceMs = 5000) {
   }
 }
 
+/** Starts sim/medplum as a child process on `port` (free by default). Returns {url, stop, logPath, child}. */
+export async function startMedplum({ port, logDir = artifactsDir(), name = "medplum" } = {}) {
+  const medplumPort = port ?? (await freePort());
+  const logPath = join(logDir, `${name}.log`);
+  const child = spawnGroup(
+    process.execPath,
+    [
+      join(REPO_ROOT, "sim", "medplum", "server.mjs"),
+      "--port", String(medplumPort),
+      "--client-id", TEST_SECRETS.MEDPLUM_CLIENT_ID,
+      "--client-secret", TEST_SECRETS.MEDPLUM_CLIENT_SECRET,
+    ],
+    { logPath },
+  );
+  const url = `http://127.0.0.1:${medplumPort}`;
+  try {
+    await waitForOk(`${url}/healthcheck`, 30_000, child, "sim/medplum");
+  } catch (error) {
+    await stopGroup(child);
+    throw new Error(`${error.message}; see ${logPath}`);
+  }
+  return { url, stop: () => stopGroup(child), logPath, child };
+}
+
 /**
  * Starts `wrangler dev` for the repo's worker. Returns {url, stop, logPath}.
  * `vars` override [vars]; `secrets` default to TEST_SECRETS (pass null entries to omit one);

@@ -5,6 +5,7 @@
 //! a handler that needs a missing or malformed setting answers 503 naming it.
 
 use serde::Serialize;
+use shared::access_token::TokenTtl;
 use shared::ids::{AccountSid, ApiKeySid, TwimlAppSid};
 
 /// The state of one setting, as `/api/v1/health` reports it.
@@ -14,6 +15,8 @@ pub enum SettingState {
     Present,
     Missing,
     Invalid,
+    /// An optional setting that is unset, so its documented default applies.
+    Default,
 }
 
 /// One setting: a parsed value, or why there is none.
@@ -21,6 +24,8 @@ pub enum SettingState {
 pub enum Setting<T> {
     Present(T),
     Missing,
+    /// Optional and unset: the documented default applies.
+    Default,
     /// Set, but malformed; the message says what was expected (never the value).
     Invalid(String),
 }
@@ -31,6 +36,7 @@ impl<T> Setting<T> {
             Setting::Present(_) => SettingState::Present,
             Setting::Missing => SettingState::Missing,
             Setting::Invalid(_) => SettingState::Invalid,
+            Setting::Default => SettingState::Default,
         }
     }
 
@@ -38,7 +44,7 @@ impl<T> Setting<T> {
     pub fn require(&self, name: &'static str) -> Result<&T, UnusableSetting> {
         match self {
             Setting::Present(value) => Ok(value),
-            Setting::Missing => Err(UnusableSetting {
+            Setting::Missing | Setting::Default => Err(UnusableSetting {
                 name,
                 state: SettingState::Missing,
                 reason: None,
@@ -141,10 +147,15 @@ pub struct Config {
     pub twilio_api_secret: Setting<Secret>,
     pub twilio_twiml_app_sid: Setting<TwimlAppSid>,
     pub provisioning_secret: Setting<Secret>,
+    /// Optional: lifetime of clinicians' Twilio tokens (default 3600 s, 60 to 86,400).
+    pub token_ttl: Setting<TokenTtl>,
 }
 
+/// How many settings there are.
+pub const SETTING_COUNT: usize = 12;
+
 /// Names of every setting, in the order `/api/v1/health` lists them.
-pub const SETTING_NAMES: [&str; 11] = [
+pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
     "ENVIRONMENT",
     "PUBLIC_BASE_URL",
     "MEDPLUM_BASE_URL",
@@ -156,6 +167,7 @@ pub const SETTING_NAMES: [&str; 11] = [
     "TWILIO_API_SECRET",
     "TWILIO_TWIML_APP_SID",
     "PROVISIONING_SECRET",
+    "TWILIO_TOKEN_TTL_SECONDS",
 ];
 
 fn setting<T, E: ToString>(
@@ -190,6 +202,23 @@ impl Config {
             twilio_api_secret: setting(&lookup, "TWILIO_API_SECRET", Secret::parse),
             twilio_twiml_app_sid: setting(&lookup, "TWILIO_TWIML_APP_SID", TwimlAppSid::parse),
             provisioning_secret: setting(&lookup, "PROVISIONING_SECRET", Secret::parse),
+            token_ttl: match setting(&lookup, "TWILIO_TOKEN_TTL_SECONDS", |v| {
+                v.parse::<u32>()
+                    .ok()
+                    .and_then(|seconds| TokenTtl::new(seconds).ok())
+                    .ok_or("a whole number of seconds from 60 to 86400")
+            }) {
+                Setting::Missing => Setting::Default,
+                other => other,
+            },
+        }
+    }
+
+    /// The token lifetime in force (the default when unset).
+    pub fn token_ttl(&self) -> Result<TokenTtl, UnusableSetting> {
+        match &self.token_ttl {
+            Setting::Default => Ok(TokenTtl::default()),
+            other => other.require("TWILIO_TOKEN_TTL_SECONDS").copied(),
         }
     }
 
@@ -204,7 +233,7 @@ impl Config {
     }
 
     /// Every setting's name and state, in [`SETTING_NAMES`] order.
-    pub fn states(&self) -> [(&'static str, SettingState); 11] {
+    pub fn states(&self) -> [(&'static str, SettingState); SETTING_COUNT] {
         let states = [
             self.environment.state(),
             self.public_base_url.state(),
@@ -217,19 +246,20 @@ impl Config {
             self.twilio_api_secret.state(),
             self.twilio_twiml_app_sid.state(),
             self.provisioning_secret.state(),
+            self.token_ttl.state(),
         ];
-        let mut out = [("", SettingState::Missing); 11];
+        let mut out = [("", SettingState::Missing); SETTING_COUNT];
         for (slot, (name, state)) in out.iter_mut().zip(SETTING_NAMES.into_iter().zip(states)) {
             *slot = (name, state);
         }
         out
     }
 
-    /// Whether every setting is present and well-formed.
+    /// Whether every setting is present and well-formed (or optional and defaulted).
     pub fn is_complete(&self) -> bool {
         self.states()
             .iter()
-            .all(|(_, state)| *state == SettingState::Present)
+            .all(|(_, state)| matches!(state, SettingState::Present | SettingState::Default))
     }
 }
 
@@ -251,6 +281,7 @@ mod tests {
             ("TWILIO_API_SECRET", "fake-api-secret".to_owned()),
             ("TWILIO_TWIML_APP_SID", format!("AP{}", "c".repeat(32))),
             ("PROVISIONING_SECRET", "fake-provisioning-secret".to_owned()),
+            ("TWILIO_TOKEN_TTL_SECONDS", "3600".to_owned()),
         ])
     }
 
@@ -287,7 +318,10 @@ mod tests {
 
     #[test]
     fn each_missing_setting_is_named() {
-        for name in SETTING_NAMES {
+        for name in SETTING_NAMES
+            .into_iter()
+            .filter(|n| *n != "TWILIO_TOKEN_TTL_SECONDS")
+        {
             let config = config_without(name, None);
             assert_eq!(state_of(&config, name), SettingState::Missing, "{name}");
             assert!(!config.is_complete());
@@ -304,6 +338,9 @@ mod tests {
             ("TWILIO_API_KEY", "SK123"),
             ("TWILIO_TWIML_APP_SID", "APnothex-nothex-nothex-nothex-xxxx"),
             ("TWILIO_AUTH_TOKEN", "   "),
+            ("TWILIO_TOKEN_TTL_SECONDS", "86401"),
+            ("TWILIO_TOKEN_TTL_SECONDS", "59"),
+            ("TWILIO_TOKEN_TTL_SECONDS", "1h"),
         ];
         for (name, value) in table {
             let config = config_without(name, Some(value));
@@ -322,6 +359,21 @@ mod tests {
         assert_eq!(err.name, "TWILIO_API_KEY");
         assert_eq!(err.state, SettingState::Invalid);
         assert!(!err.reason.unwrap().contains("secretish"));
+    }
+
+    #[test]
+    fn token_ttl_is_optional_with_a_default() {
+        let config = config_without("TWILIO_TOKEN_TTL_SECONDS", None);
+        assert_eq!(
+            state_of(&config, "TWILIO_TOKEN_TTL_SECONDS"),
+            SettingState::Default
+        );
+        assert!(config.is_complete());
+        assert_eq!(config.token_ttl().unwrap().seconds(), 3600);
+        let config = config_without("TWILIO_TOKEN_TTL_SECONDS", Some("7200"));
+        assert_eq!(config.token_ttl().unwrap().seconds(), 7200);
+        let config = config_without("TWILIO_TOKEN_TTL_SECONDS", Some("100000"));
+        assert_eq!(config.token_ttl().unwrap_err().state, SettingState::Invalid);
     }
 
     #[test]

@@ -1,13 +1,24 @@
 //! The one error type of the worker's HTTP surface and its single mapping to a JSON response.
 //!
 //! Every error body has the shape `{"error": {"code": "<machine-readable>", "message": "<plain
-//! words>"}}`; codes are stable and documented, messages never contain secrets or phone numbers.
+//! words>"}}`; codes are stable and documented in README.md, messages never contain secrets,
+//! tokens or phone numbers.
 
 use serde_json::json;
 
 use crate::config::{SettingState, UnusableSetting};
 use crate::reply::Reply;
 use crate::router::RouteError;
+
+/// Why a caller's credentials were refused (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialProblem {
+    /// No `Authorization: Bearer …` header.
+    Missing,
+    /// Malformed, wrong algorithm, unknown key, bad signature, wrong issuer, not a practitioner.
+    Invalid,
+    Expired,
+}
 
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +27,25 @@ pub enum AppError {
     NotFound,
     #[error("method not allowed; use {}", allow.join(", "))]
     MethodNotAllowed { allow: &'static [&'static str] },
-    #[error("the worker is not configured: {} is {}", .0.name, match .0.state { SettingState::Missing => "missing", _ => "malformed" })]
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("{}", match .0 {
+        CredentialProblem::Missing => "sign in first: this endpoint needs a bearer token",
+        CredentialProblem::Invalid => "the credentials are not valid",
+        CredentialProblem::Expired => "the session has expired: sign in again",
+    })]
+    Unauthenticated(CredentialProblem),
+    #[error("this clinician does not have the videocall_own_manage permission")]
+    PermissionMissing,
+    #[error("no such practitioner")]
+    PractitionerNotFound,
+    #[error("the practitioner already carries a different Twilio identity")]
+    IdentityConflict,
+    #[error("too many requests: try again in a minute")]
+    RateLimited,
+    #[error("Medplum cannot be reached right now: try again shortly")]
+    MedplumUnavailable,
+    #[error("the worker is not configured: {} is {}", .0.name, match .0.state { SettingState::Invalid => "malformed", _ => "missing" })]
     NotConfigured(UnusableSetting),
     #[error("internal error")]
     Internal,
@@ -40,9 +69,14 @@ impl From<UnusableSetting> for AppError {
 impl AppError {
     pub fn status(&self) -> u16 {
         match self {
-            AppError::NotFound => 404,
+            AppError::NotFound | AppError::PractitionerNotFound => 404,
             AppError::MethodNotAllowed { .. } => 405,
-            AppError::NotConfigured(_) => 503,
+            AppError::BadRequest(_) => 400,
+            AppError::Unauthenticated(_) => 401,
+            AppError::PermissionMissing => 403,
+            AppError::IdentityConflict => 409,
+            AppError::RateLimited => 429,
+            AppError::MedplumUnavailable | AppError::NotConfigured(_) => 503,
             AppError::Internal => 500,
         }
     }
@@ -52,6 +86,15 @@ impl AppError {
         match self {
             AppError::NotFound => "not_found",
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthenticated(CredentialProblem::Missing) => "missing_credentials",
+            AppError::Unauthenticated(CredentialProblem::Invalid) => "invalid_credentials",
+            AppError::Unauthenticated(CredentialProblem::Expired) => "token_expired",
+            AppError::PermissionMissing => "permission_missing",
+            AppError::PractitionerNotFound => "practitioner_not_found",
+            AppError::IdentityConflict => "identity_conflict",
+            AppError::RateLimited => "rate_limited",
+            AppError::MedplumUnavailable => "medplum_unavailable",
             AppError::NotConfigured(_) => "not_configured",
             AppError::Internal => "internal",
         }
@@ -67,6 +110,18 @@ impl AppError {
         match self {
             AppError::MethodNotAllowed { allow } => reply.with_header("allow", allow.join(", ")),
             AppError::NotConfigured(_) => reply.with_header("retry-after", "60"),
+            AppError::MedplumUnavailable => reply.with_header("retry-after", "30"),
+            AppError::RateLimited => reply.with_header("retry-after", "60"),
+            AppError::Unauthenticated(problem) => reply.with_header(
+                "www-authenticate",
+                match problem {
+                    CredentialProblem::Missing => "Bearer",
+                    CredentialProblem::Invalid => "Bearer error=\"invalid_token\"",
+                    CredentialProblem::Expired => {
+                        "Bearer error=\"invalid_token\", error_description=\"expired\""
+                    }
+                },
+            ),
             _ => reply,
         }
     }
@@ -87,6 +142,31 @@ mod tests {
                 405,
                 "method_not_allowed",
             ),
+            (AppError::BadRequest("no"), 400, "bad_request"),
+            (
+                AppError::Unauthenticated(CredentialProblem::Missing),
+                401,
+                "missing_credentials",
+            ),
+            (
+                AppError::Unauthenticated(CredentialProblem::Invalid),
+                401,
+                "invalid_credentials",
+            ),
+            (
+                AppError::Unauthenticated(CredentialProblem::Expired),
+                401,
+                "token_expired",
+            ),
+            (AppError::PermissionMissing, 403, "permission_missing"),
+            (
+                AppError::PractitionerNotFound,
+                404,
+                "practitioner_not_found",
+            ),
+            (AppError::IdentityConflict, 409, "identity_conflict"),
+            (AppError::RateLimited, 429, "rate_limited"),
+            (AppError::MedplumUnavailable, 503, "medplum_unavailable"),
             (
                 AppError::NotConfigured(UnusableSetting {
                     name: "TWILIO_API_KEY",
@@ -107,6 +187,24 @@ mod tests {
                 .as_str()
                 .is_some_and(|m| !m.is_empty()));
         }
+    }
+
+    #[test]
+    fn retryable_errors_say_when_to_retry() {
+        assert_eq!(
+            AppError::MedplumUnavailable
+                .into_reply()
+                .header("retry-after"),
+            Some("30")
+        );
+        assert_eq!(
+            AppError::RateLimited.into_reply().header("retry-after"),
+            Some("60")
+        );
+        let unauthenticated = AppError::Unauthenticated(CredentialProblem::Expired).into_reply();
+        assert!(unauthenticated
+            .header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Bearer")));
     }
 
     #[test]

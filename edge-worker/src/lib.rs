@@ -4,12 +4,16 @@
 //! Static pages (`www/`) are served by Workers Static Assets before this code runs; requests that
 //! match no asset arrive here.
 
+pub mod auth;
+pub mod clinicians;
 pub mod config;
 pub mod durable;
 pub mod error;
 pub mod handlers;
+pub mod medplum;
 pub mod reply;
 pub mod router;
+pub mod webcrypto;
 
 use worker::{event, Context, Env, Headers, Request, Response, Result};
 
@@ -47,7 +51,27 @@ async fn dispatch(
             };
             Ok(handlers::health::health(config, probes.as_deref()))
         }
+        Endpoint::AccessToken => handlers::access_token::issue(req, env, config, now_unix()).await,
+        Endpoint::TwilioIdentity(practitioner) => {
+            handlers::twilio_identity::provision(req, config, &practitioner).await
+        }
     }
+}
+
+/// The current time in Unix seconds (the worker's clock; `shared` never reads one).
+fn now_unix() -> i64 {
+    i64::try_from(worker::Date::now().as_millis() / 1000).unwrap_or(i64::MAX)
+}
+
+/// The Medplum client for this request, or 503 naming the missing setting.
+pub fn medplum_client(config: &Config) -> std::result::Result<medplum::Medplum<'_>, AppError> {
+    Ok(medplum::Medplum::new(
+        config.medplum_base_url.require("MEDPLUM_BASE_URL")?,
+        config.medplum_client_id.require("MEDPLUM_CLIENT_ID")?,
+        config
+            .medplum_client_secret
+            .require("MEDPLUM_CLIENT_SECRET")?,
+    ))
 }
 
 /// Whether the request's query has `name=1`. Reads the raw URL rather than `Request::url()`,

@@ -3,10 +3,14 @@
 //! Unknown paths are [`RouteError::NotFound`]; a known path with the wrong method is
 //! [`RouteError::MethodNotAllowed`] carrying the methods it does allow (for the `Allow` header).
 
+use shared::ids::PractitionerId;
+
 /// An API endpoint, with its path parameters already extracted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Health,
+    AccessToken,
+    TwilioIdentity(PractitionerId),
 }
 
 impl Endpoint {
@@ -14,6 +18,7 @@ impl Endpoint {
     pub fn methods(&self) -> &'static [&'static str] {
         match self {
             Endpoint::Health => &["GET"],
+            Endpoint::AccessToken | Endpoint::TwilioIdentity(_) => &["POST"],
         }
     }
 }
@@ -38,6 +43,10 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
     let endpoint = match segments.as_slice() {
         ["api", "v1", "health"] => Endpoint::Health,
+        ["api", "v1", "twilio", "access-token"] => Endpoint::AccessToken,
+        ["api", "v1", "clinicians", id, "twilio-identity"] => {
+            Endpoint::TwilioIdentity(PractitionerId::parse(id).map_err(|_| RouteError::NotFound)?)
+        }
         _ => return Err(RouteError::NotFound),
     };
     let allowed = endpoint.methods();
@@ -68,6 +77,33 @@ mod tests {
             ("GET", "/", Err(RouteError::NotFound)),
             ("GET", "", Err(RouteError::NotFound)),
             ("GET", "/api/v1/health/extra", Err(RouteError::NotFound)),
+            (
+                "POST",
+                "/api/v1/twilio/access-token",
+                Ok(Endpoint::AccessToken),
+            ),
+            (
+                "GET",
+                "/api/v1/twilio/access-token",
+                Err(RouteError::MethodNotAllowed { allow: &["POST"] }),
+            ),
+            (
+                "POST",
+                "/api/v1/clinicians/clinician-ada/twilio-identity",
+                Ok(Endpoint::TwilioIdentity(
+                    PractitionerId::parse("clinician-ada").unwrap(),
+                )),
+            ),
+            (
+                "POST",
+                "/api/v1/clinicians/bad%20id/twilio-identity",
+                Err(RouteError::NotFound),
+            ),
+            (
+                "POST",
+                "/api/v1/clinicians//twilio-identity",
+                Err(RouteError::NotFound),
+            ),
         ];
         for (method, path, expected) in table {
             let got = route(method, path).map(|r| r.endpoint);

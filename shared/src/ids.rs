@@ -23,6 +23,8 @@ pub enum IdError {
         max = Identity::MAX_LEN
     )]
     MalformedIdentity,
+    #[error("an E.164 number is '+' followed by 8 to 15 digits, the first not 0")]
+    MalformedE164,
 }
 
 fn is_sid(value: &str, prefix: &str) -> bool {
@@ -221,6 +223,61 @@ impl fmt::Display for Identity {
     }
 }
 
+/// A phone number in strict E.164 form (`+` and 8 to 15 digits). Lenient parsing of the formats
+/// found in patient records lives in `dial_policy::normalise`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct E164(String);
+
+impl E164 {
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let digits = value.strip_prefix('+').ok_or(IdError::MalformedE164)?;
+        let well_formed = (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if well_formed {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(IdError::MalformedE164)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The digits after `+`.
+    pub fn digits(&self) -> &str {
+        &self.0[1..]
+    }
+
+    /// The number masked to its last three digits (`•••123`), the only form that may appear in
+    /// records meant for people, logs and alerts.
+    pub fn masked(&self) -> String {
+        let digits = self.digits();
+        format!("•••{}", &digits[digits.len().saturating_sub(3)..])
+    }
+}
+
+impl TryFrom<String> for E164 {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, IdError> {
+        Self::parse(&value)
+    }
+}
+
+impl From<E164> for String {
+    fn from(value: E164) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +355,26 @@ mod tests {
             format!("\"AC{HEX32}\"")
         );
         assert!(serde_json::from_str::<AccountSid>("\"ACnope\"").is_err());
+    }
+
+    #[test]
+    fn e164_is_strict_and_masks_to_three_digits() {
+        let table = [
+            ("+447700900123", true),
+            ("+12025550143", true),
+            ("+44770090", true),
+            ("+4477009", false),
+            ("+447700900", true),
+            ("447700900123", false),
+            ("+0447700900123", false),
+            ("+44 7700 900123", false),
+            ("+4477009001231234", false),
+            ("+", false),
+        ];
+        for (input, valid) in table {
+            assert_eq!(E164::parse(input).is_ok(), valid, "{input}");
+        }
+        assert_eq!(E164::parse("+447700900123").unwrap().masked(), "•••123");
     }
 
     proptest! {

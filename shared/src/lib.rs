@@ -3,6 +3,14 @@
 //! Everything that decides something lives here and is tested natively; the worker and the
 //! browser module are thin adapters that pass time, random bytes and inputs in as values.
 
+pub mod access_token;
+pub mod call_state;
+pub mod clinician;
+pub mod dial_policy;
 pub mod form;
 pub mod ids;
+pub mod jwt;
 pub mod readiness;
+pub mod time;
+pub mod twiml;
+pub mod webhook_signature;

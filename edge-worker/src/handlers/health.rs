@@ -32,7 +32,7 @@ pub fn health(config: &Config, storage: Option<&[(&'static str, StorageProbe)]>)
     let states = config.states();
     let problems: Vec<&str> = states
         .iter()
-        .filter(|(_, state)| *state != SettingState::Present)
+        .filter(|(_, state)| matches!(state, SettingState::Missing | SettingState::Invalid))
         .map(|(name, _)| *name)
         .collect();
     let storage_failed = storage.is_some_and(|probes| {
@@ -103,7 +103,8 @@ mod tests {
         assert_eq!(body["config"]["TWILIO_API_SECRET"], "present");
         assert_eq!(body["config"]["TWILIO_API_KEY"], "invalid");
         assert_eq!(body["config"]["TWILIO_AUTH_TOKEN"], "missing");
-        assert_eq!(body["config"].as_object().unwrap().len(), 11);
+        assert_eq!(body["config"].as_object().unwrap().len(), 12);
+        assert_eq!(body["config"]["TWILIO_TOKEN_TTL_SECONDS"], "default");
         assert!(body["problems"]
             .as_array()
             .unwrap()

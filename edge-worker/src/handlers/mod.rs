@@ -1,3 +1,5 @@
 //! Request handlers: thin adapters from HTTP to `shared` and back.
 
+pub mod access_token;
 pub mod health;
+pub mod twilio_identity;

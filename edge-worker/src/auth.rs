@@ -1,0 +1,68 @@
+//! Who is calling: a clinician with a Medplum access token, or the signup flow with the
+//! provisioning service secret. Runs before any handler logic; failures are 401s.
+
+use shared::ids::PractitionerId;
+use shared::jwt::{
+    check_medplum_claims, check_medplum_header, JwtError, MedplumClaims, UnverifiedJwt,
+};
+use subtle::ConstantTimeEq;
+use worker::Request;
+
+use crate::config::Secret;
+use crate::error::{AppError, CredentialProblem};
+use crate::medplum::Medplum;
+use crate::webcrypto::verify_rs256;
+
+/// The bearer token of the request, if it has one.
+pub fn bearer_token(req: &Request) -> Option<String> {
+    let header = req.headers().get("authorization").ok().flatten()?;
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
+}
+
+fn refused(error: &JwtError) -> AppError {
+    worker::console_log!("{{\"event\":\"clinician_token_refused\",\"reason\":\"{error:?}\"}}");
+    match error {
+        JwtError::Expired => AppError::Unauthenticated(CredentialProblem::Expired),
+        _ => AppError::Unauthenticated(CredentialProblem::Invalid),
+    }
+}
+
+/// Verifies the clinician's Medplum access token (RS256 by Medplum's JWKS, issuer, expiry) and
+/// returns the practitioner it belongs to.
+pub async fn authenticate_clinician(
+    req: &Request,
+    medplum: &Medplum<'_>,
+    now_unix: i64,
+) -> Result<PractitionerId, AppError> {
+    let token = bearer_token(req).ok_or(AppError::Unauthenticated(CredentialProblem::Missing))?;
+    let jwt = UnverifiedJwt::parse(&token).map_err(|e| refused(&e))?;
+    let kid = check_medplum_header(&jwt.header).map_err(|e| refused(&e))?;
+    let key = medplum
+        .signing_key(kid)
+        .await
+        .map_err(|_| AppError::MedplumUnavailable)?
+        .ok_or_else(|| refused(&JwtError::BadSignature))?;
+    let verified = verify_rs256(&key, jwt.signing_input(), jwt.signature())
+        .await
+        .unwrap_or(false);
+    if !verified {
+        return Err(refused(&JwtError::BadSignature));
+    }
+    let claims: MedplumClaims = jwt.claims().map_err(|e| refused(&e))?;
+    check_medplum_claims(&claims, &medplum.issuer(), now_unix).map_err(|e| refused(&e))
+}
+
+/// Checks `Authorization: Bearer <PROVISIONING_SECRET>` in constant time.
+pub fn authenticate_service(req: &Request, secret: &Secret) -> Result<(), AppError> {
+    let token = bearer_token(req).ok_or(AppError::Unauthenticated(CredentialProblem::Missing))?;
+    if bool::from(token.as_bytes().ct_eq(secret.expose().as_bytes())) {
+        Ok(())
+    } else {
+        worker::console_log!("{{\"event\":\"service_credentials_refused\"}}");
+        Err(AppError::Unauthenticated(CredentialProblem::Invalid))
+    }
+}

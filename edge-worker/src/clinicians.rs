@@ -1,0 +1,100 @@
+//! Clinicians in Medplum: whether one may place calls (`videocall_own_manage`), and provisioning
+//! of their Twilio identity identifier with optimistic locking.
+
+use serde_json::Value;
+use shared::clinician::{
+    may_place_calls, membership_policy_references, provision_identity, IdentityProvisioning,
+};
+use shared::ids::PractitionerId;
+
+use crate::error::AppError;
+use crate::medplum::{Medplum, MedplumError, UpdateOutcome, Versioned};
+
+impl From<MedplumError> for AppError {
+    fn from(error: MedplumError) -> Self {
+        worker::console_log!("{{\"event\":\"medplum_error\",\"kind\":\"{error:?}\"}}");
+        AppError::MedplumUnavailable
+    }
+}
+
+/// A clinician allowed to place calls, with their Practitioner as last read.
+pub struct CallingClinician {
+    pub id: PractitionerId,
+    pub practitioner: Versioned,
+}
+
+/// Looks the practitioner up and checks their memberships' access policies.
+/// 404 for an unknown practitioner, 403 without `videocall_own_manage`.
+pub async fn calling_clinician(
+    medplum: &Medplum<'_>,
+    id: &PractitionerId,
+) -> Result<CallingClinician, AppError> {
+    let practitioner = medplum
+        .read("Practitioner", id.as_str())
+        .await?
+        .ok_or(AppError::PractitionerNotFound)?;
+    let memberships = medplum
+        .search("ProjectMembership", &[("profile", &id.reference())])
+        .await?;
+    let mut names: Vec<String> = Vec::new();
+    for reference in memberships.iter().flat_map(membership_policy_references) {
+        let Some(policy_id) = reference.strip_prefix("AccessPolicy/") else {
+            continue;
+        };
+        if let Some(policy) = medplum.read("AccessPolicy", policy_id).await? {
+            if let Some(name) = policy.resource.get("name").and_then(Value::as_str) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    if may_place_calls(names.iter().map(String::as_str)) {
+        Ok(CallingClinician {
+            id: id.clone(),
+            practitioner,
+        })
+    } else {
+        Err(AppError::PermissionMissing)
+    }
+}
+
+/// What provisioning did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioned {
+    Created,
+    AlreadyProvisioned,
+}
+
+/// Attempts before giving up on a Practitioner that keeps changing under us.
+const MAX_UPDATE_ATTEMPTS: usize = 8;
+
+/// Adds the Twilio identity identifier if it is missing. Concurrent callers race with
+/// `If-Match`; the losers re-read and find it present, so exactly one identifier is written
+/// and no other edit to the Practitioner is lost.
+pub async fn ensure_identity(
+    medplum: &Medplum<'_>,
+    clinician: CallingClinician,
+) -> Result<Provisioned, AppError> {
+    let mut current = clinician.practitioner;
+    for _ in 0..MAX_UPDATE_ATTEMPTS {
+        match provision_identity(&current.resource, &clinician.id) {
+            IdentityProvisioning::AlreadyProvisioned => return Ok(Provisioned::AlreadyProvisioned),
+            IdentityProvisioning::Conflicting(_) => return Err(AppError::IdentityConflict),
+            IdentityProvisioning::Add(updated) => {
+                match medplum
+                    .update_if_match(&updated, &current.version_id)
+                    .await?
+                {
+                    UpdateOutcome::Updated(_) => return Ok(Provisioned::Created),
+                    UpdateOutcome::Stale => {
+                        current = medplum
+                            .read("Practitioner", clinician.id.as_str())
+                            .await?
+                            .ok_or(AppError::PractitionerNotFound)?;
+                    }
+                }
+            }
+        }
+    }
+    worker::console_log!("{{\"event\":\"identity_provisioning_gave_up\"}}");
+    Err(AppError::MedplumUnavailable)
+}

@@ -1,0 +1,86 @@
+//! `POST /api/v1/twilio/access-token`: a Twilio Voice token for the signed-in clinician.
+
+use serde::Serialize;
+use shared::access_token::{mint, TokenRequest};
+use shared::ids::Identity;
+use worker::{Env, Request};
+
+use crate::auth::authenticate_clinician;
+use crate::clinicians::{calling_clinician, ensure_identity};
+use crate::config::Config;
+use crate::error::AppError;
+use crate::reply::Reply;
+
+/// The rate-limit binding for token requests (per clinician; see wrangler.toml).
+const TOKEN_RATE_LIMITER: &str = "TOKEN_RATE_LIMITER";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenReply {
+    token: String,
+    identity: String,
+    expires_at: String,
+    ttl_seconds: u32,
+}
+
+/// Applies the per-clinician limit. A missing binding is logged and not enforced: the limit
+/// protects against abuse, and refusing every clinician for a deployment mistake would not.
+async fn within_rate_limit(env: &Env, key: &str) -> Result<(), AppError> {
+    match env.rate_limiter(TOKEN_RATE_LIMITER) {
+        Ok(limiter) => match limiter.limit(key.to_owned()).await {
+            Ok(outcome) if !outcome.success => Err(AppError::RateLimited),
+            _ => Ok(()),
+        },
+        Err(_) => {
+            worker::console_log!(
+                "{{\"event\":\"rate_limiter_missing\",\"binding\":\"{TOKEN_RATE_LIMITER}\"}}"
+            );
+            Ok(())
+        }
+    }
+}
+
+pub async fn issue(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    now_unix: i64,
+) -> Result<Reply, AppError> {
+    let medplum = crate::medplum_client(config)?;
+    let practitioner = authenticate_clinician(req, &medplum, now_unix).await?;
+    within_rate_limit(env, practitioner.as_str()).await?;
+    let clinician = calling_clinician(&medplum, &practitioner).await?;
+
+    let account_sid = config.twilio_account_sid.require("TWILIO_ACCOUNT_SID")?;
+    let api_key = config.twilio_api_key.require("TWILIO_API_KEY")?;
+    let api_secret = config.twilio_api_secret.require("TWILIO_API_SECRET")?;
+    let twiml_app_sid = config
+        .twilio_twiml_app_sid
+        .require("TWILIO_TWIML_APP_SID")?;
+    let ttl = config.token_ttl()?;
+
+    // The signup flow normally provisions the identity; do it now if it did not.
+    ensure_identity(&medplum, clinician).await?;
+
+    let identity = Identity::from(&practitioner);
+    let minted = mint(&TokenRequest {
+        account_sid,
+        api_key,
+        api_secret: api_secret.expose(),
+        twiml_app_sid,
+        identity: &identity,
+        ttl,
+        now_unix,
+    })
+    .map_err(|_| AppError::Internal)?;
+    worker::console_log!("{{\"event\":\"token_issued\",\"practitioner\":\"{practitioner}\"}}");
+    Ok(Reply::json(
+        200,
+        &TokenReply {
+            token: minted.jwt,
+            identity: identity.to_string(),
+            expires_at: shared::time::rfc3339_utc(minted.expires_at_unix),
+            ttl_seconds: ttl.seconds(),
+        },
+    ))
+}

@@ -1,0 +1,233 @@
+//! Twilio Voice access tokens: HS256 JWTs signed with an API key's secret, carrying a voice grant
+//! for one client identity.
+//!
+//! Claims follow Twilio's helper libraries: `jti` = `<ApiKeySid>-<iat>`, `iss` = API key,
+//! `sub` = account, `iat`/`nbf`/`exp`, and `grants` = `{identity, voice: {incoming, outgoing}}`.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::ids::{AccountSid, ApiKeySid, Identity, TwimlAppSid};
+use crate::jwt::{encode_hs256, Header, JwtError};
+
+/// Twilio's content type for access tokens.
+pub const TOKEN_CONTENT_TYPE: &str = "twilio-fpa;v=1";
+
+/// How long a token lives: 1 hour by default, at most Twilio's 24 hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenTtl(u32);
+
+/// Why a TTL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("a token TTL is {min} to {max} seconds", min = TokenTtl::MIN_SECONDS, max = TokenTtl::MAX_SECONDS)]
+pub struct TtlOutOfRange;
+
+impl TokenTtl {
+    pub const DEFAULT_SECONDS: u32 = 3600;
+    /// Twilio refuses tokens that live longer than 24 hours.
+    pub const MAX_SECONDS: u32 = 86_400;
+    /// Shorter than this and a token would expire before a call is set up.
+    pub const MIN_SECONDS: u32 = 60;
+
+    pub fn new(seconds: u32) -> Result<Self, TtlOutOfRange> {
+        if (Self::MIN_SECONDS..=Self::MAX_SECONDS).contains(&seconds) {
+            Ok(Self(seconds))
+        } else {
+            Err(TtlOutOfRange)
+        }
+    }
+
+    pub fn seconds(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for TokenTtl {
+    fn default() -> Self {
+        Self(Self::DEFAULT_SECONDS)
+    }
+}
+
+/// Everything needed to mint one token; `now_unix` is passed in (no clock here).
+#[derive(Debug, Clone)]
+pub struct TokenRequest<'a> {
+    pub account_sid: &'a AccountSid,
+    pub api_key: &'a ApiKeySid,
+    pub api_secret: &'a str,
+    pub twiml_app_sid: &'a TwimlAppSid,
+    pub identity: &'a Identity,
+    pub ttl: TokenTtl,
+    pub now_unix: i64,
+}
+
+/// The claims of a Twilio access token with a voice grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub jti: String,
+    pub iss: String,
+    pub sub: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub grants: Grants,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grants {
+    pub identity: String,
+    pub voice: VoiceGrant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceGrant {
+    pub incoming: IncomingGrant,
+    pub outgoing: OutgoingGrant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingGrant {
+    pub allow: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingGrant {
+    pub application_sid: String,
+}
+
+/// A minted token and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintedToken {
+    pub jwt: String,
+    pub expires_at_unix: i64,
+}
+
+/// The claims [`mint`] signs, exposed for tests and for the simulator's checks.
+pub fn claims_for(request: &TokenRequest<'_>) -> AccessTokenClaims {
+    let exp = request.now_unix + i64::from(request.ttl.seconds());
+    AccessTokenClaims {
+        jti: format!("{}-{}", request.api_key, request.now_unix),
+        iss: request.api_key.to_string(),
+        sub: request.account_sid.to_string(),
+        iat: request.now_unix,
+        nbf: request.now_unix,
+        exp,
+        grants: Grants {
+            identity: request.identity.to_string(),
+            voice: VoiceGrant {
+                incoming: IncomingGrant { allow: true },
+                outgoing: OutgoingGrant {
+                    application_sid: request.twiml_app_sid.to_string(),
+                },
+            },
+        },
+    }
+}
+
+/// Mints a signed access token.
+pub fn mint(request: &TokenRequest<'_>) -> Result<MintedToken, JwtError> {
+    let claims = claims_for(request);
+    let header = Header {
+        alg: "HS256".into(),
+        kid: None,
+        typ: Some("JWT".into()),
+        cty: Some(TOKEN_CONTENT_TYPE.into()),
+    };
+    let jwt = encode_hs256(&header, &claims, request.api_secret.as_bytes())?;
+    Ok(MintedToken {
+        jwt,
+        expires_at_unix: claims.exp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwt::UnverifiedJwt;
+    use proptest::prelude::*;
+
+    struct Fixture {
+        account: AccountSid,
+        key: ApiKeySid,
+        app: TwimlAppSid,
+        identity: Identity,
+    }
+
+    fn fixture() -> Fixture {
+        Fixture {
+            account: AccountSid::parse("AC00000000000000000000000000000001").unwrap(),
+            key: ApiKeySid::parse("SK00000000000000000000000000000001").unwrap(),
+            app: TwimlAppSid::parse("AP00000000000000000000000000000001").unwrap(),
+            identity: Identity::parse("clinician-ada").unwrap(),
+        }
+    }
+
+    fn request(f: &Fixture, ttl: TokenTtl, now: i64) -> TokenRequest<'_> {
+        TokenRequest {
+            account_sid: &f.account,
+            api_key: &f.key,
+            api_secret: "fake-twilio-api-secret",
+            twiml_app_sid: &f.app,
+            identity: &f.identity,
+            ttl,
+            now_unix: now,
+        }
+    }
+
+    #[test]
+    fn token_has_twilio_header_and_claims() {
+        let f = fixture();
+        let now = 1_800_000_000;
+        let minted = mint(&request(&f, TokenTtl::default(), now)).unwrap();
+        let parsed = UnverifiedJwt::parse(&minted.jwt).unwrap();
+        assert_eq!(parsed.header.alg, "HS256");
+        assert_eq!(parsed.header.typ.as_deref(), Some("JWT"));
+        assert_eq!(parsed.header.cty.as_deref(), Some("twilio-fpa;v=1"));
+        assert_eq!(parsed.verify_hs256(b"fake-twilio-api-secret"), Ok(()));
+        let claims: serde_json::Value = parsed.claims().unwrap();
+        assert_eq!(
+            claims,
+            serde_json::json!({
+                "jti": "SK00000000000000000000000000000001-1800000000",
+                "iss": "SK00000000000000000000000000000001",
+                "sub": "AC00000000000000000000000000000001",
+                "iat": now, "nbf": now, "exp": now + 3600,
+                "grants": {
+                    "identity": "clinician-ada",
+                    "voice": {
+                        "incoming": {"allow": true},
+                        "outgoing": {"application_sid": "AP00000000000000000000000000000001"}
+                    }
+                }
+            })
+        );
+        assert_eq!(minted.expires_at_unix, now + 3600);
+    }
+
+    #[test]
+    fn ttl_bounds() {
+        let table = [
+            (0, false),
+            (59, false),
+            (60, true),
+            (3600, true),
+            (86_400, true),
+            (86_401, false),
+            (u32::MAX, false),
+        ];
+        for (seconds, valid) in table {
+            assert_eq!(TokenTtl::new(seconds).is_ok(), valid, "{seconds}");
+        }
+        assert_eq!(TokenTtl::default().seconds(), 3600);
+    }
+
+    proptest! {
+        #[test]
+        fn any_valid_ttl_sets_exp(ttl in 60u32..=86_400, now in 1_600_000_000i64..2_000_000_000) {
+            let f = fixture();
+            let minted = mint(&request(&f, TokenTtl::new(ttl).unwrap(), now)).unwrap();
+            let claims: AccessTokenClaims = UnverifiedJwt::parse(&minted.jwt).unwrap().claims().unwrap();
+            prop_assert_eq!(claims.exp - claims.iat, i64::from(ttl));
+            prop_assert!(claims.exp - claims.iat <= 86_400);
+        }
+    }
+}

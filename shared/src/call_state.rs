@@ -1,0 +1,431 @@
+//! The call lifecycle: initiated → ringing → in-progress → completed | busy | no-answer | failed |
+//! canceled, derived from status callbacks that may repeat and arrive in any order.
+//!
+//! A call's record is a pure function of the *set* of distinct callbacks received (deduplicated
+//! on the callback's sequence number), so any order and any number of repeats converge to the
+//! same record, and a terminal status can never regress to ringing.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A call's status as Twilio reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallStatus {
+    Queued,
+    Initiated,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    NoAnswer,
+    Failed,
+    Canceled,
+}
+
+/// A status string we do not know.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown call status")]
+pub struct UnknownStatus;
+
+impl CallStatus {
+    /// Parses Twilio's `CallStatus` (and `DialCallStatus`) values; `answered` is `in-progress`.
+    pub fn parse(value: &str) -> Result<Self, UnknownStatus> {
+        Ok(match value {
+            "queued" => Self::Queued,
+            "initiated" => Self::Initiated,
+            "ringing" => Self::Ringing,
+            "in-progress" | "answered" => Self::InProgress,
+            "completed" => Self::Completed,
+            "busy" => Self::Busy,
+            "no-answer" => Self::NoAnswer,
+            "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            _ => return Err(UnknownStatus),
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Initiated => "initiated",
+            Self::Ringing => "ringing",
+            Self::InProgress => "in-progress",
+            Self::Completed => "completed",
+            Self::Busy => "busy",
+            Self::NoAnswer => "no-answer",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    /// The call is over.
+    pub fn is_terminal(self) -> bool {
+        self.rank() == 4
+    }
+
+    /// Position in the lifecycle; every terminal status shares the last rank.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Initiated => 1,
+            Self::Ringing => 2,
+            Self::InProgress => 3,
+            Self::Completed | Self::Busy | Self::NoAnswer | Self::Failed | Self::Canceled => 4,
+        }
+    }
+}
+
+/// One status callback (or an equivalent event the worker observed itself).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusEvent {
+    /// Twilio's `SequenceNumber`; `None` for events without one (e.g. the Dial action).
+    pub sequence: Option<u32>,
+    pub status: CallStatus,
+    pub timestamp_unix: i64,
+    /// `CallDuration`, on completion.
+    pub duration_seconds: Option<u32>,
+    /// Twilio's `ErrorCode`, on failure.
+    pub error_code: Option<u32>,
+}
+
+impl StatusEvent {
+    /// The identity used to drop repeats: the sequence number when Twilio sent one.
+    pub fn dedupe_key(&self) -> (Option<u32>, Option<(CallStatus, i64)>) {
+        match self.sequence {
+            Some(sequence) => (Some(sequence), None),
+            None => (None, Some((self.status, self.timestamp_unix))),
+        }
+    }
+}
+
+/// Who ended a call, when the worker knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndedBy {
+    Clinician,
+    Patient,
+    System,
+}
+
+/// The derived state of one call leg.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallProgress {
+    pub status: CallStatus,
+    pub started_at_unix: Option<i64>,
+    pub answered_at_unix: Option<i64>,
+    pub ended_at_unix: Option<i64>,
+    pub duration_seconds: u32,
+    /// The highest sequence number seen.
+    pub last_sequence: Option<u32>,
+    pub error_code: Option<u32>,
+    /// Distinct statuses in lifecycle order, for the timeline.
+    pub timeline: Vec<(CallStatus, i64)>,
+}
+
+/// Orders events so that the winner of a status contest is the greatest: lifecycle rank first,
+/// then sequence number, then time, then the status itself (a total order, so the result never
+/// depends on arrival order).
+fn precedence(event: &StatusEvent) -> (u8, Option<u32>, i64, CallStatus) {
+    (
+        event.status.rank(),
+        event.sequence,
+        event.timestamp_unix,
+        event.status,
+    )
+}
+
+/// Derives a call's progress from every callback received for it (duplicates allowed, any order).
+/// `None` when there are no events.
+pub fn progress(events: &[StatusEvent]) -> Option<CallProgress> {
+    let mut distinct: Vec<&StatusEvent> = Vec::with_capacity(events.len());
+    for event in events {
+        if !distinct
+            .iter()
+            .any(|e| e.dedupe_key() == event.dedupe_key())
+        {
+            distinct.push(event);
+        }
+    }
+    // Of two different events claiming one sequence number, keep the greatest (deterministic).
+    distinct.sort_by_key(|e| precedence(e));
+    let winner = *distinct.last()?;
+    let earliest_of = |wanted: &dyn Fn(CallStatus) -> bool| {
+        distinct
+            .iter()
+            .filter(|e| wanted(e.status))
+            .map(|e| e.timestamp_unix)
+            .min()
+    };
+    let started_at = distinct.iter().map(|e| e.timestamp_unix).min();
+    let answered_at = earliest_of(&|s| s == CallStatus::InProgress);
+    let ended_at = winner.status.is_terminal().then_some(winner.timestamp_unix);
+    let duration_seconds = match (winner.status, winner.duration_seconds) {
+        (CallStatus::Completed, Some(seconds)) => seconds,
+        (CallStatus::Completed, None) => match (answered_at, ended_at) {
+            (Some(answered), Some(ended)) if ended > answered => {
+                u32::try_from(ended - answered).unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        },
+        _ => 0,
+    };
+    let mut timeline: Vec<(CallStatus, i64)> = Vec::new();
+    for event in &distinct {
+        if event.status.is_terminal() && event.status != winner.status {
+            continue;
+        }
+        match timeline
+            .iter_mut()
+            .find(|(status, _)| *status == event.status)
+        {
+            Some((_, at)) => *at = (*at).min(event.timestamp_unix),
+            None => timeline.push((event.status, event.timestamp_unix)),
+        }
+    }
+    timeline.sort_by_key(|(status, at)| (status.rank(), *at));
+    Some(CallProgress {
+        status: winner.status,
+        started_at_unix: started_at,
+        answered_at_unix: answered_at,
+        ended_at_unix: ended_at,
+        duration_seconds,
+        last_sequence: distinct.iter().filter_map(|e| e.sequence).max(),
+        error_code: distinct.iter().rev().find_map(|e| e.error_code),
+        timeline,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use CallStatus::*;
+
+    fn event(sequence: u32, status: CallStatus, at: i64) -> StatusEvent {
+        StatusEvent {
+            sequence: Some(sequence),
+            status,
+            timestamp_unix: at,
+            duration_seconds: None,
+            error_code: None,
+        }
+    }
+
+    fn completed(sequence: u32, at: i64, duration: u32) -> StatusEvent {
+        StatusEvent {
+            duration_seconds: Some(duration),
+            ..event(sequence, Completed, at)
+        }
+    }
+
+    #[test]
+    fn parses_every_twilio_status() {
+        let table = [
+            ("queued", Queued),
+            ("initiated", Initiated),
+            ("ringing", Ringing),
+            ("in-progress", InProgress),
+            ("answered", InProgress),
+            ("completed", Completed),
+            ("busy", Busy),
+            ("no-answer", NoAnswer),
+            ("failed", Failed),
+            ("canceled", Canceled),
+        ];
+        for (text, status) in table {
+            assert_eq!(CallStatus::parse(text), Ok(status));
+            if text != "answered" {
+                assert_eq!(status.as_str(), text);
+            }
+        }
+        assert_eq!(CallStatus::parse("Completed"), Err(UnknownStatus));
+        assert_eq!(CallStatus::parse(""), Err(UnknownStatus));
+    }
+
+    #[test]
+    fn outcomes_table() {
+        let t0 = 1_800_000_000;
+        let table: Vec<(&str, Vec<StatusEvent>, CallStatus, u32, bool)> = vec![
+            (
+                "answered and completed",
+                vec![
+                    event(0, Initiated, t0),
+                    event(1, Ringing, t0 + 1),
+                    event(2, InProgress, t0 + 5),
+                    completed(3, t0 + 47, 42),
+                ],
+                Completed,
+                42,
+                true,
+            ),
+            (
+                "busy",
+                vec![
+                    event(0, Initiated, t0),
+                    event(1, Ringing, t0 + 1),
+                    event(2, Busy, t0 + 3),
+                ],
+                Busy,
+                0,
+                false,
+            ),
+            (
+                "no answer",
+                vec![
+                    event(0, Initiated, t0),
+                    event(1, Ringing, t0 + 1),
+                    event(2, NoAnswer, t0 + 31),
+                ],
+                NoAnswer,
+                0,
+                false,
+            ),
+            (
+                "failed",
+                vec![event(0, Initiated, t0), event(1, Failed, t0 + 1)],
+                Failed,
+                0,
+                false,
+            ),
+            (
+                "canceled while ringing",
+                vec![
+                    event(0, Initiated, t0),
+                    event(1, Ringing, t0 + 1),
+                    event(2, Canceled, t0 + 9),
+                ],
+                Canceled,
+                0,
+                false,
+            ),
+            (
+                "still ringing",
+                vec![event(0, Initiated, t0), event(1, Ringing, t0 + 1)],
+                Ringing,
+                0,
+                false,
+            ),
+            (
+                "completed without CallDuration",
+                vec![event(2, InProgress, t0 + 5), event(3, Completed, t0 + 65)],
+                Completed,
+                60,
+                true,
+            ),
+        ];
+        for (name, events, status, duration, answered) in table {
+            let record = progress(&events).unwrap();
+            assert_eq!(record.status, status, "{name}");
+            assert_eq!(record.duration_seconds, duration, "{name}");
+            assert_eq!(record.answered_at_unix.is_some(), answered, "{name}");
+            assert_eq!(
+                record.ended_at_unix.is_some(),
+                status.is_terminal(),
+                "{name}"
+            );
+            assert_eq!(
+                record.started_at_unix,
+                events.iter().map(|e| e.timestamp_unix).min(),
+                "{name}"
+            );
+        }
+        assert_eq!(progress(&[]), None);
+    }
+
+    #[test]
+    fn a_late_ringing_never_regresses_a_terminal_status() {
+        let t0 = 1_800_000_000;
+        let record = progress(&[completed(3, t0 + 40, 30), event(1, Ringing, t0 + 2)]).unwrap();
+        assert_eq!(record.status, Completed);
+        assert_eq!(record.ended_at_unix, Some(t0 + 40));
+        assert_eq!(
+            record.timeline,
+            vec![(Ringing, t0 + 2), (Completed, t0 + 40)]
+        );
+    }
+
+    #[test]
+    fn the_timeline_lists_each_status_once_in_lifecycle_order() {
+        let t0 = 1_800_000_000;
+        let events = [
+            completed(3, t0 + 40, 30),
+            event(0, Initiated, t0),
+            event(2, InProgress, t0 + 10),
+            event(1, Ringing, t0 + 2),
+            event(1, Ringing, t0 + 2),
+        ];
+        let record = progress(&events).unwrap();
+        assert_eq!(
+            record.timeline,
+            vec![
+                (Initiated, t0),
+                (Ringing, t0 + 2),
+                (InProgress, t0 + 10),
+                (Completed, t0 + 40)
+            ]
+        );
+        assert_eq!(record.last_sequence, Some(3));
+    }
+
+    fn lifecycle() -> impl Strategy<Value = Vec<StatusEvent>> {
+        let terminal = prop_oneof![
+            Just(Completed),
+            Just(Busy),
+            Just(NoAnswer),
+            Just(Failed),
+            Just(Canceled)
+        ];
+        (terminal, 0usize..4, 1u32..600).prop_map(|(end, stop_after, duration)| {
+            let t0 = 1_800_000_000;
+            let mut events = vec![event(0, Initiated, t0), event(1, Ringing, t0 + 2)];
+            if end == Completed {
+                events.push(event(2, InProgress, t0 + 5));
+                events.push(completed(3, t0 + 5 + i64::from(duration), duration));
+            } else {
+                events.push(event(2, end, t0 + 20));
+            }
+            events.truncate(events.len().min(stop_after + 1).max(1));
+            events
+        })
+    }
+
+    proptest! {
+        /// Any order of callbacks, each delivered any number of times, converges to the record
+        /// of the in-order, once-each delivery.
+        #[test]
+        fn any_order_and_duplication_converges(
+            events in lifecycle(),
+            repeats in proptest::collection::vec(0usize..3, 4),
+            seed in any::<u64>(),
+        ) {
+            let expected = progress(&events);
+            let mut delivered: Vec<StatusEvent> = Vec::new();
+            for (i, e) in events.iter().enumerate() {
+                for _ in 0..=repeats[i % repeats.len()] {
+                    delivered.push(e.clone());
+                }
+            }
+            // Deterministic shuffle from the seed.
+            let mut state = seed | 1;
+            for i in (1..delivered.len()).rev() {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                delivered.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            prop_assert_eq!(progress(&delivered), expected);
+        }
+
+        /// Once a terminal status is in the set, no other event changes the status.
+        #[test]
+        fn terminal_is_absorbing(events in lifecycle(), extra_seq in 0u32..10, extra_status in 0usize..4) {
+            let record = progress(&events).unwrap();
+            prop_assume!(record.status.is_terminal());
+            let extra = event(extra_seq, [Queued, Initiated, Ringing, InProgress][extra_status], 1_800_000_001);
+            let mut more = events.clone();
+            more.push(extra);
+            prop_assert_eq!(progress(&more).unwrap().status, record.status);
+        }
+    }
+}

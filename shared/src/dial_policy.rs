@@ -1,0 +1,471 @@
+//! Which numbers the product may dial: parsing the formats found in patient records into E.164,
+//! and the destination rules (UK-only by default or an allowlist of countries; premium-rate and
+//! special ranges always blocked), kept as compact data rather than a phone-number library.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::ids::E164;
+
+/// Why a raw string is not a dialable number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberError {
+    #[error("no phone number")]
+    Empty,
+    #[error("the phone number contains characters that are not digits")]
+    NotANumber,
+    #[error("the phone number has too few digits")]
+    TooShort,
+    #[error("the phone number has too many digits")]
+    TooLong,
+}
+
+/// A country the policy knows, by ISO 3166 code and calling code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Country {
+    pub iso: &'static str,
+    pub calling_code: &'static str,
+    /// Digits of the national significant number (min, max).
+    pub national_digits: (usize, usize),
+}
+
+/// Calling codes known to the policy. Longer codes are listed before their prefixes' owners
+/// would be matched (lookup takes the longest matching code).
+pub const COUNTRIES: &[Country] = &[
+    Country {
+        iso: "GB",
+        calling_code: "44",
+        national_digits: (9, 10),
+    },
+    Country {
+        iso: "IE",
+        calling_code: "353",
+        national_digits: (7, 10),
+    },
+    Country {
+        iso: "FR",
+        calling_code: "33",
+        national_digits: (9, 9),
+    },
+    Country {
+        iso: "DE",
+        calling_code: "49",
+        national_digits: (6, 13),
+    },
+    Country {
+        iso: "ES",
+        calling_code: "34",
+        national_digits: (9, 9),
+    },
+    Country {
+        iso: "NL",
+        calling_code: "31",
+        national_digits: (9, 9),
+    },
+    Country {
+        iso: "US",
+        calling_code: "1",
+        national_digits: (10, 10),
+    },
+];
+
+/// A range that is never dialled, whatever the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockedRange {
+    /// E.164 digits the range starts with (no `+`).
+    pub prefix: &'static str,
+    pub kind: BlockedKind,
+    /// Only numbers with at least this many E.164 digits (0: any). Tells ranges apart that share
+    /// a prefix with shorter geographic numbers (Irish 15xx premium vs Dublin 01 5xx).
+    pub min_digits: usize,
+}
+
+const fn blocked(prefix: &'static str, kind: BlockedKind) -> BlockedRange {
+    blocked_long(prefix, kind, 0)
+}
+
+const fn blocked_long(prefix: &'static str, kind: BlockedKind, min_digits: usize) -> BlockedRange {
+    BlockedRange {
+        prefix,
+        kind,
+        min_digits,
+    }
+}
+
+/// Why a range is blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockedKind {
+    PremiumRate,
+    SpecialService,
+    PersonalNumber,
+    Pager,
+}
+
+/// Ranges that are expensive or abused. Exceptions (e.g. Isle of Man mobiles `+447624` inside
+/// the blocked `+4476` pager range) are in [`ALLOWED_INSIDE_BLOCKED`].
+pub const BLOCKED_RANGES: &[BlockedRange] = &[
+    blocked("449", BlockedKind::PremiumRate),
+    blocked("4487", BlockedKind::SpecialService),
+    blocked("4470", BlockedKind::PersonalNumber),
+    blocked("4476", BlockedKind::Pager),
+    // Ireland: premium rate 1550–1590 (10 national digits; Dublin 01 5xx numbers have 8).
+    blocked_long("353155", BlockedKind::PremiumRate, 13),
+    blocked_long("353156", BlockedKind::PremiumRate, 13),
+    blocked_long("353157", BlockedKind::PremiumRate, 13),
+    blocked_long("353158", BlockedKind::PremiumRate, 13),
+    blocked_long("353159", BlockedKind::PremiumRate, 13),
+    // France: 08 9x premium rate.
+    blocked("3389", BlockedKind::PremiumRate),
+    // Germany: 0900 premium rate, 0137 mass-calling.
+    blocked("49900", BlockedKind::PremiumRate),
+    blocked("49137", BlockedKind::SpecialService),
+    // Spain: 80x premium rate.
+    blocked("3480", BlockedKind::PremiumRate),
+    // Netherlands: 0900/0906/0909 premium rate.
+    blocked("31900", BlockedKind::PremiumRate),
+    blocked("31906", BlockedKind::PremiumRate),
+    blocked("31909", BlockedKind::PremiumRate),
+    // North America: 900 premium rate; 976 information services.
+    blocked("1900", BlockedKind::PremiumRate),
+    blocked("1976", BlockedKind::PremiumRate),
+];
+
+/// Prefixes that stay allowed although a blocked range contains them.
+pub const ALLOWED_INSIDE_BLOCKED: &[&str] = &["447624"];
+
+/// Which destinations may be dialled.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DestinationPolicy {
+    /// United Kingdom numbers only (the default).
+    #[default]
+    UkOnly,
+    /// These ISO country codes (a subset of [`COUNTRIES`]).
+    Countries(Vec<&'static str>),
+}
+
+/// Why the policy configuration string is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("the dialing policy is 'uk-only' or 'countries:' followed by ISO codes from {known}, e.g. 'countries:GB,IE'")]
+pub struct PolicyConfigError {
+    pub known: String,
+}
+
+impl DestinationPolicy {
+    /// Parses `uk-only` or `countries:GB,IE`.
+    pub fn parse(value: &str) -> Result<Self, PolicyConfigError> {
+        let error = || PolicyConfigError {
+            known: COUNTRIES
+                .iter()
+                .map(|c| c.iso)
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("uk-only") {
+            return Ok(Self::UkOnly);
+        }
+        let list = value.strip_prefix("countries:").ok_or_else(error)?;
+        let mut isos = Vec::new();
+        for code in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            let country = COUNTRIES
+                .iter()
+                .find(|c| c.iso.eq_ignore_ascii_case(code))
+                .ok_or_else(error)?;
+            if !isos.contains(&country.iso) {
+                isos.push(country.iso);
+            }
+        }
+        if isos.is_empty() {
+            return Err(error());
+        }
+        Ok(Self::Countries(isos))
+    }
+
+    fn allows(&self, country: &Country) -> bool {
+        match self {
+            Self::UkOnly => country.iso == "GB",
+            Self::Countries(isos) => isos.contains(&country.iso),
+        }
+    }
+}
+
+/// Why the policy refuses to dial a number. The code is machine-readable; the message is for
+/// the clinician (and never contains the number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error, Serialize)]
+#[serde(rename_all = "snake_case", tag = "code")]
+pub enum Refusal {
+    #[error("the patient's phone number is not usable: {0}")]
+    InvalidNumber(NumberError),
+    #[error("calls to this country are not enabled")]
+    CountryNotAllowed,
+    #[error("the number is in a premium-rate or special range, which is never dialled")]
+    BlockedRange(BlockedKind),
+}
+
+impl Refusal {
+    /// A stable code for the panel and telemetry.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::InvalidNumber(NumberError::Empty) => "number_missing",
+            Refusal::InvalidNumber(_) => "number_invalid",
+            Refusal::CountryNotAllowed => "country_not_allowed",
+            Refusal::BlockedRange(_) => "number_blocked",
+        }
+    }
+}
+
+/// The country a number belongs to (longest calling code first).
+pub fn country_of(number: &E164) -> Option<&'static Country> {
+    COUNTRIES
+        .iter()
+        .filter(|c| number.digits().starts_with(c.calling_code))
+        .max_by_key(|c| c.calling_code.len())
+}
+
+/// Normalises a number as written in a patient record into E.164. National numbers (starting
+/// with a single `0`) are read as UK numbers. Accepts spaces, dashes, dots, brackets, a `(0)`
+/// trunk prefix after the country code, and a `00` international prefix.
+pub fn normalise(raw: &str) -> Result<E164, NumberError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(NumberError::Empty);
+    }
+    let international = trimmed.starts_with('+') || trimmed.starts_with("00");
+    // `+44 (0)20 …`: the bracketed trunk zero is not dialled internationally.
+    let without_trunk = if international {
+        trimmed.replacen("(0)", "", 1)
+    } else {
+        trimmed.to_owned()
+    };
+    let mut digits = String::with_capacity(without_trunk.len());
+    for (index, c) in without_trunk.chars().enumerate() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '+' if index == 0 => {}
+            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
+            _ => return Err(NumberError::NotANumber),
+        }
+    }
+    let e164_digits = if let Some(rest) = trimmed.strip_prefix('+').map(|_| digits.as_str()) {
+        rest.to_owned()
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        rest.to_owned()
+    } else if let Some(national) = digits.strip_prefix('0') {
+        format!("44{national}")
+    } else {
+        return Err(NumberError::NotANumber);
+    };
+    if e164_digits.len() < 8 {
+        return Err(NumberError::TooShort);
+    }
+    if e164_digits.len() > 15 {
+        return Err(NumberError::TooLong);
+    }
+    let number = E164::parse(&format!("+{e164_digits}")).map_err(|_| NumberError::NotANumber)?;
+    if let Some(country) = country_of(&number) {
+        let national = number.digits().len() - country.calling_code.len();
+        if national < country.national_digits.0 {
+            return Err(NumberError::TooShort);
+        }
+        if national > country.national_digits.1 {
+            return Err(NumberError::TooLong);
+        }
+    }
+    Ok(number)
+}
+
+/// The blocked range a number falls in, if any.
+pub fn blocked_range(number: &E164) -> Option<BlockedKind> {
+    let digits = number.digits();
+    if ALLOWED_INSIDE_BLOCKED.iter().any(|p| digits.starts_with(p)) {
+        return None;
+    }
+    BLOCKED_RANGES
+        .iter()
+        .find(|range| digits.starts_with(range.prefix) && digits.len() >= range.min_digits)
+        .map(|range| range.kind)
+}
+
+/// Normalises `raw` and applies the destination rules.
+pub fn check(policy: &DestinationPolicy, raw: &str) -> Result<E164, Refusal> {
+    let number = normalise(raw).map_err(Refusal::InvalidNumber)?;
+    if let Some(kind) = blocked_range(&number) {
+        return Err(Refusal::BlockedRange(kind));
+    }
+    match country_of(&number) {
+        Some(country) if policy.allows(country) => Ok(number),
+        _ => Err(Refusal::CountryNotAllowed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn normalises_patient_record_formats() {
+        let table = [
+            ("07700 900123", "+447700900123"),
+            ("07700900123", "+447700900123"),
+            ("+44 (0)7700 900456", "+447700900456"),
+            ("+44 7700 900456", "+447700900456"),
+            ("0044 7700 900789", "+447700900789"),
+            ("07700-900-321", "+447700900321"),
+            ("020 7946 0123", "+442079460123"),
+            ("(020) 7946 0123", "+442079460123"),
+            ("+44 20 7946 0999", "+442079460999"),
+            ("0118 496 0000", "+441184960000"),
+            ("+1 202 555 0143", "+12025550143"),
+            ("  07700.900.123 ", "+447700900123"),
+            ("+353 1 555 0101", "+35315550101"),
+        ];
+        for (raw, expected) in table {
+            assert_eq!(
+                normalise(raw).map(|n| n.to_string()),
+                Ok(expected.to_owned()),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_number() {
+        let table = [
+            ("", NumberError::Empty),
+            ("   ", NumberError::Empty),
+            ("07700 90012x", NumberError::NotANumber),
+            ("ext. 123", NumberError::NotANumber),
+            ("7700 900123", NumberError::NotANumber),
+            ("+44 7700", NumberError::TooShort),
+            ("07700 9001", NumberError::TooShort),
+            ("07700 900123 456", NumberError::TooLong),
+            ("+44 7700 900123 4567 89", NumberError::TooLong),
+            ("07700+900123", NumberError::NotANumber),
+        ];
+        for (raw, expected) in table {
+            assert_eq!(normalise(raw), Err(expected), "{raw}");
+        }
+    }
+
+    #[test]
+    fn uk_only_policy_table() {
+        let policy = DestinationPolicy::default();
+        let table: &[(&str, Result<&str, Refusal>)] = &[
+            ("07700 900123", Ok("+447700900123")),
+            ("020 7946 0123", Ok("+442079460123")),
+            ("0118 496 0000", Ok("+441184960000")),
+            ("07624 123456", Ok("+447624123456")),
+            ("0800 123 4567", Ok("+448001234567")),
+            (
+                "09098 790000",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            (
+                "0871 123 4567",
+                Err(Refusal::BlockedRange(BlockedKind::SpecialService)),
+            ),
+            (
+                "070 1234 5678",
+                Err(Refusal::BlockedRange(BlockedKind::PersonalNumber)),
+            ),
+            (
+                "076 1234 5678",
+                Err(Refusal::BlockedRange(BlockedKind::Pager)),
+            ),
+            ("+1 202 555 0143", Err(Refusal::CountryNotAllowed)),
+            ("+353 1 555 0101", Err(Refusal::CountryNotAllowed)),
+            ("+81 3 1234 5678", Err(Refusal::CountryNotAllowed)),
+            ("", Err(Refusal::InvalidNumber(NumberError::Empty))),
+        ];
+        for (raw, expected) in table {
+            assert_eq!(
+                check(&policy, raw).as_ref().map(E164::as_str),
+                expected.as_ref().map(|s| *s),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn allowlist_policy_and_foreign_blocked_ranges() {
+        let policy = DestinationPolicy::parse("countries:GB, ie").unwrap();
+        assert_eq!(policy, DestinationPolicy::Countries(vec!["GB", "IE"]));
+        assert!(check(&policy, "+353 1 555 0101").is_ok());
+        assert_eq!(
+            check(&policy, "+353 1550 123456"),
+            Err(Refusal::BlockedRange(BlockedKind::PremiumRate))
+        );
+        assert_eq!(
+            check(&policy, "+1 202 555 0143"),
+            Err(Refusal::CountryNotAllowed)
+        );
+        let us = DestinationPolicy::parse("countries:US").unwrap();
+        assert_eq!(
+            check(&us, "+1 900 555 0100"),
+            Err(Refusal::BlockedRange(BlockedKind::PremiumRate))
+        );
+        assert_eq!(check(&us, "07700 900123"), Err(Refusal::CountryNotAllowed));
+    }
+
+    #[test]
+    fn policy_configuration_is_validated() {
+        assert_eq!(
+            DestinationPolicy::parse("uk-only"),
+            Ok(DestinationPolicy::UkOnly)
+        );
+        assert_eq!(
+            DestinationPolicy::parse(" UK-ONLY "),
+            Ok(DestinationPolicy::UkOnly)
+        );
+        for bad in [
+            "",
+            "everything",
+            "countries:",
+            "countries:XX",
+            "countries:GB,XX",
+        ] {
+            assert!(DestinationPolicy::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refusal_codes_and_messages_never_hold_the_number() {
+        let refusal = check(&DestinationPolicy::default(), "09098 790000").unwrap_err();
+        assert_eq!(refusal.code(), "number_blocked");
+        assert!(!refusal.to_string().contains("9098"));
+        assert_eq!(
+            Refusal::InvalidNumber(NumberError::Empty).code(),
+            "number_missing"
+        );
+        assert_eq!(Refusal::CountryNotAllowed.code(), "country_not_allowed");
+    }
+
+    proptest! {
+        /// No policy ever admits a number in a blocked range.
+        #[test]
+        fn blocked_ranges_are_never_admitted(range in 0usize..BLOCKED_RANGES.len(), tail in "[0-9]{6,9}", allow_all in any::<bool>()) {
+            let blocked = &BLOCKED_RANGES[range];
+            let raw = format!("+{}{}", blocked.prefix, tail);
+            prop_assume!(raw.len() > blocked.min_digits);
+            let policy = if allow_all {
+                DestinationPolicy::Countries(COUNTRIES.iter().map(|c| c.iso).collect())
+            } else {
+                DestinationPolicy::UkOnly
+            };
+            if let Ok(number) = check(&policy, &raw) {
+                prop_assert!(ALLOWED_INSIDE_BLOCKED.iter().any(|p| number.digits().starts_with(p)), "{}", raw);
+            }
+        }
+
+        /// Formatting noise never changes the result.
+        #[test]
+        fn formatting_is_irrelevant(national in "7700900[0-9]{3}", separator in prop_oneof![Just(" "), Just("-"), Just("."), Just("")]) {
+            let plain = format!("0{national}");
+            let spaced = format!("0{}{}{}", &national[..4], separator, &national[4..]);
+            prop_assert_eq!(normalise(&plain), normalise(&spaced));
+        }
+    }
+}
