@@ -24,7 +24,10 @@ pub fn bearer_token(req: &Request) -> Option<String> {
 }
 
 fn refused(error: &JwtError) -> AppError {
-    worker::console_log!("{{\"event\":\"clinician_token_refused\",\"reason\":\"{error:?}\"}}");
+    crate::log::event(
+        "clinician_token_refused",
+        &[("reason", &format!("{error:?}"))],
+    );
     match error {
         JwtError::Expired => AppError::Unauthenticated(CredentialProblem::Expired),
         _ => AppError::Unauthenticated(CredentialProblem::Invalid),
@@ -62,7 +65,7 @@ pub fn authenticate_service(req: &Request, secret: &Secret) -> Result<(), AppErr
     if bool::from(token.as_bytes().ct_eq(secret.expose().as_bytes())) {
         Ok(())
     } else {
-        worker::console_log!("{{\"event\":\"service_credentials_refused\"}}");
+        crate::log::event("service_credentials_refused", &[]);
         Err(AppError::Unauthenticated(CredentialProblem::Invalid))
     }
 }

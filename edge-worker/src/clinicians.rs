@@ -12,7 +12,7 @@ use crate::medplum::{Medplum, MedplumError, UpdateOutcome, Versioned};
 
 impl From<MedplumError> for AppError {
     fn from(error: MedplumError) -> Self {
-        worker::console_log!("{{\"event\":\"medplum_error\",\"kind\":\"{error:?}\"}}");
+        crate::log::event("medplum_error", &[("kind", &format!("{error:?}"))]);
         AppError::MedplumUnavailable
     }
 }
@@ -95,6 +95,6 @@ pub async fn ensure_identity(
             }
         }
     }
-    worker::console_log!("{{\"event\":\"identity_provisioning_gave_up\"}}");
+    crate::log::event("identity_provisioning_gave_up", &[]);
     Err(AppError::MedplumUnavailable)
 }

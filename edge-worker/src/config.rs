@@ -6,7 +6,8 @@
 
 use serde::Serialize;
 use shared::access_token::TokenTtl;
-use shared::ids::{AccountSid, ApiKeySid, TwimlAppSid};
+use shared::dial_policy::DestinationPolicy;
+use shared::ids::{AccountSid, ApiKeySid, TwimlAppSid, E164};
 
 /// The state of one setting, as `/api/v1/health` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -149,10 +150,16 @@ pub struct Config {
     pub provisioning_secret: Setting<Secret>,
     /// Optional: lifetime of clinicians' Twilio tokens (default 3600 s, 60 to 86,400).
     pub token_ttl: Setting<TokenTtl>,
+    /// Optional: the previous auth token, accepted for webhook signatures while rotating.
+    pub twilio_auth_token_previous: Setting<Secret>,
+    /// Optional: `uk-only` (default) or `countries:GB,IE`.
+    pub dial_policy: Setting<DestinationPolicy>,
+    /// Optional: caller-ID numbers the pool starts with (comma-separated E.164).
+    pub caller_ids: Setting<Vec<E164>>,
 }
 
 /// How many settings there are.
-pub const SETTING_COUNT: usize = 12;
+pub const SETTING_COUNT: usize = 15;
 
 /// Names of every setting, in the order `/api/v1/health` lists them.
 pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
@@ -168,7 +175,38 @@ pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
     "TWILIO_TWIML_APP_SID",
     "PROVISIONING_SECRET",
     "TWILIO_TOKEN_TTL_SECONDS",
+    "TWILIO_AUTH_TOKEN_PREVIOUS",
+    "DIAL_POLICY",
+    "TWILIO_CALLER_IDS",
 ];
+
+/// Settings that may be left unset (their defaults are documented in README.md).
+pub const OPTIONAL_SETTINGS: [&str; 4] = [
+    "TWILIO_TOKEN_TTL_SECONDS",
+    "TWILIO_AUTH_TOKEN_PREVIOUS",
+    "DIAL_POLICY",
+    "TWILIO_CALLER_IDS",
+];
+
+/// An optional setting: unset means its documented default.
+fn optional<T>(setting: Setting<T>) -> Setting<T> {
+    match setting {
+        Setting::Missing => Setting::Default,
+        other => other,
+    }
+}
+
+fn parse_caller_ids(value: &str) -> Result<Vec<E164>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            E164::parse(n)
+                .map_err(|_| "comma-separated E.164 numbers such as +447700900001".to_owned())
+        })
+        .collect()
+}
 
 fn setting<T, E: ToString>(
     lookup: &impl Fn(&str) -> Option<String>,
@@ -202,15 +240,35 @@ impl Config {
             twilio_api_secret: setting(&lookup, "TWILIO_API_SECRET", Secret::parse),
             twilio_twiml_app_sid: setting(&lookup, "TWILIO_TWIML_APP_SID", TwimlAppSid::parse),
             provisioning_secret: setting(&lookup, "PROVISIONING_SECRET", Secret::parse),
-            token_ttl: match setting(&lookup, "TWILIO_TOKEN_TTL_SECONDS", |v| {
+            token_ttl: optional(setting(&lookup, "TWILIO_TOKEN_TTL_SECONDS", |v| {
                 v.parse::<u32>()
                     .ok()
                     .and_then(|seconds| TokenTtl::new(seconds).ok())
                     .ok_or("a whole number of seconds from 60 to 86400")
-            }) {
-                Setting::Missing => Setting::Default,
-                other => other,
-            },
+            })),
+            twilio_auth_token_previous: optional(setting(
+                &lookup,
+                "TWILIO_AUTH_TOKEN_PREVIOUS",
+                Secret::parse,
+            )),
+            dial_policy: optional(setting(&lookup, "DIAL_POLICY", DestinationPolicy::parse)),
+            caller_ids: optional(setting(&lookup, "TWILIO_CALLER_IDS", parse_caller_ids)),
+        }
+    }
+
+    /// The previous auth token while one is being rotated out.
+    pub fn previous_auth_token(&self) -> Option<&str> {
+        match &self.twilio_auth_token_previous {
+            Setting::Present(secret) => Some(secret.expose()),
+            _ => None,
+        }
+    }
+
+    /// The destination policy in force (UK-only when unset).
+    pub fn dial_policy(&self) -> Result<DestinationPolicy, UnusableSetting> {
+        match &self.dial_policy {
+            Setting::Default => Ok(DestinationPolicy::default()),
+            other => other.require("DIAL_POLICY").cloned(),
         }
     }
 
@@ -247,6 +305,9 @@ impl Config {
             self.twilio_twiml_app_sid.state(),
             self.provisioning_secret.state(),
             self.token_ttl.state(),
+            self.twilio_auth_token_previous.state(),
+            self.dial_policy.state(),
+            self.caller_ids.state(),
         ];
         let mut out = [("", SettingState::Missing); SETTING_COUNT];
         for (slot, (name, state)) in out.iter_mut().zip(SETTING_NAMES.into_iter().zip(states)) {
@@ -282,6 +343,15 @@ mod tests {
             ("TWILIO_TWIML_APP_SID", format!("AP{}", "c".repeat(32))),
             ("PROVISIONING_SECRET", "fake-provisioning-secret".to_owned()),
             ("TWILIO_TOKEN_TTL_SECONDS", "3600".to_owned()),
+            (
+                "TWILIO_AUTH_TOKEN_PREVIOUS",
+                "fake-previous-auth-token".to_owned(),
+            ),
+            ("DIAL_POLICY", "countries:GB,IE".to_owned()),
+            (
+                "TWILIO_CALLER_IDS",
+                "+447700900001,+447700900002".to_owned(),
+            ),
         ])
     }
 
@@ -318,13 +388,15 @@ mod tests {
 
     #[test]
     fn each_missing_setting_is_named() {
-        for name in SETTING_NAMES
-            .into_iter()
-            .filter(|n| *n != "TWILIO_TOKEN_TTL_SECONDS")
-        {
+        for name in SETTING_NAMES {
             let config = config_without(name, None);
-            assert_eq!(state_of(&config, name), SettingState::Missing, "{name}");
-            assert!(!config.is_complete());
+            if OPTIONAL_SETTINGS.contains(&name) {
+                assert_eq!(state_of(&config, name), SettingState::Default, "{name}");
+                assert!(config.is_complete(), "{name} is optional");
+            } else {
+                assert_eq!(state_of(&config, name), SettingState::Missing, "{name}");
+                assert!(!config.is_complete());
+            }
         }
     }
 
@@ -341,6 +413,8 @@ mod tests {
             ("TWILIO_TOKEN_TTL_SECONDS", "86401"),
             ("TWILIO_TOKEN_TTL_SECONDS", "59"),
             ("TWILIO_TOKEN_TTL_SECONDS", "1h"),
+            ("DIAL_POLICY", "everywhere"),
+            ("TWILIO_CALLER_IDS", "+447700900001, 07700900002"),
         ];
         for (name, value) in table {
             let config = config_without(name, Some(value));

@@ -43,6 +43,12 @@ pub enum AppError {
     IdentityConflict,
     #[error("too many requests: try again in a minute")]
     RateLimited,
+    #[error("the request is not signed by Twilio")]
+    InvalidSignature,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("the request body must be {0}")]
+    UnsupportedMediaType(&'static str),
     #[error("Medplum cannot be reached right now: try again shortly")]
     MedplumUnavailable,
     #[error("the worker is not configured: {} is {}", .0.name, match .0.state { SettingState::Invalid => "malformed", _ => "missing" })]
@@ -73,7 +79,9 @@ impl AppError {
             AppError::MethodNotAllowed { .. } => 405,
             AppError::BadRequest(_) => 400,
             AppError::Unauthenticated(_) => 401,
-            AppError::PermissionMissing => 403,
+            AppError::PermissionMissing | AppError::InvalidSignature => 403,
+            AppError::PayloadTooLarge => 413,
+            AppError::UnsupportedMediaType(_) => 415,
             AppError::IdentityConflict => 409,
             AppError::RateLimited => 429,
             AppError::MedplumUnavailable | AppError::NotConfigured(_) => 503,
@@ -94,6 +102,9 @@ impl AppError {
             AppError::PractitionerNotFound => "practitioner_not_found",
             AppError::IdentityConflict => "identity_conflict",
             AppError::RateLimited => "rate_limited",
+            AppError::InvalidSignature => "invalid_signature",
+            AppError::PayloadTooLarge => "payload_too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::MedplumUnavailable => "medplum_unavailable",
             AppError::NotConfigured(_) => "not_configured",
             AppError::Internal => "internal",
@@ -166,6 +177,13 @@ mod tests {
             ),
             (AppError::IdentityConflict, 409, "identity_conflict"),
             (AppError::RateLimited, 429, "rate_limited"),
+            (AppError::InvalidSignature, 403, "invalid_signature"),
+            (AppError::PayloadTooLarge, 413, "payload_too_large"),
+            (
+                AppError::UnsupportedMediaType("form data"),
+                415,
+                "unsupported_media_type",
+            ),
             (AppError::MedplumUnavailable, 503, "medplum_unavailable"),
             (
                 AppError::NotConfigured(UnusableSetting {

@@ -10,9 +10,11 @@ pub mod config;
 pub mod durable;
 pub mod error;
 pub mod handlers;
+pub mod log;
 pub mod medplum;
 pub mod reply;
 pub mod router;
+pub mod twilio_webhook;
 pub mod webcrypto;
 
 use worker::{event, Context, Env, Headers, Request, Response, Result};
@@ -23,11 +25,11 @@ use crate::reply::Reply;
 use crate::router::{Endpoint, Route};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let config = Config::from_env(&env);
     let method = req.method();
     let reply = match router::route(method.as_ref(), &req.path()) {
-        Ok(route) => dispatch(route, &req, &env, &config).await,
+        Ok(route) => dispatch(route, &mut req, &env, &config).await,
         Err(error) => Err(AppError::from(error)),
     }
     .unwrap_or_else(AppError::into_reply);
@@ -37,7 +39,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 async fn dispatch(
     route: Route,
-    req: &Request,
+    req: &mut Request,
     env: &Env,
     config: &Config,
 ) -> std::result::Result<Reply, AppError> {
@@ -55,6 +57,7 @@ async fn dispatch(
         Endpoint::TwilioIdentity(practitioner) => {
             handlers::twilio_identity::provision(req, config, &practitioner).await
         }
+        Endpoint::DevSignIn => handlers::dev_sign_in::sign_in(req, config).await,
     }
 }
 

@@ -11,6 +11,8 @@ pub enum Endpoint {
     Health,
     AccessToken,
     TwilioIdentity(PractitionerId),
+    /// Local environment only.
+    DevSignIn,
 }
 
 impl Endpoint {
@@ -18,7 +20,7 @@ impl Endpoint {
     pub fn methods(&self) -> &'static [&'static str] {
         match self {
             Endpoint::Health => &["GET"],
-            Endpoint::AccessToken | Endpoint::TwilioIdentity(_) => &["POST"],
+            Endpoint::AccessToken | Endpoint::TwilioIdentity(_) | Endpoint::DevSignIn => &["POST"],
         }
     }
 }
@@ -44,6 +46,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     let endpoint = match segments.as_slice() {
         ["api", "v1", "health"] => Endpoint::Health,
         ["api", "v1", "twilio", "access-token"] => Endpoint::AccessToken,
+        ["api", "v1", "dev", "sign-in"] => Endpoint::DevSignIn,
         ["api", "v1", "clinicians", id, "twilio-identity"] => {
             Endpoint::TwilioIdentity(PractitionerId::parse(id).map_err(|_| RouteError::NotFound)?)
         }

@@ -32,9 +32,7 @@ async fn within_rate_limit(env: &Env, key: &str) -> Result<(), AppError> {
             _ => Ok(()),
         },
         Err(_) => {
-            worker::console_log!(
-                "{{\"event\":\"rate_limiter_missing\",\"binding\":\"{TOKEN_RATE_LIMITER}\"}}"
-            );
+            crate::log::event("rate_limiter_missing", &[("binding", TOKEN_RATE_LIMITER)]);
             Ok(())
         }
     }
@@ -73,7 +71,7 @@ pub async fn issue(
         now_unix,
     })
     .map_err(|_| AppError::Internal)?;
-    worker::console_log!("{{\"event\":\"token_issued\",\"practitioner\":\"{practitioner}\"}}");
+    crate::log::event("token_issued", &[("practitioner", practitioner.as_str())]);
     Ok(Reply::json(
         200,
         &TokenReply {

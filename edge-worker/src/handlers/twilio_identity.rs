@@ -38,7 +38,10 @@ pub async fn provision(
         Provisioned::Created => (201, "created"),
         Provisioned::AlreadyProvisioned => (200, "already-provisioned"),
     };
-    worker::console_log!("{{\"event\":\"identity_provisioned\",\"practitioner\":\"{practitioner}\",\"status\":\"{label}\"}}");
+    crate::log::event(
+        "identity_provisioned",
+        &[("practitioner", practitioner.as_str()), ("status", label)],
+    );
     Ok(Reply::json(
         status,
         &ProvisionReply {

@@ -1,0 +1,239 @@
+//! The one verifying layer every Twilio route goes through: reads the body (bounded), checks
+//! `X-Twilio-Signature` against the configured public URL, and only then hands the parameters to
+//! a handler. An unsigned or forged request never reaches one.
+
+use shared::form;
+use shared::webhook_signature::{verify_form, SignatureError};
+use worker::Request;
+
+use crate::config::Config;
+use crate::error::AppError;
+
+/// Twilio's webhooks are small; anything larger is refused before parsing.
+pub const MAX_WEBHOOK_BODY: usize = 64 * 1024;
+
+/// The verified parameters of a Twilio webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioForm {
+    params: Vec<(String, String)>,
+}
+
+impl TwilioForm {
+    /// The first value of a parameter.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A parameter that must be present and non-empty.
+    pub fn require(&self, key: &'static str) -> Result<&str, AppError> {
+        self.get(key)
+            .filter(|v| !v.is_empty())
+            .ok_or(AppError::BadRequest(
+                "a required Twilio parameter is missing",
+            ))
+    }
+}
+
+/// `/path?query` of a URL as received (undecoded).
+pub fn path_and_query(raw_url: &str) -> &str {
+    let after_scheme = raw_url.split_once("://").map_or(raw_url, |(_, rest)| rest);
+    after_scheme
+        .find('/')
+        .map_or("/", |slash| &after_scheme[slash..])
+}
+
+/// The URL Twilio signed: the configured public base URL plus the path and query as received.
+/// The host of the request is not trusted (it could be anything a proxy passed on).
+pub fn signed_url(public_base_url: &str, raw_url: &str) -> String {
+    let path_and_query = path_and_query(raw_url);
+    let without_fragment = path_and_query.split('#').next().unwrap_or(path_and_query);
+    format!("{public_base_url}{without_fragment}")
+}
+
+/// Pure part of the verification, for tests: checks content type, size and signature.
+pub fn verify(
+    auth_tokens: &[&str],
+    url: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<TwilioForm, AppError> {
+    if body.len() > MAX_WEBHOOK_BODY {
+        return Err(AppError::PayloadTooLarge);
+    }
+    let is_form = content_type
+        .map(|ct| ct.split(';').next().unwrap_or("").trim())
+        .is_some_and(|ct| ct.eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !is_form && !body.is_empty() {
+        return Err(AppError::UnsupportedMediaType(
+            "application/x-www-form-urlencoded",
+        ));
+    }
+    let text =
+        std::str::from_utf8(body).map_err(|_| AppError::BadRequest("the body is not UTF-8"))?;
+    let params =
+        form::parse(text).map_err(|_| AppError::BadRequest("the body is not valid form data"))?;
+    match verify_form(auth_tokens, url, &params, signature) {
+        Ok(()) => Ok(TwilioForm { params }),
+        Err(error) => {
+            let reason = match error {
+                SignatureError::Missing => "missing",
+                SignatureError::Mismatch => "mismatch",
+                SignatureError::BodyHashMismatch => "body-hash",
+            };
+            // Path only: queries may carry identifiers; bodies carry phone numbers.
+            let path = path_and_query(url).split('?').next().unwrap_or("");
+            crate::log::event(
+                "webhook_signature_refused",
+                &[("reason", reason), ("path", path)],
+            );
+            Err(AppError::InvalidSignature)
+        }
+    }
+}
+
+/// Reads and verifies a Twilio webhook request.
+pub async fn verified_form(req: &mut Request, config: &Config) -> Result<TwilioForm, AppError> {
+    let public_base_url = config.public_base_url.require("PUBLIC_BASE_URL")?;
+    let auth_token = config.twilio_auth_token.require("TWILIO_AUTH_TOKEN")?;
+    let url = signed_url(public_base_url.as_str(), &req.inner().url());
+    let content_type = req.headers().get("content-type").ok().flatten();
+    let signature = req.headers().get("x-twilio-signature").ok().flatten();
+    if let Some(length) = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|l| l.parse::<usize>().ok())
+    {
+        if length > MAX_WEBHOOK_BODY {
+            return Err(AppError::PayloadTooLarge);
+        }
+    }
+    let body = req
+        .bytes()
+        .await
+        .map_err(|_| AppError::BadRequest("the body could not be read"))?;
+    let mut tokens = vec![auth_token.expose()];
+    if let Some(previous) = config.previous_auth_token() {
+        tokens.push(previous);
+    }
+    verify(
+        &tokens,
+        &url,
+        content_type.as_deref(),
+        &body,
+        signature.as_deref(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::webhook_signature::compute;
+
+    const FORM: Option<&str> = Some("application/x-www-form-urlencoded; charset=utf-8");
+
+    #[test]
+    fn signed_url_uses_the_configured_base_not_the_request_host() {
+        assert_eq!(
+            signed_url(
+                "https://calls.example.org",
+                "http://10.0.0.1:8787/api/v1/twilio/webhooks/voice?x=1%202#frag"
+            ),
+            "https://calls.example.org/api/v1/twilio/webhooks/voice?x=1%202"
+        );
+        assert_eq!(path_and_query("https://h"), "/");
+    }
+
+    /// (name, expected, auth tokens, content type, body, signature)
+    type Case<'a> = (
+        &'static str,
+        Result<(), AppError>,
+        Vec<&'static str>,
+        Option<&'static str>,
+        &'static [u8],
+        Option<&'a str>,
+    );
+
+    #[test]
+    fn verification_table() {
+        let url = "https://calls.example.org/api/v1/twilio/webhooks/voice";
+        let body = b"CallSid=CA1&From=client%3Aclinician-ada&AppointmentId=appt-mobile";
+        let params = form::parse(std::str::from_utf8(body).unwrap()).unwrap();
+        let good = compute("tok", url, &params);
+        assert_eq!(
+            verify(&["tok"], url, FORM, body, Some(&good))
+                .unwrap()
+                .get("From"),
+            Some("client:clinician-ada")
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "no signature",
+                Err(AppError::InvalidSignature),
+                vec!["tok"],
+                FORM,
+                body,
+                None,
+            ),
+            (
+                "wrong token",
+                Err(AppError::InvalidSignature),
+                vec!["other"],
+                FORM,
+                body,
+                Some(&good),
+            ),
+            (
+                "mutated body",
+                Err(AppError::InvalidSignature),
+                vec!["tok"],
+                FORM,
+                b"CallSid=CA2&From=client%3Aclinician-ada&AppointmentId=appt-mobile",
+                Some(&good),
+            ),
+            (
+                "json body",
+                Err(AppError::UnsupportedMediaType(
+                    "application/x-www-form-urlencoded",
+                )),
+                vec!["tok"],
+                Some("application/json"),
+                b"{}",
+                Some(&good),
+            ),
+            (
+                "bad escape",
+                Err(AppError::BadRequest("the body is not valid form data")),
+                vec!["tok"],
+                FORM,
+                b"a=%zz",
+                Some(&good),
+            ),
+            (
+                "rotation",
+                Ok(()),
+                vec!["new", "tok"],
+                FORM,
+                body,
+                Some(&good),
+            ),
+        ];
+        for (name, expected, tokens, content_type, body, signature) in cases {
+            assert_eq!(
+                verify(&tokens, url, content_type, body, signature).map(|_| ()),
+                expected,
+                "{name}"
+            );
+        }
+        let huge = vec![b'a'; MAX_WEBHOOK_BODY + 1];
+        assert_eq!(
+            verify(&["tok"], url, FORM, &huge, Some(&good)).map(|_| ()),
+            Err(AppError::PayloadTooLarge)
+        );
+    }
+}

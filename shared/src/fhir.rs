@@ -1,0 +1,392 @@
+//! The few FHIR R4 facts the product reads and writes, on `serde_json::Value` so every field we
+//! do not model is preserved: phone appointments, their participants, a patient's preferred
+//! phone number, and the call-record extension written back to the Appointment.
+
+use serde_json::{json, Value};
+
+use crate::call_state::{CallStatus, EndedBy};
+use crate::ids::{AppointmentId, PatientId, PractitionerId};
+use crate::time::rfc3339_utc;
+
+/// SNOMED CT "Telephone encounter".
+pub const SNOMED_TELEPHONE_ENCOUNTER: &str = "185317003";
+pub const SNOMED_SYSTEM: &str = "http://snomed.info/sct";
+
+/// The complex extension holding one call on an Appointment.
+pub const CALL_EXTENSION_URL: &str =
+    "https://clinician-calls.example/fhir/StructureDefinition/twilio-voice-call";
+
+/// Whether the Appointment is a phone appointment: serviceType (or appointmentType) carries
+/// SNOMED 185317003, or the app's `callType = phone` extension is set.
+pub fn is_phone_appointment(appointment: &Value) -> bool {
+    let is_telephone_coding = |coding: &Value| {
+        coding.get("system").and_then(Value::as_str) == Some(SNOMED_SYSTEM)
+            && coding.get("code").and_then(Value::as_str) == Some(SNOMED_TELEPHONE_ENCOUNTER)
+    };
+    // serviceType is a list of concepts; appointmentType is a single concept.
+    let concepts = appointment
+        .get("serviceType")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(appointment.get("appointmentType"));
+    let snomed = concepts
+        .filter_map(|concept| concept.get("coding").and_then(Value::as_array))
+        .flatten()
+        .any(is_telephone_coding);
+    let call_type = appointment
+        .get("extension")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|ext| {
+            let is_call_type = ext
+                .get("url")
+                .and_then(Value::as_str)
+                .is_some_and(|url| url.ends_with("callType"));
+            let value = ext.get("valueString").or_else(|| ext.get("valueCode"));
+            is_call_type && value.and_then(Value::as_str) == Some("phone")
+        });
+    snomed || call_type
+}
+
+/// Appointment statuses in which a call may be placed.
+pub fn is_callable_status(appointment: &Value) -> bool {
+    matches!(
+        appointment.get("status").and_then(Value::as_str),
+        Some("booked" | "arrived" | "checked-in" | "pending" | "proposed")
+    )
+}
+
+fn participant_references(appointment: &Value) -> impl Iterator<Item = &str> {
+    appointment
+        .get("participant")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.get("status").and_then(Value::as_str) != Some("declined"))
+        .filter_map(|p| p.pointer("/actor/reference").and_then(Value::as_str))
+}
+
+/// Whether the practitioner takes part in the appointment.
+pub fn has_practitioner(appointment: &Value, practitioner: &PractitionerId) -> bool {
+    let reference = practitioner.reference();
+    participant_references(appointment).any(|r| r == reference)
+}
+
+/// The appointment's patient.
+pub fn patient_of(appointment: &Value) -> Option<PatientId> {
+    participant_references(appointment)
+        .find_map(|r| r.strip_prefix("Patient/"))
+        .and_then(|id| PatientId::parse(id).ok())
+}
+
+/// The patient's number to call, by this documented preference: `telecom` entries with
+/// `system = phone` (or `sms`), not ended (`period.end`), ordered by `rank` (lowest first, unranked
+/// last), then `use` (mobile, home, work, temp, other/none), then their order in the record.
+pub fn preferred_phone(patient: &Value) -> Option<&str> {
+    let use_order = |u: Option<&str>| match u {
+        Some("mobile") => 0,
+        Some("home") => 1,
+        Some("work") => 2,
+        Some("temp") => 3,
+        _ => 4,
+    };
+    patient
+        .get("telecom")
+        .and_then(Value::as_array)?
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| {
+            matches!(
+                t.get("system").and_then(Value::as_str),
+                Some("phone" | "sms")
+            )
+        })
+        .filter(|(_, t)| t.pointer("/period/end").is_none())
+        .filter_map(|(index, t)| {
+            let value = t.get("value").and_then(Value::as_str)?;
+            let rank = t.get("rank").and_then(Value::as_u64).unwrap_or(u64::MAX);
+            Some((
+                (rank, use_order(t.get("use").and_then(Value::as_str)), index),
+                value,
+            ))
+        })
+        .min_by_key(|(key, _)| *key)
+        .map(|(_, value)| value)
+}
+
+/// How a call was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallDirection {
+    /// From the clinician's browser through Twilio.
+    OutboundBrowser,
+    /// A patient calling a pool number back.
+    Inbound,
+    /// Dialled by hand, outcome reported by the clinician.
+    Manual,
+}
+
+impl CallDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OutboundBrowser => "outbound-browser",
+            Self::Inbound => "inbound",
+            Self::Manual => "manual",
+        }
+    }
+}
+
+/// Everything the extension records about one call. Never the full patient number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecordFields<'a> {
+    pub call_sid: &'a str,
+    pub parent_call_sid: Option<&'a str>,
+    pub status: CallStatus,
+    pub direction: CallDirection,
+    pub duration_seconds: u32,
+    pub started_at_unix: Option<i64>,
+    pub answered_at_unix: Option<i64>,
+    pub ended_at_unix: Option<i64>,
+    pub caller_id: Option<&'a str>,
+    /// e.g. `•••123`.
+    pub patient_number_masked: Option<&'a str>,
+    pub sequence_number: Option<u32>,
+    pub ended_by: Option<EndedBy>,
+    pub practitioner: Option<&'a PractitionerId>,
+    pub error_code: Option<u32>,
+}
+
+fn ended_by_code(ended_by: EndedBy) -> &'static str {
+    match ended_by {
+        EndedBy::Clinician => "clinician",
+        EndedBy::Patient => "patient",
+        EndedBy::System => "system",
+    }
+}
+
+/// The complex extension for one call.
+pub fn call_extension(fields: &CallRecordFields<'_>) -> Value {
+    let mut parts = vec![
+        json!({"url": "callSid", "valueString": fields.call_sid}),
+        json!({"url": "status", "valueCode": fields.status.as_str()}),
+        json!({"url": "direction", "valueCode": fields.direction.as_str()}),
+        json!({"url": "durationSeconds", "valueInteger": fields.duration_seconds}),
+    ];
+    let optional = [
+        fields
+            .parent_call_sid
+            .map(|v| json!({"url": "parentCallSid", "valueString": v})),
+        fields
+            .started_at_unix
+            .map(|t| json!({"url": "startedAt", "valueDateTime": rfc3339_utc(t)})),
+        fields
+            .answered_at_unix
+            .map(|t| json!({"url": "answeredAt", "valueDateTime": rfc3339_utc(t)})),
+        fields
+            .ended_at_unix
+            .map(|t| json!({"url": "endedAt", "valueDateTime": rfc3339_utc(t)})),
+        fields
+            .caller_id
+            .map(|v| json!({"url": "callerId", "valueString": v})),
+        fields
+            .patient_number_masked
+            .map(|v| json!({"url": "patientNumberMasked", "valueString": v})),
+        fields
+            .sequence_number
+            .map(|v| json!({"url": "sequenceNumber", "valueInteger": v})),
+        fields
+            .ended_by
+            .map(|v| json!({"url": "endedBy", "valueCode": ended_by_code(v)})),
+        fields.practitioner.map(
+            |p| json!({"url": "practitioner", "valueReference": {"reference": p.reference()}}),
+        ),
+        fields
+            .error_code
+            .map(|v| json!({"url": "errorCode", "valueInteger": v})),
+    ];
+    parts.extend(optional.into_iter().flatten());
+    json!({"url": CALL_EXTENSION_URL, "extension": parts})
+}
+
+/// The callSid of a call extension, if `ext` is one.
+pub fn call_sid_of(ext: &Value) -> Option<&str> {
+    if ext.get("url").and_then(Value::as_str) != Some(CALL_EXTENSION_URL) {
+        return None;
+    }
+    ext.get("extension")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|part| part.get("url").and_then(Value::as_str) == Some("callSid"))
+        .and_then(|part| part.get("valueString").and_then(Value::as_str))
+}
+
+/// The Appointment's extension list with `call` inserted, or replacing the one with the same
+/// callSid (so a call is never recorded twice). Other extensions are kept in place.
+pub fn upsert_call_extension(appointment: &Value, call: Value) -> Vec<Value> {
+    let mut extensions: Vec<Value> = appointment
+        .get("extension")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let sid = call_sid_of(&call).map(str::to_owned);
+    match extensions
+        .iter_mut()
+        .find(|ext| call_sid_of(ext).map(str::to_owned) == sid)
+    {
+        Some(existing) => *existing = call,
+        None => extensions.push(call),
+    }
+    extensions
+}
+
+/// A JSON Patch that replaces the extension list only if the Appointment is still at
+/// `version_id` (`test` on `/meta/versionId`), so no concurrent edit is overwritten.
+pub fn extension_patch(version_id: &str, extensions: Vec<Value>) -> Value {
+    json!([
+        {"op": "test", "path": "/meta/versionId", "value": version_id},
+        {"op": "add", "path": "/extension", "value": extensions},
+    ])
+}
+
+/// The Appointment's id as a path segment.
+pub fn appointment_path(id: &AppointmentId) -> String {
+    format!("Appointment/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn appointment() -> Value {
+        json!({
+            "resourceType": "Appointment", "id": "appt-mobile", "status": "booked",
+            "meta": {"versionId": "7"},
+            "serviceType": [{"coding": [{"system": SNOMED_SYSTEM, "code": SNOMED_TELEPHONE_ENCOUNTER, "display": "Telephone encounter"}]}],
+            "participant": [
+                {"actor": {"reference": "Patient/patient-mobile"}, "status": "accepted"},
+                {"actor": {"reference": "Practitioner/clinician-ada"}, "status": "accepted"}
+            ],
+            "extension": [{"url": "https://example.org/other", "valueString": "kept"}]
+        })
+    }
+
+    #[test]
+    fn reads_phone_appointments() {
+        let appt = appointment();
+        assert!(is_phone_appointment(&appt));
+        assert!(is_callable_status(&appt));
+        assert!(has_practitioner(
+            &appt,
+            &PractitionerId::parse("clinician-ada").unwrap()
+        ));
+        assert!(!has_practitioner(
+            &appt,
+            &PractitionerId::parse("clinician-bob").unwrap()
+        ));
+        assert_eq!(
+            patient_of(&appt).map(|p| p.to_string()).as_deref(),
+            Some("patient-mobile")
+        );
+
+        let video =
+            json!({"serviceType": [{"coding": [{"system": SNOMED_SYSTEM, "code": "448337001"}]}]});
+        assert!(!is_phone_appointment(&video));
+        let by_extension =
+            json!({"extension": [{"url": "https://app.example/callType", "valueString": "phone"}]});
+        assert!(is_phone_appointment(&by_extension));
+        for status in ["cancelled", "fulfilled", "noshow", "entered-in-error"] {
+            assert!(!is_callable_status(&json!({"status": status})), "{status}");
+        }
+    }
+
+    #[test]
+    fn preferred_phone_order() {
+        let patient = json!({"telecom": [
+            {"system": "email", "value": "a@example.org"},
+            {"system": "phone", "value": "020 7946 0123", "use": "home"},
+            {"system": "phone", "value": "07700 900999", "use": "mobile", "period": {"end": "2020-01-01"}},
+            {"system": "phone", "value": "07700 900123", "use": "mobile"}
+        ]});
+        assert_eq!(preferred_phone(&patient), Some("07700 900123"));
+        let ranked = json!({"telecom": [
+            {"system": "phone", "value": "07700 900123", "use": "mobile", "rank": 2},
+            {"system": "phone", "value": "020 7946 0123", "use": "home", "rank": 1}
+        ]});
+        assert_eq!(preferred_phone(&ranked), Some("020 7946 0123"));
+        assert_eq!(
+            preferred_phone(&json!({"telecom": [{"system": "email", "value": "x"}]})),
+            None
+        );
+        assert_eq!(preferred_phone(&json!({})), None);
+    }
+
+    fn fields(sid: &str, status: CallStatus) -> CallRecordFields<'_> {
+        CallRecordFields {
+            call_sid: sid,
+            parent_call_sid: Some("CA-parent"),
+            status,
+            direction: CallDirection::OutboundBrowser,
+            duration_seconds: 42,
+            started_at_unix: Some(1_795_586_882),
+            answered_at_unix: None,
+            ended_at_unix: None,
+            caller_id: Some("+447700900001"),
+            patient_number_masked: Some("•••123"),
+            sequence_number: Some(3),
+            ended_by: Some(EndedBy::Clinician),
+            practitioner: None,
+            error_code: None,
+        }
+    }
+
+    #[test]
+    fn call_extension_shape() {
+        let ext = call_extension(&fields("CA1", CallStatus::Completed));
+        assert_eq!(ext["url"], CALL_EXTENSION_URL);
+        assert_eq!(call_sid_of(&ext), Some("CA1"));
+        let part = |name: &str| {
+            ext["extension"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["url"] == name)
+                .cloned()
+        };
+        assert_eq!(part("status").unwrap()["valueCode"], "completed");
+        assert_eq!(part("durationSeconds").unwrap()["valueInteger"], 42);
+        assert_eq!(
+            part("startedAt").unwrap()["valueDateTime"],
+            "2026-11-25T06:08:02Z"
+        );
+        assert_eq!(
+            part("patientNumberMasked").unwrap()["valueString"],
+            "•••123"
+        );
+        assert_eq!(part("endedBy").unwrap()["valueCode"], "clinician");
+        assert!(part("answeredAt").is_none());
+        assert!(!ext.to_string().contains("900123"), "never the full number");
+    }
+
+    #[test]
+    fn upsert_replaces_by_call_sid_and_keeps_other_extensions() {
+        let mut appt = appointment();
+        let first =
+            upsert_call_extension(&appt, call_extension(&fields("CA1", CallStatus::Ringing)));
+        assert_eq!(first.len(), 2);
+        appt["extension"] = Value::Array(first);
+        let second =
+            upsert_call_extension(&appt, call_extension(&fields("CA1", CallStatus::Completed)));
+        assert_eq!(second.len(), 2, "same call updated in place");
+        assert_eq!(second[0]["valueString"], "kept");
+        appt["extension"] = Value::Array(second);
+        let third = upsert_call_extension(&appt, call_extension(&fields("CA2", CallStatus::Busy)));
+        assert_eq!(third.len(), 3, "a second call is a second extension");
+        let patch = extension_patch("7", third);
+        assert_eq!(
+            patch[0],
+            json!({"op": "test", "path": "/meta/versionId", "value": "7"})
+        );
+        assert_eq!(patch[1]["op"], "add");
+    }
+}

@@ -1,0 +1,284 @@
+//! Choosing a caller-ID number from the shared pool: same country as the destination first, the
+//! patient's sticky number if it is free, otherwise the least recently used free number. A number
+//! is leased to one live call at a time; a lease ends on the call's terminal status or expires.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dial_policy::country_of;
+use crate::ids::E164;
+
+/// Whether a pool number may be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumberStatus {
+    Active,
+    /// Finishes its current lease, then is retired; never chosen again.
+    Retiring,
+    Retired,
+}
+
+/// A live call holding a number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub call_sid: String,
+    pub expires_at_ms: i64,
+}
+
+/// One number in the pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolNumber {
+    pub number: E164,
+    pub status: NumberStatus,
+    pub last_used_ms: i64,
+    pub lease: Option<Lease>,
+}
+
+impl PoolNumber {
+    /// Not leased, or its lease has expired.
+    pub fn is_free(&self, now_ms: i64) -> bool {
+        self.lease
+            .as_ref()
+            .is_none_or(|lease| lease.expires_at_ms <= now_ms)
+    }
+}
+
+/// What a call asks of the pool.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseRequest<'a> {
+    pub call_sid: &'a str,
+    pub destination: &'a E164,
+    /// The number that last called this patient, if remembered.
+    pub sticky: Option<&'a E164>,
+    pub now_ms: i64,
+}
+
+/// How long a lease lasts unless renewed or released: long enough for any clinical call.
+pub const LEASE_MS: i64 = 4 * 60 * 60 * 1000;
+
+fn same_country(a: &E164, b: &E164) -> bool {
+    match (country_of(a), country_of(b)) {
+        (Some(x), Some(y)) => x.iso == y.iso,
+        _ => false,
+    }
+}
+
+/// The index of the number to lease, or `None` when no line is free. A call that already holds
+/// a lease gets the same number again (webhook retries are idempotent).
+pub fn choose(numbers: &[PoolNumber], request: &LeaseRequest<'_>) -> Option<usize> {
+    if let Some(held) = numbers.iter().position(|n| {
+        n.lease
+            .as_ref()
+            .is_some_and(|l| l.call_sid == request.call_sid && l.expires_at_ms > request.now_ms)
+    }) {
+        return Some(held);
+    }
+    let free: Vec<usize> = (0..numbers.len())
+        .filter(|&i| {
+            numbers[i].status == NumberStatus::Active && numbers[i].is_free(request.now_ms)
+        })
+        .collect();
+    let local: Vec<usize> = free
+        .iter()
+        .copied()
+        .filter(|&i| same_country(&numbers[i].number, request.destination))
+        .collect();
+    let candidates = if local.is_empty() { free } else { local };
+    if let Some(sticky) = request.sticky {
+        if let Some(&i) = candidates.iter().find(|&&i| &numbers[i].number == sticky) {
+            return Some(i);
+        }
+    }
+    candidates
+        .into_iter()
+        .min_by_key(|&i| (numbers[i].last_used_ms, numbers[i].number.clone()))
+}
+
+/// Leases the chosen number to the call, in place. Returns the number leased.
+pub fn lease(numbers: &mut [PoolNumber], request: &LeaseRequest<'_>) -> Option<E164> {
+    let index = choose(numbers, request)?;
+    let chosen = &mut numbers[index];
+    chosen.last_used_ms = request.now_ms;
+    chosen.lease = Some(Lease {
+        call_sid: request.call_sid.to_owned(),
+        expires_at_ms: request.now_ms + LEASE_MS,
+    });
+    Some(chosen.number.clone())
+}
+
+/// Ends the call's lease; a retiring number becomes retired. Returns whether a lease ended.
+pub fn release(numbers: &mut [PoolNumber], call_sid: &str) -> bool {
+    let mut released = false;
+    for number in numbers.iter_mut() {
+        if number
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.call_sid == call_sid)
+        {
+            number.lease = None;
+            if number.status == NumberStatus::Retiring {
+                number.status = NumberStatus::Retired;
+            }
+            released = true;
+        }
+    }
+    released
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn e164(s: &str) -> E164 {
+        E164::parse(s).unwrap()
+    }
+
+    fn pool(numbers: &[(&str, i64)]) -> Vec<PoolNumber> {
+        numbers
+            .iter()
+            .map(|(n, used)| PoolNumber {
+                number: e164(n),
+                status: NumberStatus::Active,
+                last_used_ms: *used,
+                lease: None,
+            })
+            .collect()
+    }
+
+    fn request<'a>(
+        sid: &'a str,
+        destination: &'a E164,
+        sticky: Option<&'a E164>,
+        now: i64,
+    ) -> LeaseRequest<'a> {
+        LeaseRequest {
+            call_sid: sid,
+            destination,
+            sticky,
+            now_ms: now,
+        }
+    }
+
+    #[test]
+    fn least_recently_used_same_country_first() {
+        let mut numbers = pool(&[
+            ("+447700900001", 50),
+            ("+447700900002", 10),
+            ("+12025550100", 0),
+            ("+447700900003", 30),
+        ]);
+        let uk = e164("+447700900123");
+        assert_eq!(
+            lease(&mut numbers, &request("CA1", &uk, None, 100)),
+            Some(e164("+447700900002"))
+        );
+        assert_eq!(
+            lease(&mut numbers, &request("CA2", &uk, None, 101)),
+            Some(e164("+447700900003"))
+        );
+        assert_eq!(
+            lease(&mut numbers, &request("CA3", &uk, None, 102)),
+            Some(e164("+447700900001"))
+        );
+        // All UK numbers busy: another country's free number rather than no line.
+        assert_eq!(
+            lease(&mut numbers, &request("CA4", &uk, None, 103)),
+            Some(e164("+12025550100"))
+        );
+        assert_eq!(lease(&mut numbers, &request("CA5", &uk, None, 104)), None);
+        assert!(release(&mut numbers, "CA2"));
+        assert_eq!(
+            lease(&mut numbers, &request("CA5", &uk, None, 105)),
+            Some(e164("+447700900003"))
+        );
+    }
+
+    #[test]
+    fn sticky_number_when_free_and_retries_are_idempotent() {
+        let mut numbers = pool(&[("+447700900001", 0), ("+447700900002", 99)]);
+        let patient = e164("+447700900123");
+        let sticky = e164("+447700900002");
+        assert_eq!(
+            lease(&mut numbers, &request("CA1", &patient, Some(&sticky), 100)),
+            Some(sticky.clone())
+        );
+        assert_eq!(
+            lease(&mut numbers, &request("CA1", &patient, Some(&sticky), 101)),
+            Some(sticky.clone()),
+            "same call, same number"
+        );
+        assert_eq!(
+            lease(&mut numbers, &request("CA2", &patient, Some(&sticky), 102)),
+            Some(e164("+447700900001")),
+            "sticky is busy"
+        );
+    }
+
+    #[test]
+    fn expired_leases_free_the_number_and_retiring_numbers_are_never_chosen() {
+        let mut numbers = pool(&[("+447700900001", 0)]);
+        let patient = e164("+447700900123");
+        assert!(lease(&mut numbers, &request("CA1", &patient, None, 0)).is_some());
+        assert_eq!(
+            lease(&mut numbers, &request("CA2", &patient, None, LEASE_MS - 1)),
+            None
+        );
+        assert!(
+            lease(&mut numbers, &request("CA2", &patient, None, LEASE_MS)).is_some(),
+            "lease expired"
+        );
+        numbers[0].status = NumberStatus::Retiring;
+        assert!(release(&mut numbers, "CA2"));
+        assert_eq!(numbers[0].status, NumberStatus::Retired);
+        assert_eq!(
+            lease(&mut numbers, &request("CA3", &patient, None, LEASE_MS + 1)),
+            None
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Lease(u8),
+        Release(u8),
+        Advance(i64),
+    }
+
+    proptest! {
+        /// Whatever the sequence of leases, releases and time passing, no number is ever held by
+        /// two live calls, and no live call holds two numbers.
+        #[test]
+        fn no_number_is_leased_twice(ops in proptest::collection::vec(prop_oneof![
+            (0u8..12).prop_map(Op::Lease),
+            (0u8..12).prop_map(Op::Release),
+            (0i64..LEASE_MS / 2).prop_map(Op::Advance),
+        ], 1..200)) {
+            let mut numbers = pool(&[("+447700900001", 0), ("+447700900002", 0), ("+447700900003", 0), ("+12025550100", 0)]);
+            let destination = e164("+447700900123");
+            let mut now = 1_000;
+            for op in ops {
+                match op {
+                    Op::Lease(call) => { lease(&mut numbers, &request(&format!("CA{call}"), &destination, None, now)); }
+                    Op::Release(call) => { release(&mut numbers, &format!("CA{call}")); }
+                    Op::Advance(ms) => now += ms,
+                }
+                let live: Vec<&str> = numbers.iter().filter(|n| !n.is_free(now)).filter_map(|n| n.lease.as_ref().map(|l| l.call_sid.as_str())).collect();
+                let mut distinct = live.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                prop_assert_eq!(distinct.len(), live.len(), "a call holds two numbers: {:?}", live);
+            }
+        }
+
+        /// Among free same-country numbers, the one chosen is never more recently used than another.
+        #[test]
+        fn choice_is_least_recently_used(used in proptest::collection::vec(0i64..1000, 1..6)) {
+            let names = ["+447700900001", "+447700900002", "+447700900003", "+447700900004", "+447700900005", "+447700900006"];
+            let numbers = pool(&names.iter().zip(&used).map(|(n, u)| (*n, *u)).collect::<Vec<_>>());
+            let destination = e164("+447700900123");
+            let chosen = choose(&numbers, &request("CA1", &destination, None, 5_000)).unwrap();
+            prop_assert!(numbers.iter().all(|n| n.last_used_ms >= numbers[chosen].last_used_ms));
+        }
+    }
+}

