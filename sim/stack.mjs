@@ -152,7 +152,7 @@ export async function startWorker({
       "--persist-to", persistDir ?? join(stateDir, "persist"),
       "--env-file", envFile,
       "--show-interactive-dev-session=false",
-      "--log-level", "info",
+      "--log-level", process.env.WRANGLER_LOG_LEVEL ?? "log",
       ...varArgs,
     ],
     { logPath },

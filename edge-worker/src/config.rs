@@ -156,10 +156,12 @@ pub struct Config {
     pub dial_policy: Setting<DestinationPolicy>,
     /// Optional: caller-ID numbers the pool starts with (comma-separated E.164).
     pub caller_ids: Setting<Vec<E164>>,
+    /// Optional: Twilio's REST API base URL (default `https://api.twilio.com`; sim/twilio locally).
+    pub twilio_api_base_url: Setting<BaseUrl>,
 }
 
 /// How many settings there are.
-pub const SETTING_COUNT: usize = 15;
+pub const SETTING_COUNT: usize = 16;
 
 /// Names of every setting, in the order `/api/v1/health` lists them.
 pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
@@ -178,14 +180,16 @@ pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
     "TWILIO_AUTH_TOKEN_PREVIOUS",
     "DIAL_POLICY",
     "TWILIO_CALLER_IDS",
+    "TWILIO_API_BASE_URL",
 ];
 
 /// Settings that may be left unset (their defaults are documented in README.md).
-pub const OPTIONAL_SETTINGS: [&str; 4] = [
+pub const OPTIONAL_SETTINGS: [&str; 5] = [
     "TWILIO_TOKEN_TTL_SECONDS",
     "TWILIO_AUTH_TOKEN_PREVIOUS",
     "DIAL_POLICY",
     "TWILIO_CALLER_IDS",
+    "TWILIO_API_BASE_URL",
 ];
 
 /// An optional setting: unset means its documented default.
@@ -253,6 +257,15 @@ impl Config {
             )),
             dial_policy: optional(setting(&lookup, "DIAL_POLICY", DestinationPolicy::parse)),
             caller_ids: optional(setting(&lookup, "TWILIO_CALLER_IDS", parse_caller_ids)),
+            twilio_api_base_url: optional(setting(&lookup, "TWILIO_API_BASE_URL", BaseUrl::parse)),
+        }
+    }
+
+    /// Twilio's REST base URL in force.
+    pub fn twilio_api_base_url(&self) -> Result<BaseUrl, UnusableSetting> {
+        match &self.twilio_api_base_url {
+            Setting::Default => Ok(BaseUrl("https://api.twilio.com".to_owned())),
+            other => other.require("TWILIO_API_BASE_URL").cloned(),
         }
     }
 
@@ -308,6 +321,7 @@ impl Config {
             self.twilio_auth_token_previous.state(),
             self.dial_policy.state(),
             self.caller_ids.state(),
+            self.twilio_api_base_url.state(),
         ];
         let mut out = [("", SettingState::Missing); SETTING_COUNT];
         for (slot, (name, state)) in out.iter_mut().zip(SETTING_NAMES.into_iter().zip(states)) {

@@ -39,6 +39,16 @@ pub enum AppError {
     PermissionMissing,
     #[error("no such practitioner")]
     PractitionerNotFound,
+    #[error("no such appointment")]
+    AppointmentNotFound,
+    #[error("you are not a participant of this appointment")]
+    NotYourAppointment,
+    #[error("no such call on this appointment")]
+    CallNotFound,
+    #[error("Twilio refused to end the call")]
+    TwilioRejected,
+    #[error("the call records cannot be stored right now: try again shortly")]
+    StorageUnavailable,
     #[error("the practitioner already carries a different Twilio identity")]
     IdentityConflict,
     #[error("too many requests: try again in a minute")]
@@ -75,7 +85,13 @@ impl From<UnusableSetting> for AppError {
 impl AppError {
     pub fn status(&self) -> u16 {
         match self {
-            AppError::NotFound | AppError::PractitionerNotFound => 404,
+            AppError::NotFound
+            | AppError::PractitionerNotFound
+            | AppError::AppointmentNotFound
+            | AppError::CallNotFound => 404,
+            AppError::NotYourAppointment => 403,
+            AppError::TwilioRejected => 502,
+            AppError::StorageUnavailable => 503,
             AppError::MethodNotAllowed { .. } => 405,
             AppError::BadRequest(_) => 400,
             AppError::Unauthenticated(_) => 401,
@@ -100,6 +116,11 @@ impl AppError {
             AppError::Unauthenticated(CredentialProblem::Expired) => "token_expired",
             AppError::PermissionMissing => "permission_missing",
             AppError::PractitionerNotFound => "practitioner_not_found",
+            AppError::AppointmentNotFound => "appointment_not_found",
+            AppError::NotYourAppointment => "not_your_appointment",
+            AppError::CallNotFound => "call_not_found",
+            AppError::TwilioRejected => "twilio_rejected",
+            AppError::StorageUnavailable => "storage_unavailable",
             AppError::IdentityConflict => "identity_conflict",
             AppError::RateLimited => "rate_limited",
             AppError::InvalidSignature => "invalid_signature",
@@ -121,7 +142,9 @@ impl AppError {
         match self {
             AppError::MethodNotAllowed { allow } => reply.with_header("allow", allow.join(", ")),
             AppError::NotConfigured(_) => reply.with_header("retry-after", "60"),
-            AppError::MedplumUnavailable => reply.with_header("retry-after", "30"),
+            AppError::MedplumUnavailable | AppError::StorageUnavailable => {
+                reply.with_header("retry-after", "30")
+            }
             AppError::RateLimited => reply.with_header("retry-after", "60"),
             AppError::Unauthenticated(problem) => reply.with_header(
                 "www-authenticate",

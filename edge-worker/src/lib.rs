@@ -14,6 +14,7 @@ pub mod log;
 pub mod medplum;
 pub mod reply;
 pub mod router;
+pub mod twilio_rest;
 pub mod twilio_webhook;
 pub mod webcrypto;
 
@@ -58,6 +59,19 @@ async fn dispatch(
             handlers::twilio_identity::provision(req, config, &practitioner).await
         }
         Endpoint::DevSignIn => handlers::dev_sign_in::sign_in(req, config).await,
+        Endpoint::VoiceWebhook => handlers::voice::voice(req, env, config).await,
+        Endpoint::CallStatusWebhook => {
+            handlers::call_status::call_status(req, env, config, now_unix()).await
+        }
+        Endpoint::DialCompleteWebhook => {
+            handlers::call_status::dial_complete(req, env, config, now_unix()).await
+        }
+        Endpoint::AppointmentCalls(appointment) => {
+            handlers::appointment_call::list(req, env, config, &appointment, now_unix()).await
+        }
+        Endpoint::EndAppointmentCall(appointment) => {
+            handlers::appointment_call::end(req, env, config, &appointment, now_unix()).await
+        }
     }
 }
 

@@ -323,6 +323,37 @@ impl<'a> Medplum<'a> {
         }
     }
 
+    /// Applies a JSON Patch. A failed `test` operation (400, as Medplum answers) or a version
+    /// conflict (409/412) is `Stale`: the caller re-reads and tries again.
+    pub async fn patch(
+        &self,
+        resource_type: &str,
+        id: &str,
+        operations: &Value,
+    ) -> Result<UpdateOutcome, MedplumError> {
+        let (status, headers, text) = self
+            .fhir(
+                Method::Patch,
+                &format!("{resource_type}/{id}"),
+                &[("content-type", "application/json-patch+json")],
+                Some(operations.to_string()),
+            )
+            .await?;
+        match status {
+            200 => {
+                let resource: Value =
+                    serde_json::from_str(&text).map_err(|_| MedplumError::Malformed)?;
+                let version_id = version_of(&resource, &headers).ok_or(MedplumError::Malformed)?;
+                Ok(UpdateOutcome::Updated(Versioned {
+                    resource,
+                    version_id,
+                }))
+            }
+            400 | 409 | 412 => Ok(UpdateOutcome::Stale),
+            other => Err(MedplumError::Rejected(other)),
+        }
+    }
+
     /// The public key with this `kid` from Medplum's JWKS. The JWKS is cached; an unknown `kid`
     /// triggers a refetch at most every 10 s.
     pub async fn signing_key(&self, kid: &str) -> Result<Option<Value>, MedplumError> {

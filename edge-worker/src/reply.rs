@@ -25,6 +25,15 @@ impl Reply {
         }
     }
 
+    /// A TwiML document for Twilio.
+    pub fn twiml(document: String) -> Self {
+        Self {
+            status: 200,
+            headers: vec![("content-type", "text/xml; charset=utf-8".to_owned())],
+            body: document,
+        }
+    }
+
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self

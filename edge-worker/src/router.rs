@@ -3,7 +3,7 @@
 //! Unknown paths are [`RouteError::NotFound`]; a known path with the wrong method is
 //! [`RouteError::MethodNotAllowed`] carrying the methods it does allow (for the `Allow` header).
 
-use shared::ids::PractitionerId;
+use shared::ids::{AppointmentId, PractitionerId};
 
 /// An API endpoint, with its path parameters already extracted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,11 @@ pub enum Endpoint {
     TwilioIdentity(PractitionerId),
     /// Local environment only.
     DevSignIn,
+    VoiceWebhook,
+    CallStatusWebhook,
+    DialCompleteWebhook,
+    AppointmentCalls(AppointmentId),
+    EndAppointmentCall(AppointmentId),
 }
 
 impl Endpoint {
@@ -20,7 +25,14 @@ impl Endpoint {
     pub fn methods(&self) -> &'static [&'static str] {
         match self {
             Endpoint::Health => &["GET"],
-            Endpoint::AccessToken | Endpoint::TwilioIdentity(_) | Endpoint::DevSignIn => &["POST"],
+            Endpoint::AccessToken
+            | Endpoint::TwilioIdentity(_)
+            | Endpoint::DevSignIn
+            | Endpoint::VoiceWebhook
+            | Endpoint::CallStatusWebhook
+            | Endpoint::DialCompleteWebhook
+            | Endpoint::EndAppointmentCall(_) => &["POST"],
+            Endpoint::AppointmentCalls(_) => &["GET"],
         }
     }
 }
@@ -47,6 +59,15 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["api", "v1", "health"] => Endpoint::Health,
         ["api", "v1", "twilio", "access-token"] => Endpoint::AccessToken,
         ["api", "v1", "dev", "sign-in"] => Endpoint::DevSignIn,
+        ["api", "v1", "twilio", "webhooks", "voice"] => Endpoint::VoiceWebhook,
+        ["api", "v1", "twilio", "webhooks", "call-status"] => Endpoint::CallStatusWebhook,
+        ["api", "v1", "twilio", "webhooks", "dial-complete"] => Endpoint::DialCompleteWebhook,
+        ["api", "v1", "appointments", id, "call"] => {
+            Endpoint::AppointmentCalls(AppointmentId::parse(id).map_err(|_| RouteError::NotFound)?)
+        }
+        ["api", "v1", "appointments", id, "call", "end"] => Endpoint::EndAppointmentCall(
+            AppointmentId::parse(id).map_err(|_| RouteError::NotFound)?,
+        ),
         ["api", "v1", "clinicians", id, "twilio-identity"] => {
             Endpoint::TwilioIdentity(PractitionerId::parse(id).map_err(|_| RouteError::NotFound)?)
         }

@@ -4,6 +4,7 @@
 //! browser module are thin adapters that pass time, random bytes and inputs in as values.
 
 pub mod access_token;
+pub mod call_refusal;
 pub mod call_state;
 pub mod clinician;
 pub mod dial_policy;

@@ -1,4 +1,5 @@
-//! Time as values: formatting Unix seconds as RFC 3339 UTC without a date library.
+//! Time as values: Unix seconds to RFC 3339 UTC, and Twilio's RFC 2822 timestamps back, without a
+//! date library.
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -27,6 +28,66 @@ pub fn rfc3339_utc(unix_seconds: i64) -> String {
     )
 }
 
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let month = i64::from(month);
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses Twilio's callback `Timestamp` (RFC 2822, e.g. `Wed, 25 Nov 2026 06:08:02 +0000`) into
+/// Unix seconds. `None` for anything else.
+pub fn parse_rfc2822(value: &str) -> Option<i64> {
+    let value = value.trim();
+    let rest = value.split_once(", ").map_or(value, |(_, rest)| rest);
+    let mut parts = rest.split_whitespace();
+    let day: u32 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':');
+    let hour: i64 = clock.next()?.parse().ok()?;
+    let minute: i64 = clock.next()?.parse().ok()?;
+    let second: i64 = clock.next().unwrap_or("0").parse().ok()?;
+    let zone = parts.next().unwrap_or("+0000");
+    let offset_minutes = match zone {
+        "GMT" | "UT" | "UTC" | "Z" => 0,
+        _ => {
+            let (sign, digits) = zone.split_at(1);
+            let hours: i64 = digits.get(0..2)?.parse().ok()?;
+            let minutes: i64 = digits.get(2..4)?.parse().ok()?;
+            match sign {
+                "+" => hours * 60 + minutes,
+                "-" => -(hours * 60 + minutes),
+                _ => return None,
+            }
+        }
+    };
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+            - offset_minutes * 60,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,6 +103,37 @@ mod tests {
         ];
         for (unix, expected) in table {
             assert_eq!(rfc3339_utc(unix), expected, "{unix}");
+        }
+    }
+
+    #[test]
+    fn parses_twilio_timestamps() {
+        let table = [
+            ("Wed, 25 Nov 2026 06:08:02 +0000", Some(1_795_586_882)),
+            ("25 Nov 2026 06:08:02 +0000", Some(1_795_586_882)),
+            ("Wed, 25 Nov 2026 07:08:02 +0100", Some(1_795_586_882)),
+            ("Wed, 25 Nov 2026 01:08:02 -0500", Some(1_795_586_882)),
+            ("Wed, 25 Nov 2026 06:08:02 GMT", Some(1_795_586_882)),
+            ("Tue, 29 Feb 2000 00:00:00 +0000", Some(951_782_400)),
+            ("2026-11-25T06:08:02Z", None),
+            ("Wed, 25 Foo 2026 06:08:02 +0000", None),
+            ("Wed, 25 Nov 2026 25:08:02 +0000", None),
+            ("", None),
+        ];
+        for (input, expected) in table {
+            assert_eq!(parse_rfc2822(input), expected, "{input}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rfc2822_round_trips(unix in 0i64..4_102_444_800) {
+            // Build the RFC 2822 form from the RFC 3339 one.
+            let iso = rfc3339_utc(unix);
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let month: usize = iso[5..7].parse().unwrap();
+            let text = format!("{} {} {} {} +0000", &iso[8..10], months[month - 1], &iso[0..4], &iso[11..19]);
+            proptest::prop_assert_eq!(parse_rfc2822(&text), Some(unix));
         }
     }
 }

@@ -1,36 +1,706 @@
-//! `CallLedger` Durable Object: the authoritative call records of one appointment and the outbox
-//! of FHIR writes that carries them to Medplum.
+//! `CallLedger` Durable Object, one per appointment: the authoritative call records of that
+//! appointment, and the outboxes that carry them to Medplum (and pending hangups to Twilio).
+//!
+//! Operations (JSON over the stub's fetch):
+//! - `POST /attempt`: the voice webhook records a call attempt (placed or refused) before
+//!   answering Twilio; idempotent on the parent CallSid.
+//! - `POST /callback`: a status event; stored once per (call, SequenceNumber), the record is then
+//!   derived from the set of events (`shared::call_state`), so repeats and reordering converge.
+//! - `POST /end`: who ended the call, and whether a Twilio hangup is still owed.
+//! - `POST /manual`: the outcome of a call the clinician dialled by hand.
+//! - `GET /calls`: the records, newest first.
+//!
+//! Every change that alters a record queues it in `ledger_fhir_outbox`; the alarm writes it to
+//! the Appointment (JSON Patch guarded by the version) and retries with backoff while Medplum is
+//! down, so no record is lost and none is written twice.
 
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use shared::call_state::{progress, CallStatus, EndedBy, StatusEvent};
+use shared::fhir::{
+    call_extension, extension_patch, upsert_call_extension, CallDirection, CallRecordFields,
+};
+use shared::ids::{CallSid, PractitionerId};
+use shared::time::rfc3339_utc;
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
+};
 
-const TABLES: [&str; 3] = ["calls", "call_events", "fhir_outbox"];
-const SCHEMA: [&str; 3] = [
-    "CREATE TABLE IF NOT EXISTS calls (
-        call_sid TEXT PRIMARY KEY, record_json TEXT NOT NULL, updated_ms INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS call_events (
-        call_sid TEXT NOT NULL, sequence_number INTEGER NOT NULL, event_json TEXT NOT NULL,
-        PRIMARY KEY (call_sid, sequence_number))",
-    "CREATE TABLE IF NOT EXISTS fhir_outbox (
-        call_sid TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0,
+use crate::config::Config;
+use crate::medplum::UpdateOutcome;
+
+const TABLES: [&str; 4] = [
+    "ledger_attempts",
+    "ledger_events",
+    "ledger_fhir_outbox",
+    "ledger_twilio_outbox",
+];
+const SCHEMA: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS ledger_attempts (
+        parent_sid TEXT PRIMARY KEY, child_sid TEXT, appointment_id TEXT NOT NULL,
+        practitioner TEXT, direction TEXT NOT NULL, caller_id TEXT, patient_masked TEXT,
+        refused_code TEXT, ended_by TEXT, created_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ledger_events (
+        parent_sid TEXT NOT NULL, dedupe TEXT NOT NULL, event_json TEXT NOT NULL,
+        PRIMARY KEY (parent_sid, dedupe))",
+    "CREATE TABLE IF NOT EXISTS ledger_fhir_outbox (
+        parent_sid TEXT PRIMARY KEY, revision INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL, last_error TEXT)",
+    "CREATE TABLE IF NOT EXISTS ledger_twilio_outbox (
+        parent_sid TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0,
         next_attempt_ms INTEGER NOT NULL, last_error TEXT)",
 ];
+
+/// Retry delay after `attempts` failures: 2 s doubling, at most 30 s.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exponent = u32::try_from(attempts.clamp(0, 10)).unwrap_or(10);
+    (2_000_i64 * 2_i64.pow(exponent)).min(30_000)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+struct AttemptRow {
+    parent_sid: String,
+    child_sid: Option<String>,
+    appointment_id: String,
+    practitioner: Option<String>,
+    direction: String,
+    caller_id: Option<String>,
+    patient_masked: Option<String>,
+    refused_code: Option<String>,
+    ended_by: Option<String>,
+    created_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct EventRow {
+    event_json: String,
+}
+
+#[derive(Deserialize)]
+struct OutboxRow {
+    parent_sid: String,
+    revision: i64,
+    attempts: i64,
+}
+
+#[derive(Deserialize)]
+struct TwilioOutboxRow {
+    parent_sid: String,
+    attempts: i64,
+}
+
+#[derive(Deserialize)]
+struct NextRow {
+    next: Option<i64>,
+}
+
+/// `POST /attempt`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptBody {
+    pub parent_sid: String,
+    pub appointment_id: String,
+    pub practitioner: Option<String>,
+    pub direction: String,
+    pub caller_id: Option<String>,
+    pub patient_masked: Option<String>,
+    pub refused_code: Option<String>,
+}
+
+/// `POST /callback`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackBody {
+    pub appointment_id: String,
+    pub call_sid: String,
+    pub parent_sid: Option<String>,
+    pub event: StatusEvent,
+}
+
+/// `POST /end`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndBody {
+    pub parent_sid: String,
+    pub ended_by: EndedBy,
+    /// Twilio's REST hangup failed: retry it from the alarm.
+    pub hangup_pending: bool,
+}
+
+/// `POST /manual`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManualBody {
+    pub appointment_id: String,
+    pub practitioner: String,
+    pub outcome: CallStatus,
+    pub duration_seconds: u32,
+    pub at_unix: i64,
+}
+
+fn ended_by_code(ended_by: EndedBy) -> &'static str {
+    match ended_by {
+        EndedBy::Clinician => "clinician",
+        EndedBy::Patient => "patient",
+        EndedBy::System => "system",
+    }
+}
+
+fn parse_ended_by(code: &str) -> Option<EndedBy> {
+    match code {
+        "clinician" => Some(EndedBy::Clinician),
+        "patient" => Some(EndedBy::Patient),
+        "system" => Some(EndedBy::System),
+        _ => None,
+    }
+}
+
+fn direction_of(code: &str) -> CallDirection {
+    match code {
+        "inbound" => CallDirection::Inbound,
+        "manual" => CallDirection::Manual,
+        _ => CallDirection::OutboundBrowser,
+    }
+}
+
+fn opt(value: &Option<String>) -> SqlStorageValue {
+    value
+        .clone()
+        .map_or(SqlStorageValue::Null, SqlStorageValue::from)
+}
+
+/// The record of one attempt as the API shows it.
+fn record_json(attempt: &AttemptRow, events: &[StatusEvent], fhir_pending: bool) -> Value {
+    let derived = progress(events);
+    let status = match (&attempt.refused_code, &derived) {
+        (Some(_), None) => "refused".to_owned(),
+        (_, Some(p)) => p.status.as_str().to_owned(),
+        (None, None) => "initiated".to_owned(),
+    };
+    json!({
+        "callSid": attempt.child_sid.as_deref().unwrap_or(&attempt.parent_sid),
+        "parentCallSid": attempt.parent_sid,
+        "appointmentId": attempt.appointment_id,
+        "status": status,
+        "terminal": derived.as_ref().is_some_and(|p| p.status.is_terminal()) || attempt.refused_code.is_some(),
+        "direction": attempt.direction,
+        "practitioner": attempt.practitioner,
+        "callerId": attempt.caller_id,
+        "patientNumberMasked": attempt.patient_masked,
+        "refusedCode": attempt.refused_code,
+        "endedBy": attempt.ended_by,
+        "durationSeconds": derived.as_ref().map_or(0, |p| p.duration_seconds),
+        "startedAt": derived.as_ref().and_then(|p| p.started_at_unix).map(rfc3339_utc),
+        "answeredAt": derived.as_ref().and_then(|p| p.answered_at_unix).map(rfc3339_utc),
+        "endedAt": derived.as_ref().and_then(|p| p.ended_at_unix).map(rfc3339_utc),
+        "errorCode": derived.as_ref().and_then(|p| p.error_code),
+        "timeline": derived.as_ref().map_or(Vec::new(), |p| p.timeline.iter().map(|(s, at)| json!({"status": s.as_str(), "at": rfc3339_utc(*at)})).collect()),
+        "createdAt": rfc3339_utc(attempt.created_ms / 1000),
+        "fhirPending": fhir_pending,
+    })
+}
 
 #[durable_object]
 pub struct CallLedger {
     state: State,
+    env: Env,
     schema: Result<()>,
 }
 
-impl DurableObject for CallLedger {
-    fn new(state: State, _env: Env) -> Self {
-        let schema = super::create_schema(&state, &SCHEMA);
-        Self { state, schema }
+impl CallLedger {
+    fn sql(&self) -> worker::SqlStorage {
+        self.state.storage().sql()
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
+    fn attempt(&self, parent_sid: &str) -> Result<Option<AttemptRow>> {
+        let rows: Vec<AttemptRow> = self
+            .sql()
+            .exec(
+                "SELECT * FROM ledger_attempts WHERE parent_sid = ?",
+                vec![parent_sid.to_owned().into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The attempt a callback belongs to: by its parent, or by its own sid as child or parent.
+    fn attempt_for(&self, call_sid: &str, parent_sid: Option<&str>) -> Result<Option<AttemptRow>> {
+        if let Some(parent) = parent_sid {
+            if let Some(found) = self.attempt(parent)? {
+                return Ok(Some(found));
+            }
+        }
+        let rows: Vec<AttemptRow> = self
+            .sql()
+            .exec(
+                "SELECT * FROM ledger_attempts WHERE parent_sid = ? OR child_sid = ?",
+                vec![call_sid.to_owned().into(), call_sid.to_owned().into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next())
+    }
+
+    fn events(&self, parent_sid: &str) -> Result<Vec<StatusEvent>> {
+        let rows: Vec<EventRow> = self
+            .sql()
+            .exec(
+                "SELECT event_json FROM ledger_events WHERE parent_sid = ?",
+                vec![parent_sid.to_owned().into()],
+            )?
+            .to_array()?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.event_json).ok())
+            .collect())
+    }
+
+    fn fhir_pending(&self, parent_sid: &str) -> Result<bool> {
+        let rows: Vec<NextRow> = self
+            .sql()
+            .exec(
+                "SELECT next_attempt_ms AS next FROM ledger_fhir_outbox WHERE parent_sid = ?",
+                vec![parent_sid.to_owned().into()],
+            )?
+            .to_array()?;
+        Ok(!rows.is_empty())
+    }
+
+    fn record(&self, parent_sid: &str) -> Result<Value> {
+        match self.attempt(parent_sid)? {
+            Some(attempt) => Ok(record_json(
+                &attempt,
+                &self.events(parent_sid)?,
+                self.fhir_pending(parent_sid)?,
+            )),
+            None => Ok(Value::Null),
+        }
+    }
+
+    /// Queues the attempt's record for Medplum (a newer revision supersedes an older one) and
+    /// makes sure the alarm will run.
+    async fn enqueue_fhir(&self, parent_sid: &str, now_ms: i64) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO ledger_fhir_outbox (parent_sid, revision, attempts, next_attempt_ms) VALUES (?, 1, 0, ?)
+             ON CONFLICT(parent_sid) DO UPDATE SET revision = revision + 1, next_attempt_ms = MIN(next_attempt_ms, excluded.next_attempt_ms)",
+            vec![parent_sid.to_owned().into(), now_ms.into()],
+        )?;
+        self.state.storage().set_alarm(0_i64).await
+    }
+
+    async fn add_attempt(&self, body: AttemptBody, now_ms: i64) -> Result<Response> {
+        self.sql().exec(
+            "INSERT OR IGNORE INTO ledger_attempts (parent_sid, appointment_id, practitioner, direction, caller_id, patient_masked, refused_code, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                body.parent_sid.clone().into(),
+                body.appointment_id.into(),
+                opt(&body.practitioner),
+                body.direction.into(),
+                opt(&body.caller_id),
+                opt(&body.patient_masked),
+                opt(&body.refused_code),
+                now_ms.into(),
+            ],
+        )?;
+        Response::from_json(&json!({"record": self.record(&body.parent_sid)?}))
+    }
+
+    async fn add_callback(&self, body: CallbackBody, now_ms: i64) -> Result<Response> {
+        let attempt = match self.attempt_for(&body.call_sid, body.parent_sid.as_deref())? {
+            Some(attempt) => attempt,
+            None => {
+                // A callback for a call this ledger never saw start (e.g. the attempt write was
+                // lost with a crashed isolate): keep it rather than drop it.
+                let parent = body
+                    .parent_sid
+                    .clone()
+                    .unwrap_or_else(|| body.call_sid.clone());
+                self.sql().exec(
+                    "INSERT OR IGNORE INTO ledger_attempts (parent_sid, appointment_id, direction, created_ms) VALUES (?, ?, 'outbound-browser', ?)",
+                    vec![parent.clone().into(), body.appointment_id.clone().into(), now_ms.into()],
+                )?;
+                self.attempt(&parent)?
+                    .ok_or_else(|| worker::Error::RustError("attempt vanished".into()))?
+            }
+        };
+        if attempt.child_sid.is_none() && body.call_sid != attempt.parent_sid {
+            self.sql().exec(
+                "UPDATE ledger_attempts SET child_sid = ? WHERE parent_sid = ? AND child_sid IS NULL",
+                vec![body.call_sid.clone().into(), attempt.parent_sid.clone().into()],
+            )?;
+        }
+        let before = progress(&self.events(&attempt.parent_sid)?);
+        let dedupe = match body.event.sequence {
+            Some(sequence) => format!("{}#{sequence}", body.call_sid),
+            None => format!(
+                "{}@{}:{}",
+                body.call_sid,
+                body.event.status.as_str(),
+                body.event.timestamp_unix
+            ),
+        };
+        let event_json = serde_json::to_string(&body.event)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.sql().exec(
+            "INSERT OR IGNORE INTO ledger_events (parent_sid, dedupe, event_json) VALUES (?, ?, ?)",
+            vec![
+                attempt.parent_sid.clone().into(),
+                dedupe.into(),
+                event_json.into(),
+            ],
+        )?;
+        let after = progress(&self.events(&attempt.parent_sid)?);
+        let changed = before != after;
+        if changed {
+            self.enqueue_fhir(&attempt.parent_sid, now_ms).await?;
+        }
+        let terminal_now = after.as_ref().is_some_and(|p| p.status.is_terminal());
+        let was_terminal = before.as_ref().is_some_and(|p| p.status.is_terminal());
+        if terminal_now && !was_terminal {
+            self.release_number(&attempt.parent_sid).await;
+        }
+        Response::from_json(
+            &json!({"changed": changed, "record": self.record(&attempt.parent_sid)?}),
+        )
+    }
+
+    /// Frees the caller-ID number the call held. A failure is logged; the lease expires anyway.
+    async fn release_number(&self, parent_sid: &str) {
+        let body = json!({"callSid": parent_sid});
+        if super::call(
+            &self.env,
+            "NUMBER_POOL",
+            super::NUMBER_POOL_INSTANCE,
+            Method::Post,
+            "/release",
+            Some(&body),
+        )
+        .await
+        .is_err()
+        {
+            crate::log::event("pool_release_failed", &[]);
+        }
+    }
+
+    async fn end(&self, body: EndBody, now_ms: i64) -> Result<Response> {
+        self.sql().exec(
+            "UPDATE ledger_attempts SET ended_by = COALESCE(ended_by, ?) WHERE parent_sid = ?",
+            vec![
+                ended_by_code(body.ended_by).to_owned().into(),
+                body.parent_sid.clone().into(),
+            ],
+        )?;
+        if body.hangup_pending {
+            self.sql().exec(
+                "INSERT OR IGNORE INTO ledger_twilio_outbox (parent_sid, attempts, next_attempt_ms) VALUES (?, 0, ?)",
+                vec![body.parent_sid.clone().into(), (now_ms + backoff_ms(0)).into()],
+            )?;
+        }
+        self.enqueue_fhir(&body.parent_sid, now_ms).await?;
+        Response::from_json(&json!({"record": self.record(&body.parent_sid)?}))
+    }
+
+    async fn manual(&self, body: ManualBody, now_ms: i64) -> Result<Response> {
+        let parent_sid = format!("manual-{now_ms}");
+        self.sql().exec(
+            "INSERT INTO ledger_attempts (parent_sid, appointment_id, practitioner, direction, ended_by, created_ms) VALUES (?, ?, ?, 'manual', 'clinician', ?)",
+            vec![parent_sid.clone().into(), body.appointment_id.into(), body.practitioner.into(), now_ms.into()],
+        )?;
+        let event = StatusEvent {
+            sequence: None,
+            status: body.outcome,
+            timestamp_unix: body.at_unix,
+            duration_seconds: Some(body.duration_seconds),
+            error_code: None,
+        };
+        let event_json =
+            serde_json::to_string(&event).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.sql().exec(
+            "INSERT INTO ledger_events (parent_sid, dedupe, event_json) VALUES (?, 'manual', ?)",
+            vec![parent_sid.clone().into(), event_json.into()],
+        )?;
+        self.enqueue_fhir(&parent_sid, now_ms).await?;
+        Response::from_json(&json!({"record": self.record(&parent_sid)?}))
+    }
+
+    fn list(&self) -> Result<Response> {
+        let attempts: Vec<AttemptRow> = self
+            .sql()
+            .exec(
+                "SELECT * FROM ledger_attempts ORDER BY created_ms DESC, parent_sid DESC",
+                None,
+            )?
+            .to_array()?;
+        let mut calls = Vec::with_capacity(attempts.len());
+        for attempt in &attempts {
+            calls.push(record_json(
+                attempt,
+                &self.events(&attempt.parent_sid)?,
+                self.fhir_pending(&attempt.parent_sid)?,
+            ));
+        }
+        Response::from_json(&json!({"calls": calls}))
+    }
+
+    /// Writes one attempt's record onto its Appointment. `Ok(true)` when Medplum accepted it.
+    async fn write_to_fhir(
+        &self,
+        config: &Config,
+        parent_sid: &str,
+    ) -> std::result::Result<bool, String> {
+        let attempt = self
+            .attempt(parent_sid)
+            .map_err(|e| e.to_string())?
+            .ok_or("no attempt")?;
+        let events = self.events(parent_sid).map_err(|e| e.to_string())?;
+        let Some(derived) = progress(&events) else {
+            return Ok(true); // a refused attempt: nothing happened on the phone network
+        };
+        let practitioner = attempt
+            .practitioner
+            .as_deref()
+            .and_then(|p| PractitionerId::parse(p).ok());
+        let call_sid = attempt
+            .child_sid
+            .clone()
+            .unwrap_or_else(|| attempt.parent_sid.clone());
+        let fields = CallRecordFields {
+            call_sid: &call_sid,
+            parent_call_sid: (attempt.child_sid.is_some()).then_some(attempt.parent_sid.as_str()),
+            status: derived.status,
+            direction: direction_of(&attempt.direction),
+            duration_seconds: derived.duration_seconds,
+            started_at_unix: derived.started_at_unix,
+            answered_at_unix: derived.answered_at_unix,
+            ended_at_unix: derived.ended_at_unix,
+            caller_id: attempt.caller_id.as_deref(),
+            patient_number_masked: attempt.patient_masked.as_deref(),
+            sequence_number: derived.last_sequence,
+            ended_by: attempt.ended_by.as_deref().and_then(parse_ended_by),
+            practitioner: practitioner.as_ref(),
+            error_code: derived.error_code,
+        };
+        let extension = call_extension(&fields);
+        let medplum = crate::medplum_client(config).map_err(|e| e.code().to_owned())?;
+        for _ in 0..5 {
+            let appointment = medplum
+                .read("Appointment", &attempt.appointment_id)
+                .await
+                .map_err(|e| format!("{e:?}"))?
+                .ok_or("appointment not found")?;
+            let extensions = upsert_call_extension(&appointment.resource, extension.clone());
+            let patch = extension_patch(&appointment.version_id, extensions);
+            match medplum
+                .patch("Appointment", &attempt.appointment_id, &patch)
+                .await
+                .map_err(|e| format!("{e:?}"))?
+            {
+                UpdateOutcome::Updated(_) => return Ok(true),
+                UpdateOutcome::Stale => continue,
+            }
+        }
+        Err("the appointment kept changing".into())
+    }
+
+    async fn process_fhir_outbox(&self, config: &Config, now_ms: i64) -> Result<()> {
+        let due: Vec<OutboxRow> = self
+            .sql()
+            .exec("SELECT parent_sid, revision, attempts FROM ledger_fhir_outbox WHERE next_attempt_ms <= ?", vec![now_ms.into()])?
+            .to_array()?;
+        for row in due {
+            match self.write_to_fhir(config, &row.parent_sid).await {
+                Ok(_) => {
+                    // Only if nothing newer was queued meanwhile.
+                    self.sql().exec(
+                        "DELETE FROM ledger_fhir_outbox WHERE parent_sid = ? AND revision = ?",
+                        vec![row.parent_sid.clone().into(), row.revision.into()],
+                    )?;
+                    crate::log::event(
+                        "fhir_record_written",
+                        &[("attempts", &(row.attempts + 1).to_string())],
+                    );
+                }
+                Err(error) => {
+                    let delay = backoff_ms(row.attempts);
+                    self.sql().exec(
+                        "UPDATE ledger_fhir_outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE parent_sid = ?",
+                        vec![(now_ms + delay).into(), error.clone().into(), row.parent_sid.clone().into()],
+                    )?;
+                    crate::log::event(
+                        "fhir_write_retry",
+                        &[("error", &error), ("retry_in_ms", &delay.to_string())],
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn process_twilio_outbox(&self, config: &Config, now_ms: i64) -> Result<()> {
+        let due: Vec<TwilioOutboxRow> = self
+            .sql()
+            .exec(
+                "SELECT parent_sid, attempts FROM ledger_twilio_outbox WHERE next_attempt_ms <= ?",
+                vec![now_ms.into()],
+            )?
+            .to_array()?;
+        for row in due {
+            let Ok(sid) = CallSid::parse(&row.parent_sid) else {
+                self.sql().exec(
+                    "DELETE FROM ledger_twilio_outbox WHERE parent_sid = ?",
+                    vec![row.parent_sid.clone().into()],
+                )?;
+                continue;
+            };
+            match crate::twilio_rest::end_call(config, &sid).await {
+                Ok(()) | Err(crate::twilio_rest::TwilioRestError::Rejected(_)) => {
+                    self.sql().exec(
+                        "DELETE FROM ledger_twilio_outbox WHERE parent_sid = ?",
+                        vec![row.parent_sid.clone().into()],
+                    )?;
+                    crate::log::event(
+                        "twilio_hangup_retried",
+                        &[("attempts", &(row.attempts + 1).to_string())],
+                    );
+                }
+                Err(_) => {
+                    self.sql().exec(
+                        "UPDATE ledger_twilio_outbox SET attempts = attempts + 1, next_attempt_ms = ? WHERE parent_sid = ?",
+                        vec![(now_ms + backoff_ms(row.attempts)).into(), row.parent_sid.clone().into()],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Schedules the alarm for the earliest pending outbox entry, if any.
+    async fn reschedule(&self, now_ms: i64) -> Result<()> {
+        let rows: Vec<NextRow> = self
+            .sql()
+            .exec(
+                "SELECT MIN(next) AS next FROM (SELECT next_attempt_ms AS next FROM ledger_fhir_outbox UNION ALL SELECT next_attempt_ms FROM ledger_twilio_outbox)",
+                None,
+            )?
+            .to_array()?;
+        if let Some(next) = rows.first().and_then(|r| r.next) {
+            self.state
+                .storage()
+                .set_alarm((next - now_ms).max(0))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl DurableObject for CallLedger {
+    fn new(state: State, env: Env) -> Self {
+        let schema = super::create_schema(&state, &SCHEMA);
+        Self { state, env, schema }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
         if let Err(error) = &self.schema {
             return Response::error(format!("schema: {error}"), 500);
         }
-        super::answer_status(&self.state, "CallLedger", &TABLES, &req).await
+        let now_ms = super::now_ms();
+        let bad = |what: &str| Response::error(format!("bad {what} request"), 400);
+        match (req.method(), req.path().as_str()) {
+            (Method::Post, "/attempt") => match req.json::<AttemptBody>().await {
+                Ok(body) => self.add_attempt(body, now_ms).await,
+                Err(_) => bad("attempt"),
+            },
+            (Method::Post, "/callback") => match req.json::<CallbackBody>().await {
+                Ok(body) => self.add_callback(body, now_ms).await,
+                Err(_) => bad("callback"),
+            },
+            (Method::Post, "/end") => match req.json::<EndBody>().await {
+                Ok(body) => self.end(body, now_ms).await,
+                Err(_) => bad("end"),
+            },
+            (Method::Post, "/manual") => match req.json::<ManualBody>().await {
+                Ok(body) => self.manual(body, now_ms).await,
+                Err(_) => bad("manual"),
+            },
+            (Method::Get, "/calls") => self.list(),
+            _ => super::answer_status(&self.state, "CallLedger", &TABLES, &req).await,
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let config = Config::from_env(&self.env);
+        let now_ms = super::now_ms();
+        self.process_fhir_outbox(&config, now_ms).await?;
+        self.process_twilio_outbox(&config, now_ms).await?;
+        self.reschedule(super::now_ms()).await?;
+        Response::ok("alarm handled")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap() {
+        let delays: Vec<i64> = (0..8).map(backoff_ms).collect();
+        assert_eq!(
+            delays,
+            vec![2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000, 30_000]
+        );
+        assert_eq!(backoff_ms(-1), 2_000);
+        assert_eq!(backoff_ms(i64::MAX), 30_000);
+    }
+
+    fn attempt(refused: Option<&str>) -> AttemptRow {
+        AttemptRow {
+            parent_sid: "CAparent".into(),
+            child_sid: Some("CAchild".into()),
+            appointment_id: "appt-mobile".into(),
+            practitioner: Some("clinician-ada".into()),
+            direction: "outbound-browser".into(),
+            caller_id: Some("+447700900001".into()),
+            patient_masked: Some("•••123".into()),
+            refused_code: refused.map(Into::into),
+            ended_by: None,
+            created_ms: 1_795_586_882_000,
+        }
+    }
+
+    #[test]
+    fn records_show_refusals_progress_and_outcomes() {
+        let refused = record_json(&attempt(Some("no_line_free")), &[], false);
+        assert_eq!(refused["status"], "refused");
+        assert_eq!(refused["terminal"], true);
+        assert_eq!(refused["refusedCode"], "no_line_free");
+
+        let placed = record_json(&attempt(None), &[], true);
+        assert_eq!(placed["status"], "initiated");
+        assert_eq!(placed["terminal"], false);
+        assert_eq!(placed["fhirPending"], true);
+
+        let events = [
+            StatusEvent {
+                sequence: Some(1),
+                status: CallStatus::Ringing,
+                timestamp_unix: 1_795_586_890,
+                duration_seconds: None,
+                error_code: None,
+            },
+            StatusEvent {
+                sequence: Some(3),
+                status: CallStatus::Completed,
+                timestamp_unix: 1_795_586_950,
+                duration_seconds: Some(50),
+                error_code: None,
+            },
+        ];
+        let done = record_json(&attempt(None), &events, false);
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["callSid"], "CAchild");
+        assert_eq!(done["durationSeconds"], 50);
+        assert_eq!(done["endedAt"], "2026-11-25T06:09:10Z");
+        assert_eq!(done["timeline"].as_array().map(Vec::len), Some(2));
+        assert!(!done.to_string().contains("900123"));
     }
 }

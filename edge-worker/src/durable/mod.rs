@@ -11,13 +11,17 @@ pub mod call_ledger;
 pub mod number_pool;
 pub mod telemetry;
 
-use worker::{Env, Response, Result, State};
+use serde_json::Value;
+use worker::{Env, Headers, Method, Request, RequestInit, Response, Result, State};
 
 use crate::handlers::health::StorageProbe;
 
+/// The one NumberPool instance of an environment.
+pub const NUMBER_POOL_INSTANCE: &str = "pool";
+
 /// Each Durable Object binding, its class, and the instance name the health probe uses.
 const BINDINGS: [(&str, &str, &str); 3] = [
-    ("NUMBER_POOL", "NumberPool", "pool"),
+    ("NUMBER_POOL", "NumberPool", NUMBER_POOL_INSTANCE),
     ("CALL_LEDGER", "CallLedger", "health-probe"),
     ("TELEMETRY", "Telemetry", "telemetry"),
 ];
@@ -48,6 +52,36 @@ fn create_schema(state: &State, statements: &[&str]) -> Result<()> {
         sql.exec(statement, None)?;
     }
     Ok(())
+}
+
+/// The runtime's clock in milliseconds (Durable Objects and the worker share it).
+pub fn now_ms() -> i64 {
+    i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Sends a JSON request to a named Durable Object instance and returns its status and JSON body.
+pub async fn call(
+    env: &Env,
+    binding: &str,
+    instance: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value)> {
+    let stub = env.durable_object(binding)?.get_by_name(instance)?;
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    if let Some(body) = body {
+        init.with_body(Some(body.to_string().into()));
+    }
+    let request = Request::new_with_init(&format!("https://durable-object{path}"), &init)?;
+    let mut response = stub.fetch_with_request(request).await?;
+    let status = response.status_code();
+    let text = response.text().await?;
+    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok((status, value))
 }
 
 #[derive(serde::Deserialize)]

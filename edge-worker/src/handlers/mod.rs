@@ -1,6 +1,9 @@
 //! Request handlers: thin adapters from HTTP to `shared` and back.
 
 pub mod access_token;
+pub mod appointment_call;
+pub mod call_status;
 pub mod dev_sign_in;
 pub mod health;
 pub mod twilio_identity;
+pub mod voice;

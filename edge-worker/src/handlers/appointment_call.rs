@@ -1,0 +1,187 @@
+//! The clinician's view of an appointment's calls: `GET /api/v1/appointments/{id}/call` (records
+//! and live state) and `POST /api/v1/appointments/{id}/call/end` (end a live call through Twilio's
+//! REST API, or record the outcome of a call dialled by hand). Only a participant of the
+//! appointment may use them.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::call_state::{CallStatus, EndedBy};
+use shared::fhir::has_practitioner;
+use shared::ids::{AppointmentId, CallSid, PractitionerId};
+use worker::{Env, Method, Request};
+
+use crate::auth::authenticate_clinician;
+use crate::config::Config;
+use crate::durable::call;
+use crate::error::AppError;
+use crate::reply::Reply;
+use crate::twilio_rest::{end_call, TwilioRestError};
+
+/// Authenticates the clinician and checks they take part in the appointment.
+async fn participant(
+    req: &Request,
+    config: &Config,
+    appointment: &AppointmentId,
+    now_unix: i64,
+) -> Result<PractitionerId, AppError> {
+    let medplum = crate::medplum_client(config)?;
+    let practitioner = authenticate_clinician(req, &medplum, now_unix).await?;
+    let resource = medplum
+        .read("Appointment", appointment.as_str())
+        .await?
+        .ok_or(AppError::AppointmentNotFound)?;
+    if has_practitioner(&resource.resource, &practitioner) {
+        Ok(practitioner)
+    } else {
+        Err(AppError::NotYourAppointment)
+    }
+}
+
+async fn ledger(
+    env: &Env,
+    appointment: &AppointmentId,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, AppError> {
+    match call(env, "CALL_LEDGER", appointment.as_str(), method, path, body).await {
+        Ok((200, value)) => Ok(value),
+        _ => Err(AppError::StorageUnavailable),
+    }
+}
+
+pub async fn list(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    appointment: &AppointmentId,
+    now_unix: i64,
+) -> Result<Reply, AppError> {
+    participant(req, config, appointment, now_unix).await?;
+    let calls = ledger(env, appointment, Method::Get, "/calls", None).await?;
+    let calls = calls
+        .get("calls")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
+    let live = calls
+        .as_array()
+        .and_then(|list| {
+            list.iter()
+                .find(|c| c.get("terminal") == Some(&Value::Bool(false)))
+        })
+        .cloned();
+    Ok(Reply::json(
+        200,
+        &json!({"appointmentId": appointment.as_str(), "live": live, "calls": calls}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManualOutcome {
+    outcome: String,
+    #[serde(default)]
+    duration_seconds: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EndRequest {
+    call_sid: Option<String>,
+    manual: Option<ManualOutcome>,
+}
+
+pub async fn end(
+    req: &mut Request,
+    env: &Env,
+    config: &Config,
+    appointment: &AppointmentId,
+    now_unix: i64,
+) -> Result<Reply, AppError> {
+    let practitioner = participant(req, config, appointment, now_unix).await?;
+    let body: EndRequest = req.json().await.map_err(|_| {
+        AppError::BadRequest(
+            "expected {\"callSid\": \"CA…\"} or {\"manual\": {\"outcome\", \"durationSeconds\"}}",
+        )
+    })?;
+    match (body.call_sid, body.manual) {
+        (Some(sid), None) => end_live(env, config, appointment, &sid).await,
+        (None, Some(manual)) => {
+            let outcome = match CallStatus::parse(&manual.outcome) {
+                Ok(
+                    status @ (CallStatus::Completed
+                    | CallStatus::Busy
+                    | CallStatus::NoAnswer
+                    | CallStatus::Failed),
+                ) => status,
+                _ => {
+                    return Err(AppError::BadRequest(
+                        "a manual outcome is completed, busy, no-answer or failed",
+                    ))
+                }
+            };
+            if manual.duration_seconds > 24 * 3600 {
+                return Err(AppError::BadRequest("durationSeconds is at most one day"));
+            }
+            let body = json!({
+                "appointmentId": appointment.as_str(), "practitioner": practitioner.as_str(),
+                "outcome": outcome, "durationSeconds": manual.duration_seconds, "atUnix": now_unix,
+            });
+            let answer = ledger(env, appointment, Method::Post, "/manual", Some(&body)).await?;
+            crate::log::event("manual_call_recorded", &[("outcome", outcome.as_str())]);
+            Ok(Reply::json(201, &answer))
+        }
+        _ => Err(AppError::BadRequest(
+            "give either callSid or manual, not both",
+        )),
+    }
+}
+
+async fn end_live(
+    env: &Env,
+    config: &Config,
+    appointment: &AppointmentId,
+    sid: &str,
+) -> Result<Reply, AppError> {
+    let calls = ledger(env, appointment, Method::Get, "/calls", None).await?;
+    let record = calls
+        .get("calls")
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter().find(|c| {
+                c.get("parentCallSid").and_then(Value::as_str) == Some(sid)
+                    || c.get("callSid").and_then(Value::as_str) == Some(sid)
+            })
+        })
+        .cloned()
+        .ok_or(AppError::CallNotFound)?;
+    let parent_sid = record
+        .get("parentCallSid")
+        .and_then(Value::as_str)
+        .unwrap_or(sid)
+        .to_owned();
+    let already_over = record.get("terminal") == Some(&Value::Bool(true));
+    let hangup_pending = if already_over {
+        false
+    } else {
+        let call_sid = CallSid::parse(&parent_sid).map_err(|_| AppError::CallNotFound)?;
+        match end_call(config, &call_sid).await {
+            Ok(()) => false,
+            Err(TwilioRestError::Retryable) => true,
+            Err(TwilioRestError::Rejected(_)) => return Err(AppError::TwilioRejected),
+        }
+    };
+    let body = json!({"parentSid": parent_sid, "endedBy": EndedBy::Clinician, "hangupPending": hangup_pending});
+    let answer = ledger(env, appointment, Method::Post, "/end", Some(&body)).await?;
+    crate::log::event(
+        "call_end_requested",
+        &[(
+            "hangup_pending",
+            if hangup_pending { "true" } else { "false" },
+        )],
+    );
+    Ok(Reply::json(
+        if hangup_pending { 202 } else { 200 },
+        &json!({"hangupPending": hangup_pending, "record": answer.get("record")}),
+    ))
+}

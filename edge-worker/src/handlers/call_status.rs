@@ -1,0 +1,118 @@
+//! Twilio's callbacks about a placed call: `POST /api/v1/twilio/webhooks/call-status` (child-leg
+//! status callbacks) and `POST /api/v1/twilio/webhooks/dial-complete` (the Dial action). Both are
+//! verified, turned into status events and stored in the appointment's ledger before answering;
+//! if the ledger cannot store them the answer is 503, so Twilio retries (`#rp=all`).
+
+use serde_json::json;
+use shared::call_state::{CallStatus, StatusEvent};
+use shared::ids::AppointmentId;
+use shared::time::parse_rfc2822;
+use shared::twiml::{Response, Verb};
+use worker::{Env, Method, Request};
+
+use crate::config::Config;
+use crate::durable::call;
+use crate::error::AppError;
+use crate::reply::Reply;
+use crate::twilio_webhook::{verified_form, TwilioForm};
+
+/// The `appointment` query parameter the TwiML put on the callback URL.
+fn appointment_of(req: &Request) -> Result<AppointmentId, AppError> {
+    let url = req.inner().url();
+    shared::form::parse(shared::form::query_of(&url))
+        .ok()
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "appointment"))
+        .and_then(|(_, v)| AppointmentId::parse(&v).ok())
+        .ok_or(AppError::BadRequest(
+            "the callback URL names no appointment",
+        ))
+}
+
+fn number<T: std::str::FromStr>(form: &TwilioForm, key: &str) -> Option<T> {
+    form.get(key).and_then(|v| v.parse().ok())
+}
+
+async fn store(
+    env: &Env,
+    appointment: &AppointmentId,
+    body: serde_json::Value,
+) -> Result<(), AppError> {
+    match call(
+        env,
+        "CALL_LEDGER",
+        appointment.as_str(),
+        Method::Post,
+        "/callback",
+        Some(&body),
+    )
+    .await
+    {
+        Ok((200, _)) => Ok(()),
+        _ => {
+            crate::log::event("ledger_write_failed", &[("route", "callback")]);
+            Err(AppError::StorageUnavailable)
+        }
+    }
+}
+
+pub async fn call_status(
+    req: &mut Request,
+    env: &Env,
+    config: &Config,
+    now_unix: i64,
+) -> Result<Reply, AppError> {
+    let form = verified_form(req, config).await?;
+    let appointment = appointment_of(req)?;
+    let call_sid = form.require("CallSid")?;
+    let status = CallStatus::parse(form.require("CallStatus")?)
+        .map_err(|_| AppError::BadRequest("unknown CallStatus"))?;
+    let event = StatusEvent {
+        sequence: number(&form, "SequenceNumber"),
+        status,
+        timestamp_unix: form
+            .get("Timestamp")
+            .and_then(parse_rfc2822)
+            .unwrap_or(now_unix),
+        duration_seconds: number(&form, "CallDuration"),
+        error_code: number(&form, "ErrorCode"),
+    };
+    store(
+        env,
+        &appointment,
+        json!({"appointmentId": appointment.as_str(), "callSid": call_sid, "parentSid": form.get("ParentCallSid"), "event": event}),
+    )
+    .await?;
+    crate::log::event("call_status", &[("status", status.as_str())]);
+    Ok(Reply::twiml(Response::new().render()))
+}
+
+pub async fn dial_complete(
+    req: &mut Request,
+    env: &Env,
+    config: &Config,
+    now_unix: i64,
+) -> Result<Reply, AppError> {
+    let form = verified_form(req, config).await?;
+    let appointment = appointment_of(req)?;
+    let parent_sid = form.require("CallSid")?;
+    if let Some(status) = form
+        .get("DialCallStatus")
+        .and_then(|s| CallStatus::parse(s).ok())
+    {
+        let child_sid = form.get("DialCallSid").unwrap_or(parent_sid);
+        let event = StatusEvent {
+            sequence: None,
+            status,
+            timestamp_unix: now_unix,
+            duration_seconds: number(&form, "DialCallDuration"),
+            error_code: number(&form, "ErrorCode"),
+        };
+        store(
+            env,
+            &appointment,
+            json!({"appointmentId": appointment.as_str(), "callSid": child_sid, "parentSid": parent_sid, "event": event}),
+        )
+        .await?;
+    }
+    Ok(Reply::twiml(Response::new().with(Verb::Hangup).render()))
+}

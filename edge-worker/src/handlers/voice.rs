@@ -1,0 +1,337 @@
+//! `POST /api/v1/twilio/webhooks/voice`: Twilio asks what to do with a clinician's browser call.
+//! The answer dials the patient's number from the Appointment (never a number the browser sent),
+//! with a caller ID leased from the pool, or says why not and hangs up. Either way the attempt is
+//! recorded in the appointment's ledger before the answer leaves.
+
+use serde_json::json;
+use shared::call_refusal::CallRefusal;
+use shared::dial_policy::check;
+use shared::fhir::{
+    has_practitioner, is_callable_status, is_phone_appointment, patient_of, preferred_phone,
+};
+use shared::ids::{AppointmentId, PatientId, PractitionerId, E164};
+use shared::twiml::{Dial, DialTarget, Response, Say, StatusCallbacks, Verb};
+use worker::{Env, Method, Request};
+
+use crate::clinicians::calling_clinician;
+use crate::config::Config;
+use crate::durable::{call, NUMBER_POOL_INSTANCE};
+use crate::error::AppError;
+use crate::medplum::Medplum;
+use crate::reply::Reply;
+use crate::twilio_webhook::verified_form;
+
+/// Seconds the patient's phone rings before the call counts as not answered.
+pub const DIAL_TIMEOUT_SECONDS: u32 = 30;
+
+/// Twilio connection overrides on callback URLs: retry 3 times, on any failure (5xx included).
+const CALLBACK_RETRIES: &str = "#rc=3&rp=all";
+
+/// What the webhook decided to dial.
+struct DialPlan {
+    practitioner: PractitionerId,
+    patient: PatientId,
+    number: E164,
+}
+
+/// The answer to a refused call: the reason, briefly, then hang up.
+pub fn refusal_twiml(refusal: CallRefusal) -> String {
+    Response::new()
+        .with(Verb::Say(Say::en_gb(format!(
+            "{} The patient's number is shown on your screen. Goodbye.",
+            refusal.spoken()
+        ))))
+        .with(Verb::Hangup)
+        .render()
+}
+
+/// The answer to a placed call.
+pub fn dial_twiml(
+    public_base_url: &str,
+    appointment: &AppointmentId,
+    caller_id: &E164,
+    number: &E164,
+) -> String {
+    let query = format!(
+        "appointment={}",
+        shared::form::encode_component(appointment.as_str())
+    );
+    Response::new()
+        .with(Verb::Dial(Dial {
+            caller_id: Some(caller_id.to_string()),
+            answer_on_bridge: true,
+            timeout: Some(DIAL_TIMEOUT_SECONDS),
+            action: Some(format!("{public_base_url}/api/v1/twilio/webhooks/dial-complete?{query}{CALLBACK_RETRIES}")),
+            target: DialTarget::Number {
+                number: number.to_string(),
+                callbacks: StatusCallbacks {
+                    url: Some(format!("{public_base_url}/api/v1/twilio/webhooks/call-status?{query}{CALLBACK_RETRIES}")),
+                    events: vec!["initiated", "ringing", "answered", "completed"],
+                },
+            },
+        }))
+        .render()
+}
+
+fn refusal_of(error: AppError) -> CallRefusal {
+    match error {
+        AppError::PermissionMissing | AppError::PractitionerNotFound => {
+            CallRefusal::PermissionMissing
+        }
+        _ => CallRefusal::ServiceUnavailable,
+    }
+}
+
+/// Decides whether and what to dial. Every rule lives in `shared`; this gathers the facts.
+async fn plan(
+    medplum: &Medplum<'_>,
+    config: &Config,
+    from: &str,
+    appointment_id: &AppointmentId,
+) -> Result<DialPlan, (CallRefusal, Option<PractitionerId>)> {
+    let practitioner = from
+        .strip_prefix("client:")
+        .and_then(|identity| PractitionerId::parse(identity).ok())
+        .ok_or((CallRefusal::NotAClinician, None))?;
+    let refuse = |refusal: CallRefusal| (refusal, Some(practitioner.clone()));
+    calling_clinician(medplum, &practitioner)
+        .await
+        .map_err(|e| refuse(refusal_of(e)))?;
+    let appointment = medplum
+        .read("Appointment", appointment_id.as_str())
+        .await
+        .map_err(|_| refuse(CallRefusal::ServiceUnavailable))?
+        .ok_or_else(|| refuse(CallRefusal::AppointmentNotFound))?
+        .resource;
+    if !has_practitioner(&appointment, &practitioner) {
+        return Err(refuse(CallRefusal::NotYourAppointment));
+    }
+    if !is_phone_appointment(&appointment) {
+        return Err(refuse(CallRefusal::NotAPhoneAppointment));
+    }
+    if !is_callable_status(&appointment) {
+        return Err(refuse(CallRefusal::AppointmentNotCallable));
+    }
+    let patient_id =
+        patient_of(&appointment).ok_or_else(|| refuse(CallRefusal::AppointmentNotFound))?;
+    let patient = medplum
+        .read("Patient", patient_id.as_str())
+        .await
+        .map_err(|_| refuse(CallRefusal::ServiceUnavailable))?
+        .ok_or_else(|| refuse(CallRefusal::NumberMissing))?
+        .resource;
+    let raw = preferred_phone(&patient).unwrap_or("");
+    let policy = config
+        .dial_policy()
+        .map_err(|_| refuse(CallRefusal::ServiceUnavailable))?;
+    let number = check(&policy, raw).map_err(|refusal| refuse(refusal.into()))?;
+    Ok(DialPlan {
+        practitioner,
+        patient: patient_id,
+        number,
+    })
+}
+
+/// Leases a caller ID for the call. `Ok(None)` when no line is free.
+async fn lease_caller_id(
+    env: &Env,
+    parent_sid: &str,
+    plan: &DialPlan,
+) -> worker::Result<Option<E164>> {
+    let body = json!({"callSid": parent_sid, "destination": plan.number, "patientKey": plan.patient.as_str()});
+    let (status, answer) = call(
+        env,
+        "NUMBER_POOL",
+        NUMBER_POOL_INSTANCE,
+        Method::Post,
+        "/lease",
+        Some(&body),
+    )
+    .await?;
+    match status {
+        200 => Ok(answer
+            .get("number")
+            .and_then(|n| n.as_str())
+            .and_then(|n| E164::parse(n).ok())),
+        409 => Ok(None),
+        other => Err(worker::Error::RustError(format!("pool answered {other}"))),
+    }
+}
+
+async fn record_attempt(
+    env: &Env,
+    appointment: &AppointmentId,
+    body: serde_json::Value,
+) -> worker::Result<()> {
+    let (status, _) = call(
+        env,
+        "CALL_LEDGER",
+        appointment.as_str(),
+        Method::Post,
+        "/attempt",
+        Some(&body),
+    )
+    .await?;
+    if status == 200 {
+        Ok(())
+    } else {
+        Err(worker::Error::RustError(format!(
+            "ledger answered {status}"
+        )))
+    }
+}
+
+async fn refuse(
+    env: &Env,
+    appointment: Option<&AppointmentId>,
+    parent_sid: &str,
+    practitioner: Option<&PractitionerId>,
+    refusal: CallRefusal,
+) -> Reply {
+    crate::log::event("call_refused", &[("code", refusal.code())]);
+    if let Some(appointment) = appointment {
+        let body = json!({
+            "parentSid": parent_sid, "appointmentId": appointment.as_str(),
+            "practitioner": practitioner.map(PractitionerId::as_str),
+            "direction": "outbound-browser", "refusedCode": refusal.code(),
+        });
+        if record_attempt(env, appointment, body).await.is_err() {
+            crate::log::event("ledger_write_failed", &[("code", refusal.code())]);
+        }
+    }
+    Reply::twiml(refusal_twiml(refusal))
+}
+
+pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Reply, AppError> {
+    let form = verified_form(req, config).await?;
+    let parent_sid = form.require("CallSid")?.to_owned();
+    let public_base_url = config
+        .public_base_url
+        .require("PUBLIC_BASE_URL")?
+        .as_str()
+        .to_owned();
+    let Some(appointment) = form
+        .get("AppointmentId")
+        .and_then(|a| AppointmentId::parse(a).ok())
+    else {
+        return Ok(refuse(
+            env,
+            None,
+            &parent_sid,
+            None,
+            CallRefusal::AppointmentMissing,
+        )
+        .await);
+    };
+    let medplum = match crate::medplum_client(config) {
+        Ok(medplum) => medplum,
+        Err(_) => {
+            return Ok(refuse(
+                env,
+                Some(&appointment),
+                &parent_sid,
+                None,
+                CallRefusal::ServiceUnavailable,
+            )
+            .await)
+        }
+    };
+    let plan = match plan(
+        &medplum,
+        config,
+        form.get("From").unwrap_or(""),
+        &appointment,
+    )
+    .await
+    {
+        Ok(plan) => plan,
+        Err((refusal, practitioner)) => {
+            return Ok(refuse(
+                env,
+                Some(&appointment),
+                &parent_sid,
+                practitioner.as_ref(),
+                refusal,
+            )
+            .await);
+        }
+    };
+    let caller_id = match lease_caller_id(env, &parent_sid, &plan).await {
+        Ok(Some(number)) => number,
+        Ok(None) => {
+            return Ok(refuse(
+                env,
+                Some(&appointment),
+                &parent_sid,
+                Some(&plan.practitioner),
+                CallRefusal::NoLineFree,
+            )
+            .await);
+        }
+        Err(_) => {
+            return Ok(refuse(
+                env,
+                Some(&appointment),
+                &parent_sid,
+                Some(&plan.practitioner),
+                CallRefusal::ServiceUnavailable,
+            )
+            .await);
+        }
+    };
+    let attempt = json!({
+        "parentSid": parent_sid, "appointmentId": appointment.as_str(),
+        "practitioner": plan.practitioner.as_str(), "direction": "outbound-browser",
+        "callerId": caller_id, "patientMasked": plan.number.masked(),
+    });
+    if record_attempt(env, &appointment, attempt).await.is_err() {
+        // No record, no call: give the line back and refuse.
+        let _ = call(
+            env,
+            "NUMBER_POOL",
+            NUMBER_POOL_INSTANCE,
+            Method::Post,
+            "/release",
+            Some(&json!({"callSid": parent_sid})),
+        )
+        .await;
+        return Ok(Reply::twiml(refusal_twiml(CallRefusal::ServiceUnavailable)));
+    }
+    crate::log::event("call_placed", &[("appointment", appointment.as_str())]);
+    Ok(Reply::twiml(dial_twiml(
+        &public_base_url,
+        &appointment,
+        &caller_id,
+        &plan.number,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_twiml_dials_the_number_with_callbacks_for_the_appointment() {
+        let twiml = dial_twiml(
+            "https://calls.example.org",
+            &AppointmentId::parse("appt-mobile").unwrap(),
+            &E164::parse("+447700900001").unwrap(),
+            &E164::parse("+447700900123").unwrap(),
+        );
+        assert!(twiml.contains(r#"<Dial callerId="+447700900001" answerOnBridge="true" timeout="30" action="https://calls.example.org/api/v1/twilio/webhooks/dial-complete?appointment=appt-mobile#rc=3&amp;rp=all" method="POST">"#), "{twiml}");
+        assert!(twiml.contains(r#"statusCallback="https://calls.example.org/api/v1/twilio/webhooks/call-status?appointment=appt-mobile#rc=3&amp;rp=all""#), "{twiml}");
+        assert!(twiml.contains(">+447700900123</Number>"));
+    }
+
+    #[test]
+    fn refusal_twiml_says_why_without_numbers_and_hangs_up() {
+        for refusal in CallRefusal::ALL {
+            let twiml = refusal_twiml(refusal);
+            assert!(twiml.ends_with("<Hangup/></Response>"), "{twiml}");
+            assert!(
+                !twiml.chars().any(|c| c.is_ascii_digit()),
+                "no digits spoken: {twiml}"
+            );
+        }
+    }
+}

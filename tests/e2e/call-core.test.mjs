@@ -1,0 +1,368 @@
+//! End-to-end: the voice webhook, signed status callbacks, the per-appointment ledger, the call
+//! extensions on the Medplum Appointment (through the outbox), and ending calls, through the real
+//! worker under `wrangler dev` against the local Medplum.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startWorker, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
+import { startMedplumServer } from "../../sim/medplum/server.mjs";
+import { signedPost, newCallSid, rfc2822, startFakeTwilioRest } from "../lib/twilio.mjs";
+
+const artifacts = artifactsDir();
+const EXTENSION_URL = "https://clinician-calls.example/fhir/StructureDefinition/twilio-voice-call";
+const POOL = ["+447700900001", "+447700900002"];
+let medplum;
+let medplumPort;
+let worker;
+let rest;
+
+async function startLocalMedplum() {
+  return startMedplumServer({ port: medplumPort, clientId: TEST_SECRETS.MEDPLUM_CLIENT_ID, clientSecret: TEST_SECRETS.MEDPLUM_CLIENT_SECRET });
+}
+
+before(async () => {
+  medplumPort = await freePort();
+  medplum = await startLocalMedplum();
+  rest = await startFakeTwilioRest();
+  worker = await startWorker({
+    logDir: artifacts,
+    name: "call-core-worker",
+    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: rest.url, TWILIO_CALLER_IDS: POOL.join(",") },
+  });
+});
+
+after(async () => {
+  await worker?.stop();
+  await medplum?.close();
+  await rest?.close();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, probe, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last) return last;
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const webhook = (path) => `${worker.url}/api/v1/twilio/webhooks/${path}`;
+
+async function voice(appointment, { parentSid = newCallSid(), from = "client:clinician-ada", extra = {} } = {}) {
+  const response = await signedPost(webhook("voice"), {
+    AccountSid: TEST_SECRETS.TWILIO_ACCOUNT_SID, ApiVersion: "2010-04-01", CallSid: parentSid,
+    CallStatus: "ringing", Direction: "inbound", From: from, To: "", AppointmentId: appointment, ...extra,
+  });
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type"), /text\/xml/);
+  return { parentSid, twiml: await response.text() };
+}
+
+function statusCallback(appointment, { parentSid, childSid, status, sequence, duration, at = new Date() }) {
+  const params = {
+    AccountSid: TEST_SECRETS.TWILIO_ACCOUNT_SID, CallSid: childSid, ParentCallSid: parentSid, CallStatus: status,
+    SequenceNumber: String(sequence), Timestamp: rfc2822(at), CallbackSource: "call-progress-events",
+    Direction: "outbound-dial", From: POOL[0], To: "+447700900123",
+  };
+  if (duration !== undefined) params.CallDuration = String(duration);
+  return signedPost(`${webhook("call-status")}?appointment=${appointment}`, params);
+}
+
+/** Sends a lifecycle's callbacks in order (or as given) and checks each is accepted. */
+async function sendAll(appointment, callbacks) {
+  for (const callback of callbacks) {
+    const response = await statusCallback(appointment, callback);
+    assert.equal(response.status, 200, await response.text());
+  }
+}
+
+function lifecycle(parentSid, childSid, outcome, duration = 42) {
+  const t0 = Date.now() - 120_000;
+  const at = (s) => new Date(t0 + s * 1000);
+  const base = { parentSid, childSid };
+  const events = [
+    { ...base, status: "initiated", sequence: 0, at: at(0) },
+    { ...base, status: "ringing", sequence: 1, at: at(1) },
+  ];
+  if (outcome === "completed") {
+    events.push({ ...base, status: "in-progress", sequence: 2, at: at(5) });
+    events.push({ ...base, status: "completed", sequence: 3, duration, at: at(5 + duration) });
+  } else {
+    events.push({ ...base, status: outcome, sequence: 2, at: at(20) });
+  }
+  return events;
+}
+
+async function appointment(id) {
+  return (await fetch(`${medplum.url}/__sim/resource/Appointment/${id}`)).json();
+}
+
+function callExtensions(resource) {
+  return (resource.extension ?? []).filter((e) => e.url === EXTENSION_URL).map((e) =>
+    Object.fromEntries(e.extension.map((p) => [p.url, p.valueString ?? p.valueCode ?? p.valueInteger ?? p.valueDateTime ?? p.valueReference?.reference])),
+  );
+}
+
+async function waitForExtension(appointmentId, predicate, what) {
+  return waitFor(what, async () => {
+    const found = callExtensions(await appointment(appointmentId)).filter(predicate);
+    return found.length ? found : null;
+  });
+}
+
+async function signIn(practitioner) {
+  const response = await fetch(`${medplum.url}/auth/dev-login`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ practitioner }),
+  });
+  return (await response.json()).access_token;
+}
+
+async function callRecords(appointmentId, practitioner = "clinician-ada") {
+  const response = await fetch(`${worker.url}/api/v1/appointments/${appointmentId}/call`, {
+    headers: { authorization: `Bearer ${await signIn(practitioner)}` },
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+const dialled = (twiml) => twiml.match(/<Number[^>]*>([^<]+)<\/Number>/)?.[1];
+const callerId = (twiml) => twiml.match(/<Dial callerId="([^"]+)"/)?.[1];
+
+test("an answered call: TwiML dials the patient's number from the record, and the outcome lands on the Appointment once", async () => {
+  const { parentSid, twiml } = await voice("appt-mobile", { extra: { To: "+447700900999" } });
+  assert.equal(dialled(twiml), "+447700900123", "the number comes from the Patient, not the browser");
+  assert.ok(POOL.includes(callerId(twiml)), twiml);
+  assert.match(twiml, /answerOnBridge="true" timeout="30"/);
+  assert.match(twiml, /statusCallback="[^"]+\/call-status\?appointment=appt-mobile#rc=3&amp;rp=all"/);
+  assert.match(twiml, /statusCallbackEvent="initiated ringing answered completed"/);
+
+  const childSid = newCallSid();
+  await sendAll("appt-mobile", lifecycle(parentSid, childSid, "completed", 42));
+  const [ext] = await waitForExtension("appt-mobile", (e) => e.callSid === childSid && e.status === "completed", "the completed call extension");
+  assert.equal(ext.durationSeconds, 42);
+  assert.equal(ext.parentCallSid, parentSid);
+  assert.equal(ext.direction, "outbound-browser");
+  assert.equal(ext.patientNumberMasked, "•••123");
+  assert.equal(ext.callerId, callerId(twiml));
+  assert.equal(ext.practitioner, "Practitioner/clinician-ada");
+  assert.ok(ext.startedAt && ext.answeredAt && ext.endedAt);
+  assert.equal(callExtensions(await appointment("appt-mobile")).filter((e) => e.callSid === childSid).length, 1);
+  assert.ok(!JSON.stringify(await appointment("appt-mobile")).includes("+447700900123"), "never the full number in the record");
+
+  const { status, body } = await callRecords("appt-mobile");
+  assert.equal(status, 200);
+  const record = body.calls.find((c) => c.parentCallSid === parentSid);
+  assert.equal(record.status, "completed");
+  assert.deepEqual(record.timeline.map((t) => t.status), ["initiated", "ringing", "in-progress", "completed"]);
+  assert.equal(body.live, null);
+});
+
+test("busy, no-answer and failed calls are recorded with their outcome", async () => {
+  for (const [appointmentId, outcome] of [["appt-landline", "busy"], ["appt-formatted", "no-answer"], ["appt-dashes", "failed"]]) {
+    const { parentSid, twiml } = await voice(appointmentId);
+    assert.ok(dialled(twiml), twiml);
+    const childSid = newCallSid();
+    await sendAll(appointmentId, lifecycle(parentSid, childSid, outcome));
+    const [ext] = await waitForExtension(appointmentId, (e) => e.callSid === childSid && e.status === outcome, `${outcome} extension`);
+    assert.equal(ext.durationSeconds, 0);
+    assert.equal(ext.answeredAt, undefined);
+  }
+});
+
+test("duplicated and shuffled callbacks converge to the in-order record", async () => {
+  const { parentSid } = await voice("appt-intl-prefix");
+  const childSid = newCallSid();
+  const events = lifecycle(parentSid, childSid, "completed", 77);
+  const shuffled = [events[3], events[1], events[3], events[0], events[2], events[1], events[0], events[3]];
+  await sendAll("appt-intl-prefix", shuffled);
+  const [ext] = await waitForExtension("appt-intl-prefix", (e) => e.callSid === childSid && e.status === "completed", "converged record");
+  assert.equal(ext.durationSeconds, 77);
+  assert.equal(ext.sequenceNumber, 3);
+  // A late ringing never regresses it.
+  await sendAll("appt-intl-prefix", [{ ...events[1], sequence: 1 }]);
+  await sleep(1500);
+  const after = callExtensions(await appointment("appt-intl-prefix")).filter((e) => e.callSid === childSid);
+  assert.equal(after.length, 1);
+  assert.equal(after[0].status, "completed");
+  const { body } = await callRecords("appt-intl-prefix");
+  assert.deepEqual(body.calls[0].timeline.map((t) => t.status), ["initiated", "ringing", "in-progress", "completed"]);
+});
+
+test("forged and mutated signatures are refused with 403 and change nothing", async () => {
+  const before = JSON.stringify(await callRecords("appt-two-numbers"));
+  const forged = await signedPost(webhook("voice"), { CallSid: newCallSid(), From: "client:clinician-ada", AppointmentId: "appt-two-numbers" }, { signature: "bm90IGEgc2lnbmF0dXJl" });
+  assert.equal(forged.status, 403);
+  assert.equal((await forged.json()).error.code, "invalid_signature");
+  const wrongToken = await signedPost(webhook("voice"), { CallSid: newCallSid(), From: "client:clinician-ada", AppointmentId: "appt-two-numbers" }, { authToken: "not-the-auth-token" });
+  assert.equal(wrongToken.status, 403);
+  const unsigned = await fetch(webhook("voice"), { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "CallSid=CA1&AppointmentId=appt-two-numbers" });
+  assert.equal(unsigned.status, 403);
+
+  // Sign one body, send another.
+  const url = `${webhook("call-status")}?appointment=appt-two-numbers`;
+  const params = { CallSid: newCallSid(), CallStatus: "completed", SequenceNumber: "3", CallDuration: "5" };
+  const { default: twilio } = await import("twilio");
+  const signature = twilio.getExpectedTwilioSignature(TEST_SECRETS.TWILIO_AUTH_TOKEN, url, params);
+  const mutated = await signedPost(url, { ...params, CallDuration: "500" }, { signature });
+  assert.equal(mutated.status, 403);
+  // Replayed to another URL (another appointment).
+  const replayed = await signedPost(`${webhook("call-status")}?appointment=appt-mobile`, params, { signature });
+  assert.equal(replayed.status, 403);
+  assert.equal(JSON.stringify(await callRecords("appt-two-numbers")), before, "nothing was written");
+  assert.deepEqual(callExtensions(await appointment("appt-two-numbers")), []);
+});
+
+test("refused calls say why, hang up, and leave a machine-readable reason for the panel", async () => {
+  const cases = [
+    ["appt-premium", "client:clinician-ada", "number_blocked"],
+    ["appt-no-phone", "client:clinician-ada", "number_missing"],
+    ["appt-international", "client:clinician-ada", "country_not_allowed"],
+    ["appt-in-person", "client:clinician-ada", "not_a_phone_appointment"],
+    ["appt-bob", "client:clinician-ada", "not_your_appointment"],
+    ["appt-bob", "client:clinician-bob", "permission_missing"],
+    ["appt-mobile", "+447700900555", "not_a_clinician"],
+  ];
+  for (const [appointmentId, from, code] of cases) {
+    const { parentSid, twiml } = await voice(appointmentId, { from });
+    assert.doesNotMatch(twiml, /<Dial/, `${code}: no dial`);
+    assert.match(twiml, /<Say language="en-GB">[^<]+<\/Say><Hangup\/><\/Response>$/, twiml);
+    assert.doesNotMatch(twiml, /[0-9]{4}/, "no numbers spoken");
+    const reader = appointmentId === "appt-bob" ? "clinician-bob" : "clinician-ada";
+    const { body } = await callRecords(appointmentId, reader);
+    const record = body.calls.find((c) => c.parentCallSid === parentSid);
+    assert.equal(record?.status, "refused", `${code}: ${JSON.stringify(body)}`);
+    assert.equal(record.refusedCode, code);
+  }
+  assert.deepEqual(callExtensions(await appointment("appt-premium")), [], "refusals place no call on the Appointment");
+});
+
+test("when every pool number is in a call, the next call is refused as no line free until one ends", async () => {
+  const first = await voice("appt-two-numbers");
+  const second = await voice("appt-landline");
+  assert.notEqual(callerId(first.twiml), callerId(second.twiml), "two live calls never share a number");
+  const third = await voice("appt-mobile");
+  assert.doesNotMatch(third.twiml, /<Dial/);
+  const { body } = await callRecords("appt-mobile");
+  assert.equal(body.calls.find((c) => c.parentCallSid === third.parentSid).refusedCode, "no_line_free");
+  // The first call ends: its number is free again.
+  await sendAll("appt-two-numbers", lifecycle(first.parentSid, newCallSid(), "busy"));
+  const fourth = await voice("appt-mobile");
+  assert.equal(callerId(fourth.twiml), callerId(first.twiml));
+  await sendAll("appt-landline", lifecycle(second.parentSid, newCallSid(), "no-answer"));
+  await sendAll("appt-mobile", lifecycle(fourth.parentSid, newCallSid(), "failed"));
+});
+
+test("two calls on one appointment become two extensions, and concurrent edits to the Appointment survive", async () => {
+  const token = await signIn("clinician-ada");
+  const editor = (async () => {
+    for (let i = 0; i < 100; i++) {
+      const current = await (await fetch(`${medplum.url}/fhir/R4/Appointment/appt-two-numbers`, { headers: { authorization: `Bearer ${token}` } })).json();
+      const response = await fetch(`${medplum.url}/fhir/R4/Appointment/appt-two-numbers`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/fhir+json", "if-match": `W/"${current.meta.versionId}"` },
+        body: JSON.stringify({ ...current, comment: "rescheduled note kept" }),
+      });
+      if (response.ok) return;
+      await sleep(20);
+    }
+    throw new Error("the concurrent edit never landed");
+  })();
+  const sids = [];
+  for (let i = 0; i < 2; i++) {
+    const { parentSid } = await voice("appt-two-numbers");
+    const childSid = newCallSid();
+    sids.push(childSid);
+    await sendAll("appt-two-numbers", lifecycle(parentSid, childSid, "completed", 10 + i));
+  }
+  await editor;
+  await waitFor("both extensions", async () => {
+    const exts = callExtensions(await appointment("appt-two-numbers"));
+    return sids.every((sid) => exts.some((e) => e.callSid === sid && e.status === "completed")) ? exts : null;
+  });
+  const final = await appointment("appt-two-numbers");
+  assert.equal(final.comment, "rescheduled note kept");
+  assert.equal(callExtensions(final).filter((e) => sids.includes(e.callSid)).length, 2);
+});
+
+test("the clinician ends a live call through Twilio's REST API; a failing API is retried", async () => {
+  const token = await signIn("clinician-ada");
+  const end = (body) => fetch(`${worker.url}/api/v1/appointments/appt-formatted/call/end`, {
+    method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  const { parentSid } = await voice("appt-formatted");
+  const childSid = newCallSid();
+  await sendAll("appt-formatted", lifecycle(parentSid, childSid, "completed").slice(0, 3));
+  const live = await callRecords("appt-formatted");
+  assert.equal(live.body.live?.parentCallSid, parentSid, "the live call is reported");
+
+  const response = await end({ callSid: parentSid });
+  assert.equal(response.status, 200, await response.clone().text());
+  const hangup = rest.requests.find((r) => r.path === `/2010-04-01/Accounts/${TEST_SECRETS.TWILIO_ACCOUNT_SID}/Calls/${parentSid}.json`);
+  assert.ok(hangup, JSON.stringify(rest.requests));
+  assert.equal(hangup.body, "Status=completed");
+  assert.equal(hangup.authorization, `Basic ${Buffer.from(`${TEST_SECRETS.TWILIO_API_KEY}:${TEST_SECRETS.TWILIO_API_SECRET}`).toString("base64")}`);
+  await sendAll("appt-formatted", lifecycle(parentSid, childSid, "completed").slice(3));
+  const [ext] = await waitForExtension("appt-formatted", (e) => e.callSid === childSid && e.status === "completed" && e.endedBy === "clinician", "endedBy clinician");
+  assert.equal(ext.durationSeconds, 42);
+  const again = await end({ callSid: parentSid });
+  assert.equal(again.status, 200, "ending an ended call is idempotent");
+
+  // Twilio's API down: the intent is recorded (202) and retried until it succeeds.
+  const second = await voice("appt-formatted");
+  await sendAll("appt-formatted", lifecycle(second.parentSid, newCallSid(), "completed").slice(0, 3));
+  rest.state.failing = true;
+  const pending = await end({ callSid: second.parentSid });
+  assert.equal(pending.status, 202);
+  assert.equal((await pending.json()).hangupPending, true);
+  rest.state.failing = false;
+  await waitFor("the retried hangup", async () =>
+    rest.requests.some((r) => r.path.includes(second.parentSid) && !r.failed));
+
+  assert.equal((await end({ callSid: newCallSid() })).status, 404);
+  assert.equal((await end({})).status, 400);
+});
+
+test("a manually dialled call's outcome is recorded on the Appointment", async () => {
+  const token = await signIn("clinician-ada");
+  const response = await fetch(`${worker.url}/api/v1/appointments/appt-dashes/call/end`, {
+    method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ manual: { outcome: "completed", durationSeconds: 95 } }),
+  });
+  assert.equal(response.status, 201, await response.clone().text());
+  const [ext] = await waitForExtension("appt-dashes", (e) => e.direction === "manual", "manual call extension");
+  assert.equal(ext.durationSeconds, 95);
+  assert.equal(ext.endedBy, "clinician");
+  const bad = await fetch(`${worker.url}/api/v1/appointments/appt-dashes/call/end`, {
+    method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ manual: { outcome: "ringing" } }),
+  });
+  assert.equal(bad.status, 400);
+});
+
+test("only the appointment's clinicians read or end its calls", async () => {
+  assert.equal((await callRecords("appt-mobile", "clinician-cy")).status, 403);
+  assert.equal((await fetch(`${worker.url}/api/v1/appointments/appt-mobile/call`)).status, 401);
+  assert.equal((await callRecords("no-such-appointment")).status, 404);
+  const end = await fetch(`${worker.url}/api/v1/appointments/appt-mobile/call/end`, {
+    method: "POST", headers: { authorization: `Bearer ${await signIn("clinician-cy")}`, "content-type": "application/json" },
+    body: JSON.stringify({ manual: { outcome: "completed" } }),
+  });
+  assert.equal(end.status, 403);
+});
+
+test("Medplum down during a call: callbacks are still accepted, and the record appears exactly once after", async () => {
+  const { parentSid } = await voice("appt-landline");
+  const childSid = newCallSid();
+  await medplum.close();
+  await sendAll("appt-landline", lifecycle(parentSid, childSid, "completed", 33));
+  await sleep(3000); // at least one failed write attempt
+  medplum = await startLocalMedplum(); // fresh fixtures: the record must be written anew
+  const found = await waitForExtension("appt-landline", (e) => e.callSid === childSid, "the record after the outage");
+  assert.equal(found.length, 1);
+  assert.equal(found[0].status, "completed");
+  assert.equal(found[0].durationSeconds, 33);
+  await sleep(2500);
+  assert.equal(callExtensions(await appointment("appt-landline")).filter((e) => e.callSid === childSid).length, 1, "never written twice");
+});
