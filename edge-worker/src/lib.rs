@@ -29,7 +29,27 @@ use crate::router::{Endpoint, Route};
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let config = Config::from_env(&env);
     let method = req.method();
-    let reply = match router::route(method.as_ref(), &req.path()) {
+    let route = router::route(method.as_ref(), &req.path());
+    // The one streaming endpoint passes the Durable Object's response through.
+    if let Ok(Route {
+        endpoint: Endpoint::AppointmentCallEvents(appointment),
+        ..
+    }) = &route
+    {
+        return match handlers::appointment_call::events(
+            &req,
+            &env,
+            &config,
+            appointment,
+            now_unix(),
+        )
+        .await
+        {
+            Ok(stream) => Ok(stream),
+            Err(error) => into_response(error.into_reply(), false),
+        };
+    }
+    let reply = match route {
         Ok(route) => dispatch(route, &mut req, &env, &config).await,
         Err(error) => Err(AppError::from(error)),
     }
@@ -69,6 +89,8 @@ async fn dispatch(
         Endpoint::AppointmentCalls(appointment) => {
             handlers::appointment_call::list(req, env, config, &appointment, now_unix()).await
         }
+        // Answered before dispatch (a stream, not a Reply).
+        Endpoint::AppointmentCallEvents(_) => Err(AppError::Internal),
         Endpoint::EndAppointmentCall(appointment) => {
             handlers::appointment_call::end(req, env, config, &appointment, now_unix()).await
         }

@@ -17,6 +17,7 @@ pub enum Endpoint {
     CallStatusWebhook,
     DialCompleteWebhook,
     AppointmentCalls(AppointmentId),
+    AppointmentCallEvents(AppointmentId),
     EndAppointmentCall(AppointmentId),
 }
 
@@ -32,7 +33,7 @@ impl Endpoint {
             | Endpoint::CallStatusWebhook
             | Endpoint::DialCompleteWebhook
             | Endpoint::EndAppointmentCall(_) => &["POST"],
-            Endpoint::AppointmentCalls(_) => &["GET"],
+            Endpoint::AppointmentCalls(_) | Endpoint::AppointmentCallEvents(_) => &["GET"],
         }
     }
 }
@@ -65,6 +66,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["api", "v1", "appointments", id, "call"] => {
             Endpoint::AppointmentCalls(AppointmentId::parse(id).map_err(|_| RouteError::NotFound)?)
         }
+        ["api", "v1", "appointments", id, "call", "events"] => Endpoint::AppointmentCallEvents(
+            AppointmentId::parse(id).map_err(|_| RouteError::NotFound)?,
+        ),
         ["api", "v1", "appointments", id, "call", "end"] => Endpoint::EndAppointmentCall(
             AppointmentId::parse(id).map_err(|_| RouteError::NotFound)?,
         ),

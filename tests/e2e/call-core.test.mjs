@@ -366,3 +366,66 @@ test("Medplum down during a call: callbacks are still accepted, and the record a
   await sleep(2500);
   assert.equal(callExtensions(await appointment("appt-landline")).filter((e) => e.callSid === childSid).length, 1, "never written twice");
 });
+
+/** Reads Server-Sent Events from a fetch response, one `{event, data}` at a time. */
+function sseReader(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  return async function next(timeoutMs = 15_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (!buffer.includes("\n\n")) {
+      const chunk = await Promise.race([reader.read(), sleep(Math.max(0, deadline - Date.now())).then(() => "timeout")]);
+      if (chunk === "timeout") throw new Error("no event in time");
+      if (chunk.done) throw new Error("stream ended");
+      buffer += decoder.decode(chunk.value, { stream: true });
+    }
+    const end = buffer.indexOf("\n\n");
+    const frame = buffer.slice(0, end);
+    buffer = buffer.slice(end + 2);
+    const event = frame.match(/^event: (.*)$/m)?.[1];
+    const data = JSON.parse(frame.match(/^data: (.*)$/m)?.[1] ?? "null");
+    return { event, data };
+  };
+}
+
+test("the ledger pushes each call's progress to the appointment's clinician as it happens", async () => {
+  const url = `${worker.url}/api/v1/appointments/appt-two-numbers/call/events`;
+  assert.equal((await fetch(url)).status, 401);
+  assert.equal((await fetch(url, { headers: { authorization: `Bearer ${await signIn("clinician-cy")}` } })).status, 403);
+
+  const controller = new AbortController();
+  const response = await fetch(url, { headers: { authorization: `Bearer ${await signIn("clinician-ada")}` }, signal: controller.signal });
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type"), /text\/event-stream/);
+  const next = sseReader(response);
+  const snapshot = await next();
+  assert.equal(snapshot.event, "snapshot");
+  assert.ok(Array.isArray(snapshot.data.calls));
+
+  const { parentSid } = await voice("appt-two-numbers");
+  const placed = await next();
+  assert.equal(placed.event, "call");
+  assert.equal(placed.data.parentCallSid, parentSid);
+  assert.equal(placed.data.status, "initiated");
+
+  const childSid = newCallSid();
+  const seen = [];
+  for (const callback of lifecycle(parentSid, childSid, "busy")) {
+    await sendAll("appt-two-numbers", [callback]);
+    const update = await next();
+    assert.equal(update.data.parentCallSid, parentSid);
+    seen.push(update.data.status);
+  }
+  assert.deepEqual(seen, ["initiated", "ringing", "busy"]);
+  // A repeated callback changes nothing, so nothing is pushed; the next real change is.
+  await sendAll("appt-two-numbers", [lifecycle(parentSid, childSid, "busy")[2]]);
+  const manual = await fetch(`${worker.url}/api/v1/appointments/appt-two-numbers/call/end`, {
+    method: "POST", headers: { authorization: `Bearer ${await signIn("clinician-ada")}`, "content-type": "application/json" },
+    body: JSON.stringify({ manual: { outcome: "completed", durationSeconds: 60 } }),
+  });
+  assert.equal(manual.status, 201);
+  const afterRepeat = await next();
+  assert.equal(afterRepeat.data.direction, "manual", "the repeat pushed nothing; the manual record is next");
+  controller.abort();
+});

@@ -9,11 +9,18 @@
 //! - `POST /end`: who ended the call, and whether a Twilio hangup is still owed.
 //! - `POST /manual`: the outcome of a call the clinician dialled by hand.
 //! - `GET /calls`: the records, newest first.
+//! - `GET /events`: Server-Sent Events: a `snapshot` of the records, then one `call` event per
+//!   change (placed, ringing at the patient, answered, busy, no answer, ended…), so the call
+//!   panel shows progress as it happens.
 //!
 //! Every change that alters a record queues it in `ledger_fhir_outbox`; the alarm writes it to
 //! the Appointment (JSON Patch guarded by the version) and retries with backoff while Medplum is
 //! down, so no record is lost and none is written twice.
 
+use std::cell::RefCell;
+
+use futures_channel::mpsc::{unbounded, UnboundedSender};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::call_state::{progress, CallStatus, EndedBy, StatusEvent};
@@ -205,6 +212,13 @@ pub struct CallLedger {
     state: State,
     env: Env,
     schema: Result<()>,
+    /// Open event streams; a closed one is dropped at the next broadcast.
+    subscribers: RefCell<Vec<UnboundedSender<String>>>,
+}
+
+/// One Server-Sent Events frame.
+pub fn sse_frame(event: &str, data: &Value) -> String {
+    format!("event: {event}\ndata: {data}\n\n")
 }
 
 impl CallLedger {
@@ -265,6 +279,50 @@ impl CallLedger {
         Ok(!rows.is_empty())
     }
 
+    /// Sends a changed record to every open event stream.
+    fn broadcast(&self, record: &Value) {
+        let frame = sse_frame("call", record);
+        self.subscribers
+            .borrow_mut()
+            .retain(|subscriber| subscriber.unbounded_send(frame.clone()).is_ok());
+    }
+
+    fn records(&self) -> Result<Vec<Value>> {
+        let attempts: Vec<AttemptRow> = self
+            .sql()
+            .exec(
+                "SELECT * FROM ledger_attempts ORDER BY created_ms DESC, parent_sid DESC",
+                None,
+            )?
+            .to_array()?;
+        let mut calls = Vec::with_capacity(attempts.len());
+        for attempt in &attempts {
+            calls.push(record_json(
+                attempt,
+                &self.events(&attempt.parent_sid)?,
+                self.fhir_pending(&attempt.parent_sid)?,
+            ));
+        }
+        Ok(calls)
+    }
+
+    /// Opens an event stream: the current records first, then every change.
+    fn subscribe(&self) -> Result<Response> {
+        let (sender, receiver) = unbounded::<String>();
+        let snapshot = sse_frame("snapshot", &json!({"calls": self.records()?}));
+        sender
+            .unbounded_send(snapshot)
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.subscribers.borrow_mut().push(sender);
+        let stream = receiver.map(|frame| Ok::<Vec<u8>, worker::Error>(frame.into_bytes()));
+        let mut response = Response::from_stream(stream)?;
+        response
+            .headers_mut()
+            .set("content-type", "text/event-stream; charset=utf-8")?;
+        response.headers_mut().set("cache-control", "no-store")?;
+        Ok(response)
+    }
+
     fn record(&self, parent_sid: &str) -> Result<Value> {
         match self.attempt(parent_sid)? {
             Some(attempt) => Ok(record_json(
@@ -302,7 +360,9 @@ impl CallLedger {
                 now_ms.into(),
             ],
         )?;
-        Response::from_json(&json!({"record": self.record(&body.parent_sid)?}))
+        let record = self.record(&body.parent_sid)?;
+        self.broadcast(&record);
+        Response::from_json(&json!({"record": record}))
     }
 
     async fn add_callback(&self, body: CallbackBody, now_ms: i64) -> Result<Response> {
@@ -359,9 +419,11 @@ impl CallLedger {
         if terminal_now && !was_terminal {
             self.release_number(&attempt.parent_sid).await;
         }
-        Response::from_json(
-            &json!({"changed": changed, "record": self.record(&attempt.parent_sid)?}),
-        )
+        let record = self.record(&attempt.parent_sid)?;
+        if changed {
+            self.broadcast(&record);
+        }
+        Response::from_json(&json!({"changed": changed, "record": record}))
     }
 
     /// Frees the caller-ID number the call held. A failure is logged; the lease expires anyway.
@@ -397,7 +459,9 @@ impl CallLedger {
             )?;
         }
         self.enqueue_fhir(&body.parent_sid, now_ms).await?;
-        Response::from_json(&json!({"record": self.record(&body.parent_sid)?}))
+        let record = self.record(&body.parent_sid)?;
+        self.broadcast(&record);
+        Response::from_json(&json!({"record": record}))
     }
 
     async fn manual(&self, body: ManualBody, now_ms: i64) -> Result<Response> {
@@ -420,7 +484,9 @@ impl CallLedger {
             vec![parent_sid.clone().into(), event_json.into()],
         )?;
         self.enqueue_fhir(&parent_sid, now_ms).await?;
-        Response::from_json(&json!({"record": self.record(&parent_sid)?}))
+        let record = self.record(&parent_sid)?;
+        self.broadcast(&record);
+        Response::from_json(&json!({"record": record}))
     }
 
     fn list(&self) -> Result<Response> {
@@ -596,7 +662,12 @@ impl CallLedger {
 impl DurableObject for CallLedger {
     fn new(state: State, env: Env) -> Self {
         let schema = super::create_schema(&state, &SCHEMA);
-        Self { state, env, schema }
+        Self {
+            state,
+            env,
+            schema,
+            subscribers: RefCell::new(Vec::new()),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -623,6 +694,7 @@ impl DurableObject for CallLedger {
                 Err(_) => bad("manual"),
             },
             (Method::Get, "/calls") => self.list(),
+            (Method::Get, "/events") => self.subscribe(),
             _ => super::answer_status(&self.state, "CallLedger", &TABLES, &req).await,
         }
     }
@@ -640,6 +712,12 @@ impl DurableObject for CallLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sse_frames_are_one_event_each() {
+        let frame = sse_frame("call", &json!({"status": "ringing"}));
+        assert_eq!(frame, "event: call\ndata: {\"status\":\"ringing\"}\n\n");
+    }
 
     #[test]
     fn backoff_doubles_to_a_cap() {

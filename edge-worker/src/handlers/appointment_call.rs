@@ -1,7 +1,8 @@
 //! The clinician's view of an appointment's calls: `GET /api/v1/appointments/{id}/call` (records
 //! and live state) and `POST /api/v1/appointments/{id}/call/end` (end a live call through Twilio's
-//! REST API, or record the outcome of a call dialled by hand). Only a participant of the
-//! appointment may use them.
+//! REST API, or record the outcome of a call dialled by hand), and
+//! `GET /api/v1/appointments/{id}/call/events` (the ledger's live Server-Sent Events stream).
+//! Only a participant of the appointment may use them.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -47,6 +48,30 @@ async fn ledger(
     match call(env, "CALL_LEDGER", appointment.as_str(), method, path, body).await {
         Ok((200, value)) => Ok(value),
         _ => Err(AppError::StorageUnavailable),
+    }
+}
+
+/// Streams the ledger's events to the clinician (the Durable Object's response, passed through).
+pub async fn events(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    appointment: &AppointmentId,
+    now_unix: i64,
+) -> Result<worker::Response, AppError> {
+    participant(req, config, appointment, now_unix).await?;
+    let stub = env
+        .durable_object("CALL_LEDGER")
+        .and_then(|ns| ns.get_by_name(appointment.as_str()))
+        .map_err(|_| AppError::StorageUnavailable)?;
+    let response = stub
+        .fetch_with_str("https://durable-object/events")
+        .await
+        .map_err(|_| AppError::StorageUnavailable)?;
+    if response.status_code() == 200 {
+        Ok(response)
+    } else {
+        Err(AppError::StorageUnavailable)
     }
 }
 
