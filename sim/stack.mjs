@@ -19,6 +19,7 @@ export const TEST_SECRETS = {
   TWILIO_API_SECRET: "fake-twilio-api-secret",
   TWILIO_TWIML_APP_SID: "AP00000000000000000000000000000001",
   PROVISIONING_SECRET: "fake-provisioning-secret",
+  ADMIN_TOKEN: "fake-admin-token",
 };
 
 /** A directory for this run's logs and screenshots: tests/artifacts/<run>/. */

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 use shared::access_token::TokenTtl;
-use shared::dial_policy::DestinationPolicy;
+use shared::dial_policy::{CallLimits, DestinationPolicy};
 use shared::ids::{AccountSid, ApiKeySid, TwimlAppSid, E164};
 
 /// The state of one setting, as `/api/v1/health` reports it.
@@ -158,10 +158,16 @@ pub struct Config {
     pub caller_ids: Setting<Vec<E164>>,
     /// Optional: Twilio's REST API base URL (default `https://api.twilio.com`; sim/twilio locally).
     pub twilio_api_base_url: Setting<BaseUrl>,
+    /// Optional: bearer secret of the admin API; without it the admin API answers 503.
+    pub admin_token: Setting<Secret>,
+    /// Optional: where patients calling back are sent when their clinician cannot answer.
+    pub practice_phone_number: Setting<E164>,
+    /// Optional: `clinician=30,patient=6` calls per rolling hour (the defaults).
+    pub call_limits: Setting<CallLimits>,
 }
 
 /// How many settings there are.
-pub const SETTING_COUNT: usize = 16;
+pub const SETTING_COUNT: usize = 19;
 
 /// Names of every setting, in the order `/api/v1/health` lists them.
 pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
@@ -181,16 +187,42 @@ pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
     "DIAL_POLICY",
     "TWILIO_CALLER_IDS",
     "TWILIO_API_BASE_URL",
+    "ADMIN_TOKEN",
+    "PRACTICE_PHONE_NUMBER",
+    "CALL_LIMITS_PER_HOUR",
 ];
 
 /// Settings that may be left unset (their defaults are documented in README.md).
-pub const OPTIONAL_SETTINGS: [&str; 5] = [
+pub const OPTIONAL_SETTINGS: [&str; 8] = [
     "TWILIO_TOKEN_TTL_SECONDS",
     "TWILIO_AUTH_TOKEN_PREVIOUS",
     "DIAL_POLICY",
     "TWILIO_CALLER_IDS",
     "TWILIO_API_BASE_URL",
+    "ADMIN_TOKEN",
+    "PRACTICE_PHONE_NUMBER",
+    "CALL_LIMITS_PER_HOUR",
 ];
+
+fn parse_call_limits(value: &str) -> Result<CallLimits, &'static str> {
+    let mut limits = CallLimits::default();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, number) = part.split_once('=').ok_or("clinician=<n>,patient=<n>")?;
+        let number: u32 = number
+            .trim()
+            .parse()
+            .map_err(|_| "clinician=<n>,patient=<n> with whole numbers")?;
+        if number == 0 {
+            return Err("limits of at least 1");
+        }
+        match key.trim() {
+            "clinician" => limits.per_clinician_per_hour = number,
+            "patient" => limits.per_patient_per_hour = number,
+            _ => return Err("clinician=<n>,patient=<n>"),
+        }
+    }
+    Ok(limits)
+}
 
 /// An optional setting: unset means its documented default.
 fn optional<T>(setting: Setting<T>) -> Setting<T> {
@@ -258,6 +290,17 @@ impl Config {
             dial_policy: optional(setting(&lookup, "DIAL_POLICY", DestinationPolicy::parse)),
             caller_ids: optional(setting(&lookup, "TWILIO_CALLER_IDS", parse_caller_ids)),
             twilio_api_base_url: optional(setting(&lookup, "TWILIO_API_BASE_URL", BaseUrl::parse)),
+            admin_token: optional(setting(&lookup, "ADMIN_TOKEN", Secret::parse)),
+            practice_phone_number: optional(setting(&lookup, "PRACTICE_PHONE_NUMBER", E164::parse)),
+            call_limits: optional(setting(&lookup, "CALL_LIMITS_PER_HOUR", parse_call_limits)),
+        }
+    }
+
+    /// The misuse limits in force.
+    pub fn call_limits(&self) -> Result<CallLimits, UnusableSetting> {
+        match &self.call_limits {
+            Setting::Default => Ok(CallLimits::default()),
+            other => other.require("CALL_LIMITS_PER_HOUR").copied(),
         }
     }
 
@@ -322,6 +365,9 @@ impl Config {
             self.dial_policy.state(),
             self.caller_ids.state(),
             self.twilio_api_base_url.state(),
+            self.admin_token.state(),
+            self.practice_phone_number.state(),
+            self.call_limits.state(),
         ];
         let mut out = [("", SettingState::Missing); SETTING_COUNT];
         for (slot, (name, state)) in out.iter_mut().zip(SETTING_NAMES.into_iter().zip(states)) {
@@ -366,6 +412,10 @@ mod tests {
                 "TWILIO_CALLER_IDS",
                 "+447700900001,+447700900002".to_owned(),
             ),
+            ("TWILIO_API_BASE_URL", "http://127.0.0.1:8788".to_owned()),
+            ("ADMIN_TOKEN", "fake-admin-token".to_owned()),
+            ("PRACTICE_PHONE_NUMBER", "+442079460000".to_owned()),
+            ("CALL_LIMITS_PER_HOUR", "clinician=30,patient=6".to_owned()),
         ])
     }
 
@@ -428,6 +478,9 @@ mod tests {
             ("TWILIO_TOKEN_TTL_SECONDS", "59"),
             ("TWILIO_TOKEN_TTL_SECONDS", "1h"),
             ("DIAL_POLICY", "everywhere"),
+            ("CALL_LIMITS_PER_HOUR", "clinician=0"),
+            ("CALL_LIMITS_PER_HOUR", "doctor=3"),
+            ("PRACTICE_PHONE_NUMBER", "020 7946 0000"),
             ("TWILIO_CALLER_IDS", "+447700900001, 07700900002"),
         ];
         for (name, value) in table {
@@ -462,6 +515,20 @@ mod tests {
         assert_eq!(config.token_ttl().unwrap().seconds(), 7200);
         let config = config_without("TWILIO_TOKEN_TTL_SECONDS", Some("100000"));
         assert_eq!(config.token_ttl().unwrap_err().state, SettingState::Invalid);
+    }
+
+    #[test]
+    fn call_limits_parse_with_defaults() {
+        let config = config_without("CALL_LIMITS_PER_HOUR", Some("patient=2"));
+        assert_eq!(
+            config.call_limits().unwrap(),
+            CallLimits {
+                per_clinician_per_hour: 30,
+                per_patient_per_hour: 2
+            }
+        );
+        let config = config_without("CALL_LIMITS_PER_HOUR", None);
+        assert_eq!(config.call_limits().unwrap(), CallLimits::default());
     }
 
     #[test]

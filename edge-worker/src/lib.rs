@@ -89,6 +89,15 @@ async fn dispatch(
         Endpoint::AppointmentCalls(appointment) => {
             handlers::appointment_call::list(req, env, config, &appointment, now_unix()).await
         }
+        Endpoint::InboundWebhook => handlers::inbound::inbound(req, env, config).await,
+        Endpoint::InboundCompleteWebhook => handlers::inbound::inbound_complete(req, config).await,
+        Endpoint::AdminNumberPool => {
+            handlers::admin_pool::number_pool(req, env, config, route.method).await
+        }
+        Endpoint::AdminLeases => handlers::admin_pool::leases(req, env, config, None).await,
+        Endpoint::AdminLease(call_sid) => {
+            handlers::admin_pool::leases(req, env, config, Some(call_sid.as_str())).await
+        }
         // Answered before dispatch (a stream, not a Reply).
         Endpoint::AppointmentCallEvents(_) => Err(AppError::Internal),
         Endpoint::EndAppointmentCall(appointment) => {

@@ -3,7 +3,7 @@
 //! Unknown paths are [`RouteError::NotFound`]; a known path with the wrong method is
 //! [`RouteError::MethodNotAllowed`] carrying the methods it does allow (for the `Allow` header).
 
-use shared::ids::{AppointmentId, PractitionerId};
+use shared::ids::{AppointmentId, CallSid, PractitionerId};
 
 /// An API endpoint, with its path parameters already extracted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,11 @@ pub enum Endpoint {
     AppointmentCalls(AppointmentId),
     AppointmentCallEvents(AppointmentId),
     EndAppointmentCall(AppointmentId),
+    InboundWebhook,
+    InboundCompleteWebhook,
+    AdminNumberPool,
+    AdminLeases,
+    AdminLease(CallSid),
 }
 
 impl Endpoint {
@@ -32,7 +37,12 @@ impl Endpoint {
             | Endpoint::VoiceWebhook
             | Endpoint::CallStatusWebhook
             | Endpoint::DialCompleteWebhook
-            | Endpoint::EndAppointmentCall(_) => &["POST"],
+            | Endpoint::EndAppointmentCall(_)
+            | Endpoint::InboundWebhook
+            | Endpoint::InboundCompleteWebhook
+            | Endpoint::AdminLeases => &["POST"],
+            Endpoint::AdminNumberPool => &["GET", "POST", "DELETE"],
+            Endpoint::AdminLease(_) => &["DELETE"],
             Endpoint::AppointmentCalls(_) | Endpoint::AppointmentCallEvents(_) => &["GET"],
         }
     }
@@ -63,6 +73,13 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["api", "v1", "twilio", "webhooks", "voice"] => Endpoint::VoiceWebhook,
         ["api", "v1", "twilio", "webhooks", "call-status"] => Endpoint::CallStatusWebhook,
         ["api", "v1", "twilio", "webhooks", "dial-complete"] => Endpoint::DialCompleteWebhook,
+        ["api", "v1", "twilio", "webhooks", "inbound"] => Endpoint::InboundWebhook,
+        ["api", "v1", "twilio", "webhooks", "inbound-complete"] => Endpoint::InboundCompleteWebhook,
+        ["api", "v1", "admin", "number-pool"] => Endpoint::AdminNumberPool,
+        ["api", "v1", "admin", "number-pool", "leases"] => Endpoint::AdminLeases,
+        ["api", "v1", "admin", "number-pool", "leases", sid] => {
+            Endpoint::AdminLease(CallSid::parse(sid).map_err(|_| RouteError::NotFound)?)
+        }
         ["api", "v1", "appointments", id, "call"] => {
             Endpoint::AppointmentCalls(AppointmentId::parse(id).map_err(|_| RouteError::NotFound)?)
         }
@@ -101,6 +118,28 @@ mod tests {
                 Err(RouteError::MethodNotAllowed { allow: &["GET"] }),
             ),
             ("GET", "/api/v1/healthz", Err(RouteError::NotFound)),
+            (
+                "DELETE",
+                "/api/v1/admin/number-pool",
+                Ok(Endpoint::AdminNumberPool),
+            ),
+            (
+                "PUT",
+                "/api/v1/admin/number-pool",
+                Err(RouteError::MethodNotAllowed {
+                    allow: &["GET", "POST", "DELETE"],
+                }),
+            ),
+            (
+                "POST",
+                "/api/v1/twilio/webhooks/inbound",
+                Ok(Endpoint::InboundWebhook),
+            ),
+            (
+                "DELETE",
+                "/api/v1/admin/number-pool/leases/CA123",
+                Err(RouteError::NotFound),
+            ),
             ("GET", "/api/v2/health", Err(RouteError::NotFound)),
             ("GET", "/", Err(RouteError::NotFound)),
             ("GET", "", Err(RouteError::NotFound)),

@@ -21,6 +21,8 @@ pub enum CallRefusal {
     CountryNotAllowed,
     NumberBlocked,
     NoLineFree,
+    ClinicianLimitReached,
+    PatientLimitReached,
     ServiceUnavailable,
 }
 
@@ -39,6 +41,8 @@ impl CallRefusal {
             Self::CountryNotAllowed => "country_not_allowed",
             Self::NumberBlocked => "number_blocked",
             Self::NoLineFree => "no_line_free",
+            Self::ClinicianLimitReached => "clinician_limit_reached",
+            Self::PatientLimitReached => "patient_limit_reached",
             Self::ServiceUnavailable => "service_unavailable",
         }
     }
@@ -59,6 +63,9 @@ impl CallRefusal {
                 "The patient's number cannot be dialled from the browser."
             }
             Self::NoLineFree => "All lines are busy. Please try again shortly.",
+            Self::ClinicianLimitReached | Self::PatientLimitReached => {
+                "The hourly limit of browser calls has been reached."
+            }
             Self::ServiceUnavailable => "The call service is temporarily unavailable.",
         }
     }
@@ -88,6 +95,12 @@ impl CallRefusal {
                 "The number is in a premium-rate or special range, which the browser never dials."
             }
             Self::NoLineFree => "All lines are busy. Try again in a moment, or dial the patient by hand.",
+            Self::ClinicianLimitReached => {
+                "You have placed the maximum number of browser calls for this hour. Dial the patient by hand if the call is urgent."
+            }
+            Self::PatientLimitReached => {
+                "This patient has been called the maximum number of times this hour. Dial by hand if the call is urgent."
+            }
             Self::ServiceUnavailable => {
                 "The call service is temporarily unavailable. Dial the patient by hand."
             }
@@ -95,7 +108,7 @@ impl CallRefusal {
     }
 
     /// Every reason, for tables and documentation.
-    pub const ALL: [CallRefusal; 13] = [
+    pub const ALL: [CallRefusal; 15] = [
         Self::NotAClinician,
         Self::PermissionMissing,
         Self::AppointmentMissing,
@@ -108,8 +121,19 @@ impl CallRefusal {
         Self::CountryNotAllowed,
         Self::NumberBlocked,
         Self::NoLineFree,
+        Self::ClinicianLimitReached,
+        Self::PatientLimitReached,
         Self::ServiceUnavailable,
     ];
+}
+
+impl From<crate::dial_policy::LimitExceeded> for CallRefusal {
+    fn from(limit: crate::dial_policy::LimitExceeded) -> Self {
+        match limit {
+            crate::dial_policy::LimitExceeded::Clinician => Self::ClinicianLimitReached,
+            crate::dial_policy::LimitExceeded::Patient => Self::PatientLimitReached,
+        }
+    }
 }
 
 impl From<Refusal> for CallRefusal {

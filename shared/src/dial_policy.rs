@@ -216,6 +216,52 @@ impl Refusal {
     }
 }
 
+/// Limits against misuse: calls placed per clinician and per patient in a rolling hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    pub per_clinician_per_hour: u32,
+    pub per_patient_per_hour: u32,
+}
+
+impl Default for CallLimits {
+    /// A clinic day rarely needs more than one call every two minutes per clinician, and no
+    /// patient should be rung more than a handful of times an hour.
+    fn default() -> Self {
+        Self {
+            per_clinician_per_hour: 30,
+            per_patient_per_hour: 6,
+        }
+    }
+}
+
+/// Which limit a call would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitExceeded {
+    #[error("this clinician has placed too many calls in the last hour")]
+    Clinician,
+    #[error("this patient has been called too many times in the last hour")]
+    Patient,
+}
+
+/// The rolling window the limits count over.
+pub const LIMIT_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+/// Checks the counts of calls already placed in the last hour against the limits.
+pub fn check_limits(
+    limits: CallLimits,
+    clinician_calls_last_hour: u32,
+    patient_calls_last_hour: u32,
+) -> Result<(), LimitExceeded> {
+    if clinician_calls_last_hour >= limits.per_clinician_per_hour {
+        Err(LimitExceeded::Clinician)
+    } else if patient_calls_last_hour >= limits.per_patient_per_hour {
+        Err(LimitExceeded::Patient)
+    } else {
+        Ok(())
+    }
+}
+
 /// The country a number belongs to (longest calling code first).
 pub fn country_of(number: &E164) -> Option<&'static Country> {
     COUNTRIES
@@ -441,6 +487,29 @@ mod tests {
             "number_missing"
         );
         assert_eq!(Refusal::CountryNotAllowed.code(), "country_not_allowed");
+    }
+
+    #[test]
+    fn limits_table() {
+        let limits = CallLimits {
+            per_clinician_per_hour: 3,
+            per_patient_per_hour: 2,
+        };
+        let table = [
+            (0, 0, Ok(())),
+            (2, 1, Ok(())),
+            (3, 0, Err(LimitExceeded::Clinician)),
+            (0, 2, Err(LimitExceeded::Patient)),
+            (5, 5, Err(LimitExceeded::Clinician)),
+        ];
+        for (clinician, patient, expected) in table {
+            assert_eq!(
+                check_limits(limits, clinician, patient),
+                expected,
+                "{clinician}/{patient}"
+            );
+        }
+        assert_eq!(CallLimits::default().per_patient_per_hour, 6);
     }
 
     proptest! {

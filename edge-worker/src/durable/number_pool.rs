@@ -1,9 +1,15 @@
 //! `NumberPool` Durable Object: the shared pool of Twilio caller-ID numbers (one per environment).
 //!
 //! Operations (JSON over the stub's fetch):
-//! - `POST /lease {callSid, destination, patientKey?}` → `{number}` or 409 `{code: "no_line_free"}`
+//! - `POST /lease {callSid, destination, patientKey?, practitioner?, appointmentId?, limits?}` →
+//!   `{number}`, 409 `{code: "no_line_free"}`, or 429 `{code: "clinician_limit_reached" |
+//!   "patient_limit_reached"}` (limits count the calls of the last hour in `pool_call_log`)
 //! - `POST /release {callSid}` → `{released}`
-//! - `GET /numbers` → the pool with leases; `GET /status` → row counts.
+//! - `POST /numbers {number, actor}` adds; `POST /numbers/retire {number, actor}` retires (at the
+//!   end of its lease if it has one); `GET /numbers`; `GET /audit`: every change, with who
+//! - `POST /inbound-route {caller, poolNumber}` → the clinician and appointment that last called
+//!   this caller from this number (within the stickiness period), or 404
+//! - `GET /status` → row counts.
 //!
 //! Each operation loads the pool, decides with `shared::number_pool`, and writes back without
 //! awaiting in between, so no two requests interleave inside a lease: a number is never leased
@@ -11,7 +17,7 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use shared::dial_policy::country_of;
+use shared::dial_policy::{check_limits, country_of, CallLimits, LimitExceeded, LIMIT_WINDOW_MS};
 use shared::ids::E164;
 use shared::number_pool::{lease, release, Lease, LeaseRequest, NumberStatus, PoolNumber};
 use worker::{
@@ -20,8 +26,13 @@ use worker::{
 
 use crate::config::{Config, Setting};
 
-const TABLES: [&str; 3] = ["pool_numbers", "patient_stickiness", "pool_audit"];
-const SCHEMA: [&str; 3] = [
+const TABLES: [&str; 4] = [
+    "pool_numbers",
+    "patient_stickiness",
+    "pool_audit",
+    "pool_call_log",
+];
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS pool_numbers (
         e164 TEXT PRIMARY KEY, country TEXT NOT NULL, status TEXT NOT NULL,
         last_used_ms INTEGER NOT NULL DEFAULT 0,
@@ -31,6 +42,10 @@ const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS pool_audit (
         id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, actor TEXT NOT NULL,
         action TEXT NOT NULL, detail TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pool_call_log (
+        call_sid TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, practitioner TEXT, patient_key TEXT,
+        patient_number TEXT, pool_number TEXT NOT NULL, appointment_id TEXT)",
+    "CREATE INDEX IF NOT EXISTS pool_call_log_caller ON pool_call_log (patient_number, at_ms)",
 ];
 
 /// How long the number that last called a patient stays preferred for them.
@@ -53,10 +68,53 @@ struct NumberRow {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct Limits {
+    per_clinician_per_hour: u32,
+    per_patient_per_hour: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct LeaseBody {
     call_sid: String,
     destination: E164,
     patient_key: Option<String>,
+    practitioner: Option<String>,
+    appointment_id: Option<String>,
+    limits: Option<Limits>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NumberBody {
+    number: E164,
+    actor: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InboundBody {
+    caller: E164,
+    pool_number: E164,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+struct RouteRow {
+    practitioner: Option<String>,
+    appointment_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CountRow {
+    n: u32,
+}
+
+#[derive(Deserialize, serde::Serialize)]
+struct AuditRow {
+    at_ms: i64,
+    actor: String,
+    action: String,
+    detail: String,
 }
 
 #[derive(Deserialize)]
@@ -152,7 +210,115 @@ impl NumberPool {
             .and_then(|r| E164::parse(&r.e164).ok()))
     }
 
+    fn calls_since(&self, column: &str, value: &str, since_ms: i64) -> Result<u32> {
+        let rows: Vec<CountRow> = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                &format!(
+                    "SELECT COUNT(*) AS n FROM pool_call_log WHERE {column} = ? AND at_ms > ?"
+                ),
+                vec![value.to_owned().into(), since_ms.into()],
+            )?
+            .to_array()?;
+        Ok(rows.first().map_or(0, |r| r.n))
+    }
+
+    fn audit(&self, actor: &str, action: &str, detail: &str, now_ms: i64) -> Result<()> {
+        self.state.storage().sql().exec(
+            "INSERT INTO pool_audit (at_ms, actor, action, detail) VALUES (?, ?, ?, ?)",
+            vec![
+                now_ms.into(),
+                actor.to_owned().into(),
+                action.to_owned().into(),
+                detail.to_owned().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn add_number(&self, body: NumberBody, now_ms: i64) -> Result<Response> {
+        let country = country_of(&body.number).map_or("??", |c| c.iso);
+        self.state.storage().sql().exec(
+            "INSERT INTO pool_numbers (e164, country, status) VALUES (?, ?, 'active')
+             ON CONFLICT(e164) DO UPDATE SET status = 'active'",
+            vec![
+                body.number.as_str().to_owned().into(),
+                country.to_owned().into(),
+            ],
+        )?;
+        self.audit(&body.actor, "add", body.number.as_str(), now_ms)?;
+        Response::from_json(&json!({"numbers": self.load()?}))
+    }
+
+    fn retire_number(&self, body: NumberBody, now_ms: i64) -> Result<Response> {
+        let mut numbers = self.load()?;
+        let Some(number) = numbers.iter_mut().find(|n| n.number == body.number) else {
+            return Ok(
+                Response::from_json(&json!({"code": "number_not_in_pool"}))?.with_status(404)
+            );
+        };
+        let leased = !number.is_free(now_ms);
+        number.status = if leased {
+            NumberStatus::Retiring
+        } else {
+            NumberStatus::Retired
+        };
+        let action = if leased {
+            "retire-after-lease"
+        } else {
+            "retire"
+        };
+        self.store(&numbers)?;
+        self.audit(&body.actor, action, body.number.as_str(), now_ms)?;
+        Response::from_json(&json!({"numbers": self.load()?}))
+    }
+
+    fn inbound_route(&self, body: InboundBody, now_ms: i64) -> Result<Response> {
+        let rows: Vec<RouteRow> = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT practitioner, appointment_id FROM pool_call_log
+                 WHERE patient_number = ? AND pool_number = ? AND at_ms > ? ORDER BY at_ms DESC LIMIT 1",
+                vec![
+                    body.caller.as_str().to_owned().into(),
+                    body.pool_number.as_str().to_owned().into(),
+                    (now_ms - STICKINESS_MS).into(),
+                ],
+            )?
+            .to_array()?;
+        match rows.into_iter().next() {
+            Some(route) => Response::from_json(&route),
+            None => Ok(Response::from_json(&json!({"code": "unknown_caller"}))?.with_status(404)),
+        }
+    }
+
     fn lease(&self, body: LeaseBody, now_ms: i64) -> Result<Response> {
+        if let Some(limits) = &body.limits {
+            let since = now_ms - LIMIT_WINDOW_MS;
+            let clinician_calls = match &body.practitioner {
+                Some(p) => self.calls_since("practitioner", p, since)?,
+                None => 0,
+            };
+            let patient_calls = match &body.patient_key {
+                Some(k) => self.calls_since("patient_key", k, since)?,
+                None => 0,
+            };
+            let limits = CallLimits {
+                per_clinician_per_hour: limits.per_clinician_per_hour,
+                per_patient_per_hour: limits.per_patient_per_hour,
+            };
+            if let Err(exceeded) = check_limits(limits, clinician_calls, patient_calls) {
+                let code = match exceeded {
+                    LimitExceeded::Clinician => "clinician_limit_reached",
+                    LimitExceeded::Patient => "patient_limit_reached",
+                };
+                return Ok(Response::from_json(&json!({"code": code}))?.with_status(429));
+            }
+        }
         let mut numbers = self.load()?;
         let sticky = match &body.patient_key {
             Some(key) => self.sticky_for(key, now_ms)?,
@@ -167,6 +333,19 @@ impl NumberPool {
         match lease(&mut numbers, &request) {
             Some(number) => {
                 self.store(&numbers)?;
+                self.state.storage().sql().exec(
+                    "INSERT OR IGNORE INTO pool_call_log (call_sid, at_ms, practitioner, patient_key, patient_number, pool_number, appointment_id)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    vec![
+                        body.call_sid.clone().into(),
+                        now_ms.into(),
+                        body.practitioner.clone().map_or(SqlStorageValue::Null, SqlStorageValue::from),
+                        body.patient_key.clone().map_or(SqlStorageValue::Null, SqlStorageValue::from),
+                        body.destination.as_str().to_owned().into(),
+                        number.as_str().to_owned().into(),
+                        body.appointment_id.clone().map_or(SqlStorageValue::Null, SqlStorageValue::from),
+                    ],
+                )?;
                 if let Some(key) = &body.patient_key {
                     self.state.storage().sql().exec(
                         "INSERT INTO patient_stickiness (patient_key, e164, last_called_ms) VALUES (?, ?, ?)
@@ -198,10 +377,18 @@ impl DurableObject for NumberPool {
                 let sql = state.storage().sql();
                 for number in numbers {
                     let country = country_of(number).map_or("??", |c| c.iso);
-                    sql.exec(
-                        "INSERT OR IGNORE INTO pool_numbers (e164, country, status) VALUES (?, ?, 'active')",
-                        vec![number.as_str().to_owned().into(), country.to_owned().into()],
-                    )?;
+                    let inserted = sql
+                        .exec(
+                            "INSERT OR IGNORE INTO pool_numbers (e164, country, status) VALUES (?, ?, 'active')",
+                            vec![number.as_str().to_owned().into(), country.to_owned().into()],
+                        )?
+                        .rows_written();
+                    if inserted > 0 {
+                        sql.exec(
+                            "INSERT INTO pool_audit (at_ms, actor, action, detail) VALUES (?, 'config', 'add', ?)",
+                            vec![super::now_ms().into(), number.as_str().to_owned().into()],
+                        )?;
+                    }
                 }
             }
             Ok(())
@@ -224,6 +411,30 @@ impl DurableObject for NumberPool {
                 Err(_) => Response::error("bad release request", 400),
             },
             (Method::Get, "/numbers") => Response::from_json(&json!({"numbers": self.load()?})),
+            (Method::Post, "/numbers") => match req.json::<NumberBody>().await {
+                Ok(body) => self.add_number(body, now_ms),
+                Err(_) => Response::error("bad number request", 400),
+            },
+            (Method::Post, "/numbers/retire") => match req.json::<NumberBody>().await {
+                Ok(body) => self.retire_number(body, now_ms),
+                Err(_) => Response::error("bad retire request", 400),
+            },
+            (Method::Post, "/inbound-route") => match req.json::<InboundBody>().await {
+                Ok(body) => self.inbound_route(body, now_ms),
+                Err(_) => Response::error("bad inbound request", 400),
+            },
+            (Method::Get, "/audit") => {
+                let rows: Vec<AuditRow> = self
+                    .state
+                    .storage()
+                    .sql()
+                    .exec(
+                        "SELECT at_ms, actor, action, detail FROM pool_audit ORDER BY id",
+                        None,
+                    )?
+                    .to_array()?;
+                Response::from_json(&json!({"audit": rows}))
+            }
             _ => super::answer_status(&self.state, "NumberPool", &TABLES, &req).await,
         }
     }

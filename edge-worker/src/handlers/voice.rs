@@ -132,13 +132,22 @@ async fn plan(
     })
 }
 
-/// Leases a caller ID for the call. `Ok(None)` when no line is free.
+/// Leases a caller ID for the call, within the misuse limits; the refusal when there is none.
 async fn lease_caller_id(
     env: &Env,
+    config: &Config,
     parent_sid: &str,
+    appointment: &AppointmentId,
     plan: &DialPlan,
-) -> worker::Result<Option<E164>> {
-    let body = json!({"callSid": parent_sid, "destination": plan.number, "patientKey": plan.patient.as_str()});
+) -> Result<E164, CallRefusal> {
+    let limits = config
+        .call_limits()
+        .map_err(|_| CallRefusal::ServiceUnavailable)?;
+    let body = json!({
+        "callSid": parent_sid, "destination": plan.number, "patientKey": plan.patient.as_str(),
+        "practitioner": plan.practitioner.as_str(), "appointmentId": appointment.as_str(),
+        "limits": {"perClinicianPerHour": limits.per_clinician_per_hour, "perPatientPerHour": limits.per_patient_per_hour},
+    });
     let (status, answer) = call(
         env,
         "NUMBER_POOL",
@@ -147,14 +156,23 @@ async fn lease_caller_id(
         "/lease",
         Some(&body),
     )
-    .await?;
+    .await
+    .map_err(|_| CallRefusal::ServiceUnavailable)?;
     match status {
-        200 => Ok(answer
+        200 => answer
             .get("number")
             .and_then(|n| n.as_str())
-            .and_then(|n| E164::parse(n).ok())),
-        409 => Ok(None),
-        other => Err(worker::Error::RustError(format!("pool answered {other}"))),
+            .and_then(|n| E164::parse(n).ok())
+            .ok_or(CallRefusal::ServiceUnavailable),
+        409 => {
+            crate::log::event("pool_exhausted", &[]);
+            Err(CallRefusal::NoLineFree)
+        }
+        429 => Err(match answer.get("code").and_then(|c| c.as_str()) {
+            Some("patient_limit_reached") => CallRefusal::PatientLimitReached,
+            _ => CallRefusal::ClinicianLimitReached,
+        }),
+        _ => Err(CallRefusal::ServiceUnavailable),
     }
 }
 
@@ -256,25 +274,15 @@ pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Repl
             .await);
         }
     };
-    let caller_id = match lease_caller_id(env, &parent_sid, &plan).await {
-        Ok(Some(number)) => number,
-        Ok(None) => {
+    let caller_id = match lease_caller_id(env, config, &parent_sid, &appointment, &plan).await {
+        Ok(number) => number,
+        Err(refusal) => {
             return Ok(refuse(
                 env,
                 Some(&appointment),
                 &parent_sid,
                 Some(&plan.practitioner),
-                CallRefusal::NoLineFree,
-            )
-            .await);
-        }
-        Err(_) => {
-            return Ok(refuse(
-                env,
-                Some(&appointment),
-                &parent_sid,
-                Some(&plan.practitioner),
-                CallRefusal::ServiceUnavailable,
+                refusal,
             )
             .await);
         }
@@ -327,10 +335,19 @@ mod tests {
     fn refusal_twiml_says_why_without_numbers_and_hangs_up() {
         for refusal in CallRefusal::ALL {
             let twiml = refusal_twiml(refusal);
-            assert!(twiml.ends_with("<Hangup/></Response>"), "{twiml}");
+            assert!(twiml.ends_with("</Say><Hangup/></Response>"), "{twiml}");
+            let spoken = twiml
+                .split("<Say language=\"en-GB\">")
+                .nth(1)
+                .and_then(|rest| rest.split("</Say>").next())
+                .unwrap_or_default();
             assert!(
-                !twiml.chars().any(|c| c.is_ascii_digit()),
-                "no digits spoken: {twiml}"
+                spoken.starts_with(&shared::twiml::escape(refusal.spoken())),
+                "{twiml}"
+            );
+            assert!(
+                !spoken.chars().any(|c| c.is_ascii_digit()),
+                "no digits spoken: {spoken}"
             );
         }
     }
