@@ -1,24 +1,28 @@
 //! The local demo: starts the whole local stack on 127.0.0.1, prints the URL, stops everything on Ctrl-C.
 import { join } from "node:path";
-import { startWorker, startMedplum, artifactsDir, REPO_ROOT } from "../sim/stack.mjs";
+import { startWorker, startMedplum, startTwilioSim, artifactsDir, REPO_ROOT } from "../sim/stack.mjs";
 
 const port = Number(process.env.DEMO_PORT ?? 8787);
 const logDir = artifactsDir();
 console.log("Starting the local stack (the first start builds the worker; this can take a minute)…");
 const medplumPort = Number(process.env.DEMO_MEDPLUM_PORT ?? 8103);
+const twilioPort = Number(process.env.DEMO_TWILIO_PORT ?? 8788);
 let worker;
 let medplum;
+let twilio;
 try {
   medplum = await startMedplum({ port: medplumPort, logDir, name: "demo-medplum" });
+  twilio = await startTwilioSim({ port: twilioPort, workerUrl: `http://127.0.0.1:${port}`, logDir, name: "demo-twilio" });
   worker = await startWorker({
     port,
     logDir,
     name: "demo-worker",
-    vars: { MEDPLUM_BASE_URL: medplum.url },
+    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilio.url, TWILIO_CALLER_IDS: "+447700900001,+447700900002" },
     persistDir: join(REPO_ROOT, ".wrangler", "demo-state"),
   });
 } catch (error) {
   console.error(`The demo could not start: ${error.message}`);
+  await twilio?.stop();
   await medplum?.stop();
   process.exit(1);
 }
@@ -27,6 +31,7 @@ console.log(`
   Clinician page:  ${worker.url}/
   Health:          ${worker.url}/api/v1/health?deep=1
   Local Medplum:   ${medplum.url}/fhir/R4/  (sign in as a seeded clinician from the page)
+  Local Twilio:    ${twilio.url}/__sim/calls  (signaling at ws://127.0.0.1:${twilioPort}/signal)
   Logs:            ${logDir}
 
 Press Ctrl-C to stop (everything started here is stopped with it).`);
@@ -37,13 +42,14 @@ async function shutdown(signal) {
   stopping = true;
   console.log(`\n${signal}: stopping the local stack…`);
   await worker.stop();
+  await twilio.stop();
   await medplum.stop();
   console.log("Stopped.");
   process.exit(0);
 }
 process.on("SIGINT", () => shutdown("SIGINT"));
 process.on("SIGTERM", () => shutdown("SIGTERM"));
-for (const [label, service] of [["wrangler dev", worker], ["sim/medplum", medplum]]) {
+for (const [label, service] of [["wrangler dev", worker], ["sim/medplum", medplum], ["sim/twilio", twilio]]) {
   service.child.once("exit", async (code) => {
     if (!stopping) {
       console.error(`${label} exited unexpectedly (${code}); see ${service.logPath}`);

@@ -119,6 +119,36 @@ export async function startMedplum({ port, logDir = artifactsDir(), name = "medp
 }
 
 /**
+ * Starts sim/twilio (built by scripts/build into target/debug/twilio-sim) on `port`, sending its
+ * webhooks to `workerUrl`. `timeScale` shortens every scripted delay (tests use 0.2).
+ */
+export async function startTwilioSim({ port, workerUrl, numbers = ["+447700900001", "+447700900002"], timeScale = 1, logDir = artifactsDir(), name = "twilio-sim" } = {}) {
+  const simPort = port ?? (await freePort());
+  const logPath = join(logDir, `${name}.log`);
+  const child = spawnGroup(join(REPO_ROOT, "target", "debug", "twilio-sim"), [], {
+    logPath,
+    env: {
+      TWILIO_SIM_PORT: String(simPort),
+      TWILIO_SIM_VOICE_URL: `${workerUrl}/api/v1/twilio/webhooks/voice`,
+      TWILIO_SIM_NUMBERS: numbers.join(","),
+      TWILIO_SIM_TIME_SCALE: String(timeScale),
+      TWILIO_ACCOUNT_SID: TEST_SECRETS.TWILIO_ACCOUNT_SID,
+      TWILIO_AUTH_TOKEN: TEST_SECRETS.TWILIO_AUTH_TOKEN,
+      TWILIO_API_KEY: TEST_SECRETS.TWILIO_API_KEY,
+      TWILIO_API_SECRET: TEST_SECRETS.TWILIO_API_SECRET,
+    },
+  });
+  const url = `http://127.0.0.1:${simPort}`;
+  try {
+    await waitForOk(`${url}/healthcheck`, 30_000, child, "sim/twilio");
+  } catch (error) {
+    await stopGroup(child);
+    throw new Error(`${error.message}; see ${logPath}`);
+  }
+  return { url, signalingUrl: `ws://127.0.0.1:${simPort}/signal`, stop: () => stopGroup(child), logPath, child };
+}
+
+/**
  * Starts `wrangler dev` for the repo's worker. Returns {url, stop, logPath}.
  * `vars` override [vars]; `secrets` default to TEST_SECRETS (pass null entries to omit one);
  * state lives in a fresh temporary directory unless `persistDir` is given.

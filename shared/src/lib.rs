@@ -14,6 +14,7 @@ pub mod ids;
 pub mod jwt;
 pub mod number_pool;
 pub mod readiness;
+pub mod signaling;
 pub mod time;
 pub mod twiml;
 pub mod webhook_signature;

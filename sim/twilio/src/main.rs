@@ -1,0 +1,350 @@
+//! twilio-sim: a local Twilio for the demo and the end-to-end tests. Serves voice client
+//! signaling (`/signal`, the frames of `shared::signaling`), sends signed webhooks and status
+//! callbacks to the worker, scripts callees by number, answers the REST call-update API, and
+//! exposes faults and inspection under `/__sim/`. Configured by environment variables; listens on
+//! 127.0.0.1 only. See sim/twilio/README.md.
+
+mod engine;
+mod twiml;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use shared::signaling::{
+    codes, ClientMessage, Frame, ServerMessage, SignalingError, TokenInfo, HEARTBEAT,
+};
+use tokio::sync::{mpsc, Notify};
+
+use engine::{EndedBy, Faults, Script, Sim, SimConfig};
+
+/// The simulator plus the means to drop every signaling socket on demand.
+struct App {
+    sim: Arc<Sim>,
+    drop_signaling: Notify,
+    drops: AtomicU64,
+}
+
+type Shared = Arc<App>;
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+#[tokio::main]
+async fn main() {
+    let port: u16 = env("TWILIO_SIM_PORT", "8788").parse().unwrap_or(8788);
+    let config = SimConfig {
+        account_sid: env("TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000001"),
+        auth_token: env("TWILIO_AUTH_TOKEN", "fake-twilio-auth-token"),
+        api_key: env("TWILIO_API_KEY", "SK00000000000000000000000000000001"),
+        api_secret: env("TWILIO_API_SECRET", "fake-twilio-api-secret"),
+        voice_url: env(
+            "TWILIO_SIM_VOICE_URL",
+            "http://127.0.0.1:8787/api/v1/twilio/webhooks/voice",
+        ),
+        numbers: env("TWILIO_SIM_NUMBERS", "+447700900001,+447700900002")
+            .split(',')
+            .map(|n| n.trim().to_owned())
+            .collect(),
+        time_scale: env("TWILIO_SIM_TIME_SCALE", "1").parse().unwrap_or(1.0),
+    };
+    let app = Arc::new(App {
+        sim: Sim::new(config),
+        drop_signaling: Notify::new(),
+        drops: AtomicU64::new(0),
+    });
+    let router = Router::new()
+        .route("/healthcheck", get(|| async { Json(json!({"ok": true})) }))
+        .route("/signal", get(signal))
+        .route(
+            "/2010-04-01/Accounts/{account}/Calls/{call}",
+            post(update_call),
+        )
+        .route(
+            "/__sim/calls",
+            get(|State(app): State<Shared>| async move {
+                Json(json!({"calls": app.sim.lock().calls.values().cloned().collect::<Vec<_>>()}))
+            }),
+        )
+        .route(
+            "/__sim/frames",
+            get(|State(app): State<Shared>| async move {
+                Json(json!({"frames": app.sim.lock().frames.clone()}))
+            }),
+        )
+        .route(
+            "/__sim/callbacks",
+            get(|State(app): State<Shared>| async move {
+                Json(json!({"callbacks": app.sim.lock().callbacks.clone()}))
+            }),
+        )
+        .route("/__sim/faults", post(set_faults))
+        .route("/__sim/callees", post(set_callee))
+        .route("/__sim/drop-signaling", post(drop_signaling))
+        .route("/__sim/reset", post(reset))
+        .with_state(app);
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("twilio-sim cannot listen on {address}: {error}");
+            std::process::exit(1);
+        }
+    };
+    println!("twilio-sim listening on http://{address}");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                eprintln!("twilio-sim cannot watch SIGTERM: {error}");
+                std::process::exit(1);
+            }
+        };
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = terminate.recv() => {}
+        }
+    };
+    if let Err(error) = axum::serve(listener, router)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        eprintln!("twilio-sim stopped: {error}");
+    }
+}
+
+async fn signal(ws: WebSocketUpgrade, State(app): State<Shared>) -> Response {
+    ws.on_upgrade(move |socket| session(app, socket))
+}
+
+/// One client's signaling session.
+async fn session(app: Shared, socket: WebSocket) {
+    let sim = app.sim.clone();
+    let (mut sink, mut stream) = socket.split();
+    let (outbox, mut rx) = mpsc::unbounded_channel::<String>();
+    let writer = tokio::spawn(async move {
+        while let Some(text) = rx.recv().await {
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let send = |message: ServerMessage| {
+        let text = message.encode();
+        sim.log_frame("server", &text);
+        let _ = outbox.send(text);
+    };
+    let mut identity: Option<String> = None;
+    loop {
+        let incoming = tokio::select! {
+            message = stream.next() => message,
+            () = app.drop_signaling.notified() => {
+                sim.log_frame("server", "\"<dropped by fault>\"");
+                break;
+            }
+        };
+        let text = match incoming {
+            Some(Ok(Message::Text(text))) => text.to_string(),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => continue,
+        };
+        if text != HEARTBEAT {
+            sim.log_frame("client", &text);
+        }
+        match ClientMessage::decode(&text) {
+            Ok(Frame::Heartbeat) => {
+                let _ = outbox.send(HEARTBEAT.to_owned());
+            }
+            Ok(Frame::Message(ClientMessage::Listen(listen))) => {
+                match sim.validate_token(&listen.token) {
+                    Ok((id, ttl)) => {
+                        identity = Some(id.clone());
+                        send(ServerMessage::Connected {
+                            token: Some(TokenInfo { identity: id, ttl }),
+                            region: Some("gll".into()),
+                            edge: Some("roaming".into()),
+                        });
+                        send(ServerMessage::Ready);
+                    }
+                    Err(error) => {
+                        identity = None;
+                        send(ServerMessage::Error {
+                            error,
+                            callsid: None,
+                        });
+                    }
+                }
+            }
+            Ok(Frame::Message(ClientMessage::Register { .. })) => {
+                if identity.is_some() {
+                    send(ServerMessage::Ready);
+                } else {
+                    send(ServerMessage::Error {
+                        error: SignalingError {
+                            code: 31204,
+                            message: "Register before listen".into(),
+                        },
+                        callsid: None,
+                    });
+                }
+            }
+            Ok(Frame::Message(ClientMessage::Invite(invite))) => {
+                let Some(id) = identity.clone() else {
+                    send(ServerMessage::Hangup {
+                        callsid: Some(invite.callsid),
+                        error: Some(SignalingError {
+                            code: codes::TOKEN_INVALID,
+                            message: "Not authenticated".into(),
+                        }),
+                    });
+                    continue;
+                };
+                let params = invite
+                    .twilio
+                    .params
+                    .as_deref()
+                    .map(shared::form::parse)
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                tokio::spawn(
+                    sim.clone()
+                        .run_outbound(outbox.clone(), id, invite.callsid, params),
+                );
+            }
+            Ok(Frame::Message(ClientMessage::Hangup { callsid, .. })) => {
+                let parent = sim
+                    .lock()
+                    .client_calls
+                    .get(&callsid)
+                    .cloned()
+                    .unwrap_or(callsid);
+                sim.end_call(&parent, EndedBy::Client);
+            }
+            Ok(Frame::Message(ClientMessage::Dtmf { callsid, dtmf })) => {
+                let mut inner = sim.lock();
+                let parent = inner.client_calls.get(&callsid).cloned().unwrap_or(callsid);
+                for call in inner.calls.values_mut() {
+                    if call.sid == parent || call.parent_sid.as_deref() == Some(parent.as_str()) {
+                        call.digits.push_str(&dtmf);
+                    }
+                }
+            }
+            Ok(Frame::Message(_)) => {}
+            Err(error) => send(ServerMessage::Error {
+                error: SignalingError {
+                    code: codes::CONNECTION_ERROR,
+                    message: error.to_string(),
+                },
+                callsid: None,
+            }),
+        }
+    }
+    drop(outbox);
+    let _ = writer.await;
+}
+
+/// `POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json` with `Status=completed`.
+async fn update_call(
+    State(app): State<Shared>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let config = &app.sim.config;
+    let authorized = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .is_some_and(|pair| {
+            pair == format!("{}:{}", config.api_key, config.api_secret)
+                || pair == format!("{}:{}", config.account_sid, config.auth_token)
+        });
+    if !authorized {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"code": 20003, "message": "Authenticate", "status": 401})),
+        )
+            .into_response();
+    }
+    let sid = call.trim_end_matches(".json");
+    if account != config.account_sid {
+        return (StatusCode::NOT_FOUND, Json(json!({"code": 20404, "message": "The requested resource was not found", "status": 404}))).into_response();
+    }
+    let params = shared::form::parse(&body).unwrap_or_default();
+    let status = params
+        .iter()
+        .find(|(k, _)| k == "Status")
+        .map(|(_, v)| v.as_str());
+    if !matches!(status, Some("completed" | "canceled")) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"code": 21218, "message": "Invalid Status", "status": 400})),
+        )
+            .into_response();
+    }
+    if app.sim.end_call(sid, EndedBy::Rest) {
+        Json(json!({"sid": sid, "status": "completed"})).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, Json(json!({"code": 20404, "message": "The requested resource was not found", "status": 404}))).into_response()
+    }
+}
+
+async fn set_faults(
+    State(app): State<Shared>,
+    Json(faults): Json<Faults>,
+) -> Json<serde_json::Value> {
+    app.sim.lock().faults = faults.clone();
+    Json(json!({"faults": faults}))
+}
+
+#[derive(serde::Deserialize)]
+struct CalleeRequest {
+    number: String,
+    script: Script,
+}
+
+async fn set_callee(
+    State(app): State<Shared>,
+    Json(request): Json<CalleeRequest>,
+) -> Json<serde_json::Value> {
+    app.sim
+        .lock()
+        .callees
+        .insert(request.number, request.script);
+    Json(json!({"ok": true}))
+}
+
+async fn drop_signaling(State(app): State<Shared>) -> Json<serde_json::Value> {
+    app.drops.fetch_add(1, Ordering::Relaxed);
+    app.drop_signaling.notify_waiters();
+    Json(json!({"dropped": app.drops.load(Ordering::Relaxed)}))
+}
+
+async fn reset(State(app): State<Shared>) -> Json<serde_json::Value> {
+    let mut inner = app.sim.lock();
+    inner.frames.clear();
+    inner.callbacks.clear();
+    inner.faults = Faults::default();
+    inner.callees = engine::default_callees();
+    Json(json!({"ok": true}))
+}

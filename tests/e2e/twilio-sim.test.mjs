@@ -1,0 +1,212 @@
+//! End-to-end through the local Twilio: a client speaking Twilio's signaling protocol (as the
+//! browser module will) places calls; sim/twilio validates its token, asks the real worker for
+//! TwiML, plays the scripted callee, and sends signed callbacks; the worker records the outcome.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import jwt from "jsonwebtoken";
+import { startWorker, startTwilioSim, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
+import { startMedplumServer } from "../../sim/medplum/server.mjs";
+
+const artifacts = artifactsDir();
+const EXTENSION_URL = "https://clinician-calls.example/fhir/StructureDefinition/twilio-voice-call";
+let medplum;
+let worker;
+let twilio;
+
+before(async () => {
+  medplum = await startMedplumServer({ port: await freePort(), clientId: TEST_SECRETS.MEDPLUM_CLIENT_ID, clientSecret: TEST_SECRETS.MEDPLUM_CLIENT_SECRET });
+  const workerPort = await freePort();
+  const simPort = await freePort();
+  twilio = await startTwilioSim({ port: simPort, workerUrl: `http://127.0.0.1:${workerPort}`, timeScale: 0.2, logDir: artifacts });
+  worker = await startWorker({
+    port: workerPort,
+    logDir: artifacts,
+    name: "twilio-sim-worker",
+    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilio.url, TWILIO_CALLER_IDS: "+447700900001,+447700900002" },
+  });
+});
+
+after(async () => {
+  await worker?.stop();
+  await twilio?.stop();
+  await medplum?.close();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function signIn(practitioner) {
+  const response = await fetch(`${medplum.url}/auth/dev-login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ practitioner }) });
+  return (await response.json()).access_token;
+}
+
+async function twilioToken(practitioner = "clinician-ada") {
+  const response = await fetch(`${worker.url}/api/v1/twilio/access-token`, { method: "POST", headers: { authorization: `Bearer ${await signIn(practitioner)}` } });
+  assert.equal(response.status, 200);
+  return (await response.json()).token;
+}
+
+/** A signaling client: sends frames, awaits frames by type. */
+async function connect() {
+  const socket = new WebSocket(twilio.signalingUrl);
+  const received = [];
+  const waiters = [];
+  socket.addEventListener("message", (event) => {
+    if (event.data === "\n") return;
+    const frame = JSON.parse(event.data);
+    const waiter = waiters.find((w) => w.type === frame.type);
+    if (waiter) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve(frame);
+    } else {
+      received.push(frame);
+    }
+  });
+  const closed = new Promise((resolve) => socket.addEventListener("close", resolve));
+  await new Promise((resolve, reject) => {
+    socket.addEventListener("open", resolve, { once: true });
+    socket.addEventListener("error", reject, { once: true });
+  });
+  const send = (type, payload) => socket.send(JSON.stringify({ type, version: "1.6", payload }));
+  const next = (type, timeoutMs = 15_000) => {
+    const already = received.findIndex((f) => f.type === type);
+    if (already >= 0) return Promise.resolve(received.splice(already, 1)[0]);
+    return Promise.race([
+      new Promise((resolve) => waiters.push({ type, resolve })),
+      sleep(timeoutMs).then(() => { throw new Error(`no ${type} frame; got ${JSON.stringify(received.map((f) => f.type))}`); }),
+    ]);
+  };
+  return { socket, send, next, received, closed };
+}
+
+async function signedIn(token) {
+  const client = await connect();
+  client.send("listen", { token, browserinfo: { p: "browser", plugin: "rtc" }, reconnectTimeout: 0 });
+  return client;
+}
+
+async function extensions(appointment) {
+  const resource = await (await fetch(`${medplum.url}/__sim/resource/Appointment/${appointment}`)).json();
+  return (resource.extension ?? []).filter((e) => e.url === EXTENSION_URL).map((e) =>
+    Object.fromEntries(e.extension.map((p) => [p.url, p.valueString ?? p.valueCode ?? p.valueInteger ?? p.valueDateTime])));
+}
+
+async function waitFor(what, probe, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value) return value;
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test("listen validates the token as Twilio does: forged 20101, expired 20104, valid → connected and ready", async () => {
+  const forged = await signedIn(jwt.sign({ grants: { identity: "x", voice: {} } }, "not-the-secret", { header: { cty: "twilio-fpa;v=1", typ: "JWT" }, issuer: TEST_SECRETS.TWILIO_API_KEY, subject: TEST_SECRETS.TWILIO_ACCOUNT_SID, expiresIn: 60 }));
+  assert.equal((await forged.next("error")).payload.error.code, 20101);
+  forged.socket.close();
+
+  const expired = jwt.sign(
+    { jti: "x", grants: { identity: "clinician-ada", voice: { incoming: { allow: true }, outgoing: { application_sid: TEST_SECRETS.TWILIO_TWIML_APP_SID } } }, iat: 1, nbf: 1, exp: Math.floor(Date.now() / 1000) - 10 },
+    TEST_SECRETS.TWILIO_API_SECRET,
+    { header: { cty: "twilio-fpa;v=1", typ: "JWT" }, issuer: TEST_SECRETS.TWILIO_API_KEY, subject: TEST_SECRETS.TWILIO_ACCOUNT_SID, noTimestamp: true },
+  );
+  const late = await signedIn(expired);
+  assert.equal((await late.next("error")).payload.error.code, 20104);
+  late.socket.close();
+
+  const client = await signedIn(await twilioToken());
+  const connected = await client.next("connected");
+  assert.equal(connected.version, "1.6");
+  assert.equal(connected.payload.token.identity, "clinician-ada");
+  assert.ok(connected.payload.token.ttl > 3000);
+  await client.next("ready");
+  client.socket.close();
+});
+
+test("an answered call: ringing, answer with Twilio's CallSid, DTMF delivered, hang-up recorded with its duration", async () => {
+  const client = await signedIn(await twilioToken());
+  await client.next("ready");
+  client.send("invite", { callsid: "TJS0d3b4e9e-1111-4c22-8a33-000000000001", sdp: "v=0\r\n", twilio: { params: "AppointmentId=appt-mobile&To=%2B447700900999" } });
+  await client.next("ringing");
+  const answer = await client.next("answer");
+  assert.match(answer.payload.callsid, /^CA[0-9a-f]{32}$/);
+  client.send("dtmf", { callsid: answer.payload.callsid, dtmf: "12#" });
+  await sleep(700);
+  client.send("hangup", { callsid: answer.payload.callsid });
+  const calls = await waitFor("the call to end in the sim", async () => {
+    const { calls } = await (await fetch(`${twilio.url}/__sim/calls`)).json();
+    const child = calls.find((c) => c.parentSid === answer.payload.callsid);
+    return child?.status === "completed" ? calls : null;
+  });
+  const child = calls.find((c) => c.parentSid === answer.payload.callsid);
+  assert.equal(child.to, "+447700900123", "dialled the patient's number from the record, not the browser's To");
+  assert.equal(child.digits, "12#");
+  const [ext] = await waitFor("the extension", async () => {
+    const found = (await extensions("appt-mobile")).filter((e) => e.parentCallSid === answer.payload.callsid && e.status === "completed");
+    return found.length ? found : null;
+  });
+  assert.equal(ext.callSid, child.sid);
+  assert.ok(ext.durationSeconds >= 0);
+  const { callbacks } = await (await fetch(`${twilio.url}/__sim/callbacks`)).json();
+  const statuses = callbacks.filter((c) => c.params.some(([k, v]) => k === "CallSid" && v === child.sid)).map((c) => Object.fromEntries(c.params).CallStatus);
+  assert.deepEqual(statuses, ["initiated", "ringing", "in-progress", "completed"]);
+  assert.ok(callbacks.every((c) => c.status === 200), "the worker accepted every signed callback");
+  client.socket.close();
+});
+
+test("busy, refused, and a clinician ending the call from the panel (REST) all end the call for the client", async () => {
+  const client = await signedIn(await twilioToken());
+  await client.next("ready");
+  client.send("invite", { callsid: "TJS-busy", sdp: "v=0", twilio: { params: "AppointmentId=appt-landline" } });
+  await client.next("ringing");
+  assert.equal((await client.next("hangup")).payload.callsid?.startsWith("CA"), true);
+  await waitFor("busy extension", async () => (await extensions("appt-landline")).some((e) => e.status === "busy"));
+
+  client.send("invite", { callsid: "TJS-premium", sdp: "v=0", twilio: { params: "AppointmentId=appt-premium" } });
+  await client.next("hangup");
+  assert.ok(!client.received.some((f) => f.type === "ringing"), "a refused call never rings");
+
+  client.send("invite", { callsid: "TJS-end", sdp: "v=0", twilio: { params: "AppointmentId=appt-two-numbers" } });
+  const answer = await client.next("answer");
+  const end = await fetch(`${worker.url}/api/v1/appointments/appt-two-numbers/call/end`, {
+    method: "POST", headers: { authorization: `Bearer ${await signIn("clinician-ada")}`, "content-type": "application/json" },
+    body: JSON.stringify({ callSid: answer.payload.callsid }),
+  });
+  assert.equal(end.status, 200, await end.text());
+  assert.equal((await client.next("hangup")).payload.callsid, answer.payload.callsid);
+  const [ext] = await waitFor("ended-by-clinician extension", async () => {
+    const found = (await extensions("appt-two-numbers")).filter((e) => e.parentCallSid === answer.payload.callsid && e.status === "completed");
+    return found.length ? found : null;
+  });
+  assert.equal(ext.endedBy, "clinician");
+  client.socket.close();
+});
+
+test("with callbacks duplicated and reordered by fault, the record still converges", async () => {
+  await fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ duplicateCallbacks: true, reorderCallbacks: true }) });
+  try {
+    const client = await signedIn(await twilioToken());
+    await client.next("ready");
+    client.send("invite", { callsid: "TJS-faults", sdp: "v=0", twilio: { params: "AppointmentId=appt-intl-prefix" } });
+    const answer = await client.next("answer");
+    await client.next("hangup"); // the scripted callee hangs up after 5 s (scaled)
+    const [ext] = await waitFor("converged extension", async () => {
+      const found = (await extensions("appt-intl-prefix")).filter((e) => e.parentCallSid === answer.payload.callsid && e.status === "completed");
+      return found.length ? found : null;
+    });
+    assert.equal(ext.sequenceNumber, 3);
+    client.socket.close();
+  } finally {
+    await fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  }
+});
+
+test("dropping the signaling socket by fault closes it for the client; frames are inspectable without tokens", async () => {
+  const client = await signedIn(await twilioToken());
+  await client.next("ready");
+  await fetch(`${twilio.url}/__sim/drop-signaling`, { method: "POST" });
+  await Promise.race([client.closed, sleep(5000).then(() => { throw new Error("socket not closed"); })]);
+  const { frames } = await (await fetch(`${twilio.url}/__sim/frames`)).json();
+  const listen = frames.find((f) => f.frame?.type === "listen");
+  assert.equal(listen.frame.payload.token, "<redacted>");
+});
