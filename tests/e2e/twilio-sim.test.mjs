@@ -210,3 +210,79 @@ test("dropping the signaling socket by fault closes it for the client; frames ar
   const listen = frames.find((f) => f.frame?.type === "listen");
   assert.equal(listen.frame.payload.token, "<redacted>");
 });
+
+test("media: a real WebRTC peer answers the browser's offer; the clinician hears its tone, and it hears the clinician until muted", async () => {
+  const { launchBrowser } = await import("../lib/browser.mjs");
+  const browser = await launchBrowser();
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${twilio.url}/healthcheck`); // a loopback origin: a secure context for the microphone
+    const call = await page.evaluate(async ({ signalingUrl, token }) => {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const pc = new RTCPeerConnection();
+      // Play the callee's audio, as the call panel does (getStats reports a level only for
+      // rendered audio).
+      const speaker = new Audio();
+      speaker.autoplay = true;
+      pc.ontrack = (event) => {
+        speaker.srcObject = event.streams[0] ?? new MediaStream([event.track]);
+        speaker.play().catch(() => {});
+      };
+      const [track] = stream.getAudioTracks();
+      pc.addTrack(track, stream);
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === "complete") return resolve();
+        pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+      });
+      const ws = new WebSocket(signalingUrl);
+      await new Promise((resolve) => (ws.onopen = resolve));
+      const frames = [];
+      ws.onmessage = (event) => event.data !== "\n" && frames.push(JSON.parse(event.data));
+      const next = (type) => new Promise((resolve) => {
+        const check = () => {
+          const i = frames.findIndex((f) => f.type === type);
+          if (i >= 0) resolve(frames.splice(i, 1)[0]);
+          else setTimeout(check, 20);
+        };
+        check();
+      });
+      const send = (type, payload) => ws.send(JSON.stringify({ type, version: "1.6", payload }));
+      send("listen", { token, reconnectTimeout: 0 });
+      await next("ready");
+      send("invite", { callsid: "TJS-media", sdp: pc.localDescription.sdp, twilio: { params: "AppointmentId=appt-mobile" } });
+      const answer = await next("answer");
+      await pc.setRemoteDescription({ type: "answer", sdp: answer.payload.sdp });
+      await new Promise((resolve) => {
+        const check = () => (pc.connectionState === "connected" ? resolve() : setTimeout(check, 50));
+        check();
+      });
+      window.__call = { pc, track, send, callsid: answer.payload.callsid, next };
+      return { callsid: answer.payload.callsid };
+    }, { signalingUrl: twilio.signalingUrl, token: await twilioToken() });
+
+    const inbound = () => page.evaluate(async () => {
+      let found = { bytesReceived: 0, audioLevel: 0 };
+      (await window.__call.pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") found = s; });
+      return { bytesReceived: found.bytesReceived, audioLevel: found.audioLevel ?? 0 };
+    });
+    const heard = await waitFor("the callee's tone at the clinician", async () => {
+      const stats = await inbound();
+      return stats.bytesReceived > 4000 && stats.audioLevel > 0.05 ? stats : null;
+    });
+    assert.ok(heard.audioLevel > 0.05, JSON.stringify(heard));
+
+    const media = async () => (await (await fetch(`${twilio.url}/__sim/media`)).json()).media[call.callsid];
+    await waitFor("the clinician's audio at the callee", async () => (await media())?.level > 0.05);
+    await page.evaluate(() => { window.__call.track.enabled = false; });
+    const muted = await waitFor("silence after mute", async () => { const m = await media(); return m.level < 0.01 ? m : null; });
+    assert.ok(muted.packetsIn > 50, "audio packets keep flowing, silent");
+    await page.evaluate(() => { window.__call.track.enabled = true; });
+    await waitFor("the clinician's audio again after unmute", async () => (await media())?.level > 0.05);
+
+    await page.evaluate(() => window.__call.send("hangup", { callsid: window.__call.callsid }));
+    await waitFor("the recorded outcome", async () => (await extensions("appt-mobile")).some((e) => e.parentCallSid === call.callsid && e.status === "completed"));
+  } finally {
+    await browser.close();
+  }
+});

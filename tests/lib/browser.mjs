@@ -5,7 +5,7 @@ export const CHROMIUM_ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
   "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-  "--allow-loopback-in-peer-connection",
+  "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
 ];
 
 /**

@@ -153,6 +153,10 @@ pub struct Inner {
     pub callbacks: Vec<CallbackLog>,
     pub faults: Faults,
     pub callees: HashMap<String, Script>,
+    /// The media peer of each call that offered real SDP, by parent CallSid.
+    pub media: HashMap<String, Arc<crate::media::MediaStats>>,
+    /// The SDP answer to send when the callee answers, by parent CallSid.
+    pub answers: HashMap<String, String>,
 }
 
 /// The simulator.
@@ -357,9 +361,16 @@ impl Sim {
         outbox: mpsc::UnboundedSender<String>,
         identity: String,
         client_callsid: String,
+        offer_sdp: String,
         params: Vec<(String, String)>,
     ) {
         let parent = self.new_call_sid();
+        // A real offer gets a real peer; a placeholder SDP (protocol-only tests) gets none.
+        if let Ok((answer, stats)) = crate::media::answer(&offer_sdp) {
+            let mut inner = self.lock();
+            inner.media.insert(parent.clone(), stats);
+            inner.answers.insert(parent.clone(), answer);
+        }
         {
             let mut inner = self.lock();
             inner
@@ -451,6 +462,9 @@ impl Sim {
         error: Option<SignalingError>,
     ) {
         let by_client = self.ended(parent) == Some(EndedBy::Client);
+        if let Some(stats) = self.lock().media.get(parent) {
+            stats.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(call) = self.lock().calls.get_mut(parent) {
             call.status = status.to_owned();
             call.error_code = error.as_ref().map(|e| e.code);
@@ -665,11 +679,12 @@ impl Sim {
                         &mut held,
                     )
                     .await;
+                    let answer_sdp = self.lock().answers.get(parent).cloned();
                     self.send(
                         outbox,
                         ServerMessage::Answer {
                             callsid: parent.to_owned(),
-                            sdp: None,
+                            sdp: answer_sdp,
                             reconnect: None,
                         },
                     );

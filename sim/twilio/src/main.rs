@@ -5,6 +5,7 @@
 //! 127.0.0.1 only. See sim/twilio/README.md.
 
 mod engine;
+mod media;
 mod twiml;
 
 use std::net::SocketAddr;
@@ -91,6 +92,7 @@ async fn main() {
                 Json(json!({"callbacks": app.sim.lock().callbacks.clone()}))
             }),
         )
+        .route("/__sim/media", get(media_reports))
         .route("/__sim/faults", post(set_faults))
         .route("/__sim/callees", post(set_callee))
         .route("/__sim/drop-signaling", post(drop_signaling))
@@ -224,10 +226,13 @@ async fn session(app: Shared, socket: WebSocket) {
                     .map(shared::form::parse)
                     .and_then(Result::ok)
                     .unwrap_or_default();
-                tokio::spawn(
-                    sim.clone()
-                        .run_outbound(outbox.clone(), id, invite.callsid, params),
-                );
+                tokio::spawn(sim.clone().run_outbound(
+                    outbox.clone(),
+                    id,
+                    invite.callsid,
+                    invite.sdp,
+                    params,
+                ));
             }
             Ok(Frame::Message(ClientMessage::Hangup { callsid, .. })) => {
                 let parent = sim
@@ -307,6 +312,23 @@ async fn update_call(
     } else {
         (StatusCode::NOT_FOUND, Json(json!({"code": 20404, "message": "The requested resource was not found", "status": 404}))).into_response()
     }
+}
+
+/// What each call's media peer measured, by parent CallSid.
+async fn media_reports(State(app): State<Shared>) -> Json<serde_json::Value> {
+    let reports: serde_json::Map<String, serde_json::Value> = app
+        .sim
+        .lock()
+        .media
+        .iter()
+        .map(|(sid, stats)| {
+            (
+                sid.clone(),
+                serde_json::to_value(stats.report()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Json(json!({"media": reports}))
 }
 
 async fn set_faults(
