@@ -1,7 +1,8 @@
 //! Starts and stops the local stack for the demo and the tests: `wrangler dev` on free loopback ports,
 //! each in its own process group (so stopping it leaves no workerd/esbuild behind), logs per run.
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { createServer, connect as tcpConnect } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { mkdirSync, mkdtempSync, writeFileSync, createWriteStream, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -146,6 +147,28 @@ export async function startTwilioSim({ port, workerUrl, numbers = ["+44770090000
     throw new Error(`${error.message}; see ${logPath}`);
   }
   return { url, signalingUrl: `ws://127.0.0.1:${simPort}/signal`, stop: () => stopGroup(child), logPath, child };
+}
+
+/**
+ * A TLS front for a plain local port (self-signed certificate for 127.0.0.1), so clients that
+ * insist on `wss://` (the official Twilio SDK) can reach sim/twilio. Returns {port, close}.
+ */
+export async function startTlsProxy(targetPort) {
+  const { default: selfsigned } = await import("selfsigned");
+  const pems = await selfsigned.generate([{ name: "commonName", value: "127.0.0.1" }], {
+    days: 1,
+    keySize: 2048,
+    extensions: [{ name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] }],
+  });
+  const server = createTlsServer({ key: pems.private, cert: pems.cert }, (tlsSocket) => {
+    const upstream = tcpConnect(targetPort, "127.0.0.1");
+    tlsSocket.pipe(upstream).pipe(tlsSocket);
+    const closeBoth = () => { tlsSocket.destroy(); upstream.destroy(); };
+    tlsSocket.on("error", closeBoth);
+    upstream.on("error", closeBoth);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { port: server.address().port, close: () => new Promise((resolve) => server.close(resolve)) };
 }
 
 /**

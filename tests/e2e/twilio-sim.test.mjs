@@ -286,3 +286,42 @@ test("media: a real WebRTC peer answers the browser's offer; the clinician hears
     await browser.close();
   }
 });
+
+test("faithfulness: the official @twilio/voice-sdk places, hears and ends a call against the simulator", async () => {
+  const { chromium } = await import("playwright-core");
+  const { CHROMIUM_ARGS } = await import("../lib/browser.mjs");
+  const { startTlsProxy, REPO_ROOT } = await import("../../sim/stack.mjs");
+  const { join } = await import("node:path");
+  const tls = await startTlsProxy(Number(new URL(twilio.url).port));
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium", args: [...CHROMIUM_ARGS, "--ignore-certificate-errors"] });
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${twilio.url}/healthcheck`);
+    await page.addScriptTag({ path: join(REPO_ROOT, "node_modules", "@twilio", "voice-sdk", "dist", "twilio.min.js") });
+    const outcome = await page.evaluate(async ({ token, chunderw }) => {
+      const withTimeout = (promise, ms, what) => Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${what}`)), ms))]);
+      const device = new Twilio.Device(token, { chunderw, publishEvents: false, disableAudioContextSounds: true, logLevel: "error" });
+      const call = await withTimeout(device.connect({ params: { AppointmentId: "appt-mobile" } }), 20000, "connect");
+      await withTimeout(new Promise((resolve) => call.on("accept", resolve)), 20000, "accept");
+      const callSid = call.parameters.CallSid;
+      await new Promise((r) => setTimeout(r, 1500));
+      const disconnected = new Promise((resolve) => call.on("disconnect", resolve));
+      call.disconnect();
+      await withTimeout(disconnected, 10000, "disconnect");
+      device.destroy();
+      return { callSid, status: call.status() };
+    }, { token: await twilioToken(), chunderw: `127.0.0.1:${tls.port}` });
+    assert.match(outcome.callSid, /^CA[0-9a-f]{32}$/);
+    assert.equal(outcome.status, "closed");
+    const { frames } = await (await fetch(`${twilio.url}/__sim/frames`)).json();
+    const sdkInvite = frames.find((f) => f.direction === "client" && f.frame?.type === "invite" && f.frame.payload?.twilio?.params === "AppointmentId=appt-mobile" && f.frame.payload.callsid.startsWith("TJS"));
+    assert.ok(sdkInvite, "the SDK's invite reached the simulator");
+    assert.match(sdkInvite.frame.payload.sdp, /m=audio \d+ UDP\/TLS\/RTP\/SAVPF 0 /, "PCMU first, as the SDK orders codecs");
+    const media = (await (await fetch(`${twilio.url}/__sim/media`)).json()).media[outcome.callSid];
+    assert.ok(media?.connected && media.packetsIn > 20, JSON.stringify(media));
+    await waitFor("the SDK call's outcome", async () => (await extensions("appt-mobile")).some((e) => e.parentCallSid === outcome.callSid && e.status === "completed"));
+  } finally {
+    await browser.close();
+    await tls.close();
+  }
+});
