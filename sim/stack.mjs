@@ -131,6 +131,7 @@ export async function startTwilioSim({ port, workerUrl, numbers = ["+44770090000
     env: {
       TWILIO_SIM_PORT: String(simPort),
       TWILIO_SIM_VOICE_URL: `${workerUrl}/api/v1/twilio/webhooks/voice`,
+      TWILIO_SIM_INBOUND_URL: `${workerUrl}/api/v1/twilio/webhooks/inbound`,
       TWILIO_SIM_NUMBERS: numbers.join(","),
       TWILIO_SIM_TIME_SCALE: String(timeScale),
       TWILIO_ACCOUNT_SID: TEST_SECRETS.TWILIO_ACCOUNT_SID,

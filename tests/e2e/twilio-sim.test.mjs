@@ -22,7 +22,7 @@ before(async () => {
     port: workerPort,
     logDir: artifacts,
     name: "twilio-sim-worker",
-    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilio.url, TWILIO_CALLER_IDS: "+447700900001,+447700900002" },
+    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilio.url, TWILIO_CALLER_IDS: "+447700900001,+447700900002", PRACTICE_PHONE_NUMBER: "+442079460000" },
   });
 });
 
@@ -314,7 +314,7 @@ test("faithfulness: the official @twilio/voice-sdk places, hears and ends a call
     assert.match(outcome.callSid, /^CA[0-9a-f]{32}$/);
     assert.equal(outcome.status, "closed");
     const { frames } = await (await fetch(`${twilio.url}/__sim/frames`)).json();
-    const sdkInvite = frames.find((f) => f.direction === "client" && f.frame?.type === "invite" && f.frame.payload?.twilio?.params === "AppointmentId=appt-mobile" && f.frame.payload.callsid.startsWith("TJS"));
+    const sdkInvite = frames.find((f) => f.direction === "client" && f.frame?.type === "invite" && f.frame.payload?.twilio?.params === "AppointmentId=appt-mobile" && /^TJS[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(f.frame.payload.callsid));
     assert.ok(sdkInvite, "the SDK's invite reached the simulator");
     assert.match(sdkInvite.frame.payload.sdp, /m=audio \d+ UDP\/TLS\/RTP\/SAVPF 0 /, "PCMU first, as the SDK orders codecs");
     const media = (await (await fetch(`${twilio.url}/__sim/media`)).json()).media[outcome.callSid];
@@ -323,5 +323,140 @@ test("faithfulness: the official @twilio/voice-sdk places, hears and ends a call
   } finally {
     await browser.close();
     await tls.close();
+  }
+});
+
+test("a patient calling back rings the registered clinician's browser with an offer; rejected, the call goes to the practice", async () => {
+  const client = await signedIn(await twilioToken());
+  await client.next("ready");
+  client.send("register", { media: { audio: true } });
+  await client.next("ready");
+  const { calls } = await (await fetch(`${twilio.url}/__sim/calls`)).json();
+  const poolNumber = calls.find((c) => c.to === "+447700900123" && c.callerId)?.callerId;
+  assert.ok(poolNumber, "an earlier test called the patient from a pool number");
+  const callBack = async () => (await (await fetch(`${twilio.url}/__sim/inbound`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ from: "+447700900123", to: poolNumber }),
+  })).json()).callSid;
+
+  const answered = await callBack();
+  const invite = await client.next("invite");
+  assert.equal(invite.payload.parameters.From, "+447700900123");
+  assert.match(invite.payload.sdp, /m=audio/);
+  client.send("answer", { callsid: invite.payload.callsid, sdp: "v=0\r\n" });
+  await sleep(500);
+  client.send("hangup", { callsid: invite.payload.callsid });
+  const record = await waitFor("the inbound record", async () => {
+    const response = await fetch(`${worker.url}/api/v1/appointments/appt-mobile/call`, { headers: { authorization: `Bearer ${await signIn("clinician-ada")}` } });
+    const found = (await response.json()).calls.find((c) => c.parentCallSid === answered);
+    return found?.status === "completed" ? found : null;
+  });
+  assert.equal(record.direction, "inbound");
+  assert.equal(record.patientNumberMasked, "•••123");
+
+  const rejected = await callBack();
+  const second = await client.next("invite");
+  client.send("reject", { callsid: second.payload.callsid });
+  await waitFor("the practice leg", async () => {
+    const { calls } = await (await fetch(`${twilio.url}/__sim/calls`)).json();
+    return calls.some((c) => c.parentSid === rejected && c.to === "+442079460000");
+  });
+  client.socket.close();
+});
+
+test("REST: the account's numbers and TwiML Apps are listed, created and updated with basic auth", async () => {
+  const auth = `Basic ${Buffer.from(`${TEST_SECRETS.TWILIO_API_KEY}:${TEST_SECRETS.TWILIO_API_SECRET}`).toString("base64")}`;
+  const base = `${twilio.url}/2010-04-01/Accounts/${TEST_SECRETS.TWILIO_ACCOUNT_SID}`;
+  const form = { authorization: auth, "content-type": "application/x-www-form-urlencoded" };
+  assert.equal((await fetch(`${base}/IncomingPhoneNumbers.json`)).status, 401);
+  assert.equal((await fetch(`${twilio.url}/2010-04-01/Accounts/AC99999999999999999999999999999999/IncomingPhoneNumbers.json`, { headers: { authorization: auth } })).status, 404);
+  const numbers = (await (await fetch(`${base}/IncomingPhoneNumbers.json`, { headers: { authorization: auth } })).json()).incoming_phone_numbers;
+  assert.deepEqual(numbers.map((n) => n.phone_number).sort(), ["+447700900001", "+447700900002"]);
+  const inboundUrl = "https://calls.example.org/api/v1/twilio/webhooks/inbound";
+  const updated = await (await fetch(`${base}/IncomingPhoneNumbers/${numbers[0].sid}.json`, {
+    method: "POST", headers: form, body: new URLSearchParams({ VoiceUrl: inboundUrl, VoiceMethod: "POST" }).toString(),
+  })).json();
+  assert.equal(updated.voice_url, inboundUrl);
+
+  const created = await fetch(`${base}/Applications.json`, {
+    method: "POST", headers: form, body: new URLSearchParams({ FriendlyName: "Clinician calls", VoiceUrl: "https://calls.example.org/api/v1/twilio/webhooks/voice" }).toString(),
+  });
+  assert.equal(created.status, 201);
+  const app = await created.json();
+  assert.match(app.sid, /^AP[0-9a-f]{32}$/);
+  const changed = await (await fetch(`${base}/Applications/${app.sid}.json`, {
+    method: "POST", headers: form, body: "VoiceUrl=https%3A%2F%2Fcalls.example.org%2Fv2",
+  })).json();
+  assert.equal(changed.voice_url, "https://calls.example.org/v2");
+  const listed = (await (await fetch(`${base}/Applications.json`, { headers: { authorization: auth } })).json()).applications;
+  assert.deepEqual(listed.map((a) => a.friendly_name), ["Clinician calls"]);
+});
+
+test("fault: with ICE failing, the browser's connection fails instead of connecting", async () => {
+  const { launchBrowser } = await import("../lib/browser.mjs");
+  await fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ failIce: true }) });
+  const browser = await launchBrowser();
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${twilio.url}/healthcheck`);
+    const state = await page.evaluate(async ({ signalingUrl, token }) => {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const pc = new RTCPeerConnection();
+      pc.addTrack(stream.getAudioTracks()[0], stream);
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((r) => (pc.iceGatheringState === "complete" ? r() : pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r())));
+      const ws = new WebSocket(signalingUrl);
+      await new Promise((r) => (ws.onopen = r));
+      const frames = [];
+      ws.onmessage = (e) => e.data !== "\n" && frames.push(JSON.parse(e.data));
+      const next = (type) => new Promise((resolve) => { const c = () => { const i = frames.findIndex((f) => f.type === type); if (i >= 0) resolve(frames.splice(i, 1)[0]); else setTimeout(c, 20); }; c(); });
+      ws.send(JSON.stringify({ type: "listen", version: "1.6", payload: { token } }));
+      await next("ready");
+      ws.send(JSON.stringify({ type: "invite", version: "1.6", payload: { callsid: "TJS-ice", sdp: pc.localDescription.sdp, twilio: { params: "AppointmentId=appt-two-numbers" } } }));
+      const answer = await next("answer");
+      await pc.setRemoteDescription({ type: "answer", sdp: answer.payload.sdp });
+      const started = Date.now();
+      await new Promise((r) => { const c = () => (["failed", "connected"].includes(pc.connectionState) || Date.now() - started > 45000 ? r() : setTimeout(c, 100)); c(); });
+      ws.send(JSON.stringify({ type: "hangup", version: "1.6", payload: { callsid: answer.payload.callsid } }));
+      return { state: pc.connectionState, seconds: (Date.now() - started) / 1000 };
+    }, { signalingUrl: twilio.signalingUrl, token: await twilioToken() });
+    assert.equal(state.state, "failed", JSON.stringify(state));
+  } finally {
+    await browser.close();
+    await fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  }
+});
+
+test("Twilio's rules hold: a caller ID that is not an account number is refused (13214); a failing webhook ends the call", async () => {
+  const admin = (method, number) => fetch(`${worker.url}/api/v1/admin/number-pool`, {
+    method, headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`, "content-type": "application/json" }, body: JSON.stringify({ number }),
+  });
+  // The pool offers only a number the Twilio account does not own.
+  assert.equal((await admin("POST", "+447700900099")).status, 200);
+  assert.equal((await admin("DELETE", "+447700900001")).status, 200);
+  assert.equal((await admin("DELETE", "+447700900002")).status, 200);
+  try {
+    const client = await signedIn(await twilioToken());
+    await client.next("ready");
+    client.send("invite", { callsid: "TJS-13214", sdp: "v=0", twilio: { params: "AppointmentId=appt-two-numbers" } });
+    const error = await client.next("error");
+    assert.equal(error.payload.error.code, 13214);
+    await client.next("hangup");
+    client.socket.close();
+  } finally {
+    await admin("POST", "+447700900001");
+    await admin("POST", "+447700900002");
+    await admin("DELETE", "+447700900099");
+  }
+
+  await fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ failWebhook: true }) });
+  try {
+    const client = await signedIn(await twilioToken());
+    await client.next("ready");
+    client.send("invite", { callsid: "TJS-webhook-down", sdp: "v=0", twilio: { params: "AppointmentId=appt-two-numbers" } });
+    const hangup = await client.next("hangup");
+    assert.equal(hangup.payload.error.code, 11200);
+    client.socket.close();
+  } finally {
+    await fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
   }
 });

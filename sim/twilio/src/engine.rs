@@ -25,6 +25,8 @@ pub struct SimConfig {
     pub api_secret: String,
     /// The TwiML App's Voice URL (the worker's voice webhook).
     pub voice_url: String,
+    /// The pool numbers' Voice URL (the worker's inbound webhook).
+    pub inbound_url: String,
     /// The account's numbers: `<Dial callerId>` must be one of them (else 13214).
     pub numbers: Vec<String>,
     /// Multiplies every scripted delay and dial timeout (tests run faster with 0.1).
@@ -90,6 +92,8 @@ pub struct Faults {
     pub fail_webhook: bool,
     /// Treat every token as expired.
     pub expire_tokens: bool,
+    /// Answer the SDP offer but run no peer behind it, so the browser's ICE checks fail.
+    pub fail_ice: bool,
 }
 
 /// One signaling frame, as logged (tokens redacted).
@@ -157,6 +161,17 @@ pub struct Inner {
     pub media: HashMap<String, Arc<crate::media::MediaStats>>,
     /// The SDP answer to send when the callee answers, by parent CallSid.
     pub answers: HashMap<String, String>,
+    /// Registered clients (after `register`), by identity: where incoming calls ring.
+    pub clients: HashMap<String, mpsc::UnboundedSender<String>>,
+    /// A browser's reply to an incoming call, by the ringing leg's CallSid.
+    pub incoming: HashMap<String, IncomingReply>,
+}
+
+/// How a browser replied to an incoming call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingReply {
+    Answered(String),
+    Rejected,
 }
 
 /// The simulator.
@@ -366,7 +381,8 @@ impl Sim {
     ) {
         let parent = self.new_call_sid();
         // A real offer gets a real peer; a placeholder SDP (protocol-only tests) gets none.
-        if let Ok((answer, stats)) = crate::media::answer(&offer_sdp) {
+        let fail_ice = self.lock().faults.fail_ice;
+        if let Ok((answer, stats)) = crate::media::answer(&offer_sdp, !fail_ice) {
             let mut inner = self.lock();
             inner.media.insert(parent.clone(), stats);
             inner.answers.insert(parent.clone(), answer);
@@ -705,8 +721,13 @@ impl Sim {
                             }
                         }
                         None => {
-                            if self.ended(parent).is_none() {
-                                notify.notified().await;
+                            // Poll the flag too: a notification that lands before we wait is not lost.
+                            while self.ended(parent).is_none() {
+                                let _ = tokio::time::timeout(
+                                    Duration::from_millis(200),
+                                    notify.notified(),
+                                )
+                                .await;
                             }
                         }
                     }
@@ -760,6 +781,302 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// A browser answered or rejected the incoming call ringing on leg `sid`.
+    pub fn incoming_reply(&self, sid: &str, reply: IncomingReply) {
+        self.lock().incoming.insert(sid.to_owned(), reply);
+        let parent = self
+            .lock()
+            .calls
+            .get(sid)
+            .and_then(|c| c.parent_sid.clone());
+        if let Some(parent) = parent {
+            self.notify_for(&parent).notify_waiters();
+        }
+    }
+
+    /// A patient calls a pool number: the control call behind `POST /__sim/inbound`.
+    pub fn start_inbound(self: &Arc<Self>, from: String, to: String) -> String {
+        let parent = self.new_call_sid();
+        self.lock().calls.insert(
+            parent.clone(),
+            CallLog {
+                sid: parent.clone(),
+                parent_sid: None,
+                identity: None,
+                to: Some(to.clone()),
+                caller_id: Some(from.clone()),
+                status: "ringing".into(),
+                digits: String::new(),
+                ended_by: None,
+                error_code: None,
+            },
+        );
+        tokio::spawn(self.clone().run_inbound(parent.clone(), from, to));
+        parent
+    }
+
+    async fn run_inbound(self: Arc<Self>, parent: String, from: String, to: String) {
+        let params: Vec<(String, String)> = vec![
+            ("AccountSid".into(), self.config.account_sid.clone()),
+            ("ApiVersion".into(), "2010-04-01".into()),
+            ("CallSid".into(), parent.clone()),
+            ("CallStatus".into(), "ringing".into()),
+            ("Direction".into(), "inbound".into()),
+            ("From".into(), from.clone()),
+            ("To".into(), to.clone()),
+        ];
+        let mut document = match self.post_signed(&self.config.inbound_url, &params).await {
+            Ok((200, body)) => body,
+            _ => {
+                self.set_status(&parent, "failed");
+                return;
+            }
+        };
+        // Execute the TwiML, following Dial actions (at most a few hops, as a guard).
+        for _ in 0..4 {
+            let Ok(verbs) = twiml::parse(&document) else {
+                self.set_status(&parent, "failed");
+                return;
+            };
+            let mut next = None;
+            for verb in verbs {
+                match verb {
+                    Verb::Say(_) | Verb::Pause(_) => tokio::time::sleep(self.scaled(500)).await,
+                    Verb::Hangup | Verb::Reject => break,
+                    Verb::Dial(dial) => {
+                        let (outcome, child) = match dial.target.clone() {
+                            Target::Client(identity) => {
+                                self.clone()
+                                    .ring_client(&parent, &from, &to, &dial, &identity)
+                                    .await
+                            }
+                            Target::Number(number) => {
+                                self.dial_number_from_inbound(&parent, &number).await
+                            }
+                        };
+                        if let Some(action) = &dial.action {
+                            let params = vec![
+                                ("AccountSid".into(), self.config.account_sid.clone()),
+                                ("CallSid".into(), parent.clone()),
+                                ("DialCallSid".into(), child),
+                                ("DialCallStatus".into(), outcome.to_owned()),
+                            ];
+                            if let Ok((200, body)) = self.post_signed(action, &params).await {
+                                next = Some(body);
+                            }
+                        }
+                        break;
+                    }
+                }
+            }
+            match next {
+                Some(body) => document = body,
+                None => break,
+            }
+        }
+        self.set_status(&parent, "completed");
+    }
+
+    /// An inbound call dialling an ordinary number (the practice): plays that number's script.
+    async fn dial_number_from_inbound(&self, parent: &str, number: &str) -> (&'static str, String) {
+        let sid = self.new_call_sid();
+        let script = self
+            .lock()
+            .callees
+            .get(number)
+            .cloned()
+            .unwrap_or(Script::Answer {
+                after_ms: 500,
+                hangup_after_ms: Some(1_000),
+            });
+        let outcome = match script {
+            Script::Busy => "busy",
+            Script::Failed => "failed",
+            Script::NoAnswer => "no-answer",
+            Script::Answer { .. } => "completed",
+        };
+        self.lock().calls.insert(
+            sid.clone(),
+            CallLog {
+                sid: sid.clone(),
+                parent_sid: Some(parent.to_owned()),
+                identity: None,
+                to: Some(number.to_owned()),
+                caller_id: None,
+                status: outcome.into(),
+                digits: String::new(),
+                ended_by: None,
+                error_code: None,
+            },
+        );
+        (outcome, sid)
+    }
+
+    /// Rings a registered browser with a real offer; waits for answer, reject or the timeout.
+    async fn ring_client(
+        self: Arc<Self>,
+        parent: &str,
+        from: &str,
+        to: &str,
+        dial: &twiml::Dial,
+        identity: &str,
+    ) -> (&'static str, String) {
+        let child = CallLog {
+            sid: self.new_call_sid(),
+            parent_sid: Some(parent.to_owned()),
+            identity: Some(identity.to_owned()),
+            to: Some(format!("client:{identity}")),
+            caller_id: Some(from.to_owned()),
+            status: "initiated".into(),
+            digits: String::new(),
+            ended_by: None,
+            error_code: None,
+        };
+        self.lock().calls.insert(child.sid.clone(), child.clone());
+        let Some(outbox) = self.lock().clients.get(identity).cloned() else {
+            self.set_status(&child.sid, "no-answer");
+            return ("no-answer", child.sid);
+        };
+        let Ok(offerer) = crate::media::Offerer::new() else {
+            self.set_status(&child.sid, "failed");
+            return ("failed", child.sid);
+        };
+        let mut held = Vec::new();
+        self.status_callback(
+            dial,
+            &child,
+            Progress {
+                event: "initiated",
+                status: "initiated",
+                sequence: 0,
+                duration: None,
+            },
+            &mut held,
+        )
+        .await;
+        self.status_callback(
+            dial,
+            &child,
+            Progress {
+                event: "ringing",
+                status: "ringing",
+                sequence: 1,
+                duration: None,
+            },
+            &mut held,
+        )
+        .await;
+        self.set_status(&child.sid, "ringing");
+        let parameters = serde_json::json!({"CallSid": child.sid, "From": from, "To": to, "AccountSid": self.config.account_sid});
+        self.send(
+            &outbox,
+            ServerMessage::Invite {
+                callsid: child.sid.clone(),
+                sdp: offerer.offer_sdp().to_owned(),
+                parameters: Some(parameters),
+            },
+        );
+        let notify = self.notify_for(parent);
+        let deadline =
+            tokio::time::Instant::now() + self.scaled(u64::from(dial.timeout_seconds) * 1_000);
+        let reply = loop {
+            if let Some(reply) = self.lock().incoming.get(&child.sid).cloned() {
+                break Some(reply);
+            }
+            if tokio::time::timeout_at(deadline, notify.notified())
+                .await
+                .is_err()
+            {
+                break self.lock().incoming.get(&child.sid).cloned();
+            }
+        };
+        match reply {
+            Some(IncomingReply::Answered(sdp)) => {
+                if let Ok(stats) = offerer.accept(&sdp) {
+                    self.lock().media.insert(child.sid.clone(), stats);
+                }
+                self.set_status(&child.sid, "in-progress");
+                self.status_callback(
+                    dial,
+                    &child,
+                    Progress {
+                        event: "answered",
+                        status: "in-progress",
+                        sequence: 2,
+                        duration: None,
+                    },
+                    &mut held,
+                )
+                .await;
+                let answered = Instant::now();
+                // Poll the flag too: a notification that lands before we wait is not lost.
+                while self.ended(parent).is_none() {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(200), notify.notified()).await;
+                }
+                if let Some(stats) = self.lock().media.get(&child.sid) {
+                    stats.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                let seconds =
+                    (answered.elapsed().as_secs_f64() / self.config.time_scale).round() as u64;
+                self.set_status(&child.sid, "completed");
+                self.status_callback(
+                    dial,
+                    &child,
+                    Progress {
+                        event: "completed",
+                        status: "completed",
+                        sequence: 3,
+                        duration: Some(seconds),
+                    },
+                    &mut held,
+                )
+                .await;
+                ("completed", child.sid)
+            }
+            Some(IncomingReply::Rejected) => {
+                self.set_status(&child.sid, "busy");
+                self.status_callback(
+                    dial,
+                    &child,
+                    Progress {
+                        event: "completed",
+                        status: "busy",
+                        sequence: 2,
+                        duration: None,
+                    },
+                    &mut held,
+                )
+                .await;
+                ("busy", child.sid)
+            }
+            None => {
+                self.send(
+                    &outbox,
+                    ServerMessage::Cancel {
+                        callsid: child.sid.clone(),
+                    },
+                );
+                self.set_status(&child.sid, "no-answer");
+                self.status_callback(
+                    dial,
+                    &child,
+                    Progress {
+                        event: "completed",
+                        status: "no-answer",
+                        sequence: 2,
+                        duration: None,
+                    },
+                    &mut held,
+                )
+                .await;
+                ("no-answer", child.sid)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -771,6 +1088,7 @@ mod tests {
             api_key: "SK00000000000000000000000000000001".into(),
             api_secret: "fake-twilio-api-secret".into(),
             voice_url: "http://127.0.0.1:1/voice".into(),
+            inbound_url: "http://127.0.0.1:1/inbound".into(),
             numbers: vec!["+447700900001".into()],
             time_scale: 1.0,
         })

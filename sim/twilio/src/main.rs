@@ -6,6 +6,7 @@
 
 mod engine;
 mod media;
+mod rest;
 mod twiml;
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use engine::{EndedBy, Faults, Script, Sim, SimConfig};
 /// The simulator plus the means to drop every signaling socket on demand.
 struct App {
     sim: Arc<Sim>,
+    resources: std::sync::Mutex<rest::Resources>,
     drop_signaling: Notify,
     drops: AtomicU64,
 }
@@ -56,13 +58,20 @@ async fn main() {
             "TWILIO_SIM_VOICE_URL",
             "http://127.0.0.1:8787/api/v1/twilio/webhooks/voice",
         ),
+        inbound_url: env(
+            "TWILIO_SIM_INBOUND_URL",
+            "http://127.0.0.1:8787/api/v1/twilio/webhooks/inbound",
+        ),
         numbers: env("TWILIO_SIM_NUMBERS", "+447700900001,+447700900002")
             .split(',')
             .map(|n| n.trim().to_owned())
             .collect(),
         time_scale: env("TWILIO_SIM_TIME_SCALE", "1").parse().unwrap_or(1.0),
     };
+    let resources =
+        std::sync::Mutex::new(rest::Resources::new(&config.account_sid, &config.numbers));
     let app = Arc::new(App {
+        resources,
         sim: Sim::new(config),
         drop_signaling: Notify::new(),
         drops: AtomicU64::new(0),
@@ -93,6 +102,23 @@ async fn main() {
             }),
         )
         .route("/__sim/media", get(media_reports))
+        .route(
+            "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json",
+            get(list_numbers),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{sid}",
+            post(update_number),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Applications.json",
+            get(list_applications).post(create_application),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Applications/{sid}",
+            post(update_application),
+        )
+        .route("/__sim/inbound", post(inbound_call))
         .route("/__sim/faults", post(set_faults))
         .route("/__sim/callees", post(set_callee))
         .route("/__sim/drop-signaling", post(drop_signaling))
@@ -196,7 +222,8 @@ async fn session(app: Shared, socket: WebSocket) {
                 }
             }
             Ok(Frame::Message(ClientMessage::Register { .. })) => {
-                if identity.is_some() {
+                if let Some(id) = &identity {
+                    sim.lock().clients.insert(id.clone(), outbox.clone());
                     send(ServerMessage::Ready);
                 } else {
                     send(ServerMessage::Error {
@@ -252,6 +279,12 @@ async fn session(app: Shared, socket: WebSocket) {
                     }
                 }
             }
+            Ok(Frame::Message(ClientMessage::Answer { callsid, sdp })) => {
+                sim.incoming_reply(&callsid, engine::IncomingReply::Answered(sdp));
+            }
+            Ok(Frame::Message(ClientMessage::Reject { callsid })) => {
+                sim.incoming_reply(&callsid, engine::IncomingReply::Rejected);
+            }
             Ok(Frame::Message(_)) => {}
             Err(error) => send(ServerMessage::Error {
                 error: SignalingError {
@@ -262,18 +295,27 @@ async fn session(app: Shared, socket: WebSocket) {
             }),
         }
     }
+    if let Some(id) = &identity {
+        let mut inner = sim.lock();
+        if inner
+            .clients
+            .get(id)
+            .is_some_and(|registered| registered.same_channel(&outbox))
+        {
+            inner.clients.remove(id);
+        }
+    }
     drop(outbox);
     let _ = writer.await;
 }
 
-/// `POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json` with `Status=completed`.
-async fn update_call(
-    State(app): State<Shared>,
-    Path((account, call)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    let config = &app.sim.config;
+/// Twilio's REST authentication: basic auth with an API key and its secret, or the account SID
+/// and auth token; and the account in the path must be ours.
+fn rest_authorized(
+    config: &SimConfig,
+    account: &str,
+    headers: &HeaderMap,
+) -> Result<(), Box<Response>> {
     let authorized = headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())
@@ -285,16 +327,122 @@ async fn update_call(
                 || pair == format!("{}:{}", config.account_sid, config.auth_token)
         });
     if !authorized {
-        return (
+        let refusal = (
             StatusCode::UNAUTHORIZED,
             Json(json!({"code": 20003, "message": "Authenticate", "status": 401})),
-        )
-            .into_response();
+        );
+        return Err(Box::new(refusal.into_response()));
+    }
+    if account != config.account_sid {
+        return Err(Box::new(not_found()));
+    }
+    Ok(())
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"code": 20404, "message": "The requested resource was not found", "status": 404}))).into_response()
+}
+
+async fn list_numbers(
+    State(app): State<Shared>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = rest_authorized(&app.sim.config, &account, &headers) {
+        return *refused;
+    }
+    let numbers: Vec<rest::IncomingPhoneNumber> = app
+        .resources
+        .lock()
+        .map(|r| r.numbers.values().cloned().collect())
+        .unwrap_or_default();
+    Json(json!({"incoming_phone_numbers": numbers, "page": 0, "page_size": 50})).into_response()
+}
+
+async fn update_number(
+    State(app): State<Shared>,
+    Path((account, sid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(refused) = rest_authorized(&app.sim.config, &account, &headers) {
+        return *refused;
+    }
+    let params = shared::form::parse(&body).unwrap_or_default();
+    let updated = app
+        .resources
+        .lock()
+        .ok()
+        .and_then(|mut r| r.update_number(sid.trim_end_matches(".json"), &params));
+    updated.map_or_else(not_found, |n| Json(n).into_response())
+}
+
+async fn list_applications(
+    State(app): State<Shared>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = rest_authorized(&app.sim.config, &account, &headers) {
+        return *refused;
+    }
+    let applications: Vec<rest::Application> = app
+        .resources
+        .lock()
+        .map(|r| r.applications.values().cloned().collect())
+        .unwrap_or_default();
+    Json(json!({"applications": applications, "page": 0, "page_size": 50})).into_response()
+}
+
+async fn create_application(
+    State(app): State<Shared>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(refused) = rest_authorized(&app.sim.config, &account, &headers) {
+        return *refused;
+    }
+    let params = shared::form::parse(&body).unwrap_or_default();
+    let account_sid = app.sim.config.account_sid.clone();
+    let created = app
+        .resources
+        .lock()
+        .ok()
+        .and_then(|mut r| r.upsert_application(&account_sid, None, &params));
+    created.map_or_else(not_found, |a| {
+        (StatusCode::CREATED, Json(a)).into_response()
+    })
+}
+
+async fn update_application(
+    State(app): State<Shared>,
+    Path((account, sid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if let Err(refused) = rest_authorized(&app.sim.config, &account, &headers) {
+        return *refused;
+    }
+    let params = shared::form::parse(&body).unwrap_or_default();
+    let account_sid = app.sim.config.account_sid.clone();
+    let updated = app.resources.lock().ok().and_then(|mut r| {
+        r.upsert_application(&account_sid, Some(sid.trim_end_matches(".json")), &params)
+    });
+    updated.map_or_else(not_found, |a| Json(a).into_response())
+}
+
+/// `POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json` with `Status=completed`.
+async fn update_call(
+    State(app): State<Shared>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let config = &app.sim.config;
+    if let Err(refused) = rest_authorized(config, &account, &headers) {
+        return *refused;
     }
     let sid = call.trim_end_matches(".json");
-    if account != config.account_sid {
-        return (StatusCode::NOT_FOUND, Json(json!({"code": 20404, "message": "The requested resource was not found", "status": 404}))).into_response();
-    }
     let params = shared::form::parse(&body).unwrap_or_default();
     let status = params
         .iter()
@@ -310,7 +458,7 @@ async fn update_call(
     if app.sim.end_call(sid, EndedBy::Rest) {
         Json(json!({"sid": sid, "status": "completed"})).into_response()
     } else {
-        (StatusCode::NOT_FOUND, Json(json!({"code": 20404, "message": "The requested resource was not found", "status": 404}))).into_response()
+        not_found()
     }
 }
 
@@ -329,6 +477,21 @@ async fn media_reports(State(app): State<Shared>) -> Json<serde_json::Value> {
         })
         .collect();
     Json(json!({"media": reports}))
+}
+
+#[derive(serde::Deserialize)]
+struct InboundRequest {
+    from: String,
+    to: String,
+}
+
+/// A "patient" calls a pool number: the worker's inbound route decides where it rings.
+async fn inbound_call(
+    State(app): State<Shared>,
+    Json(request): Json<InboundRequest>,
+) -> Json<serde_json::Value> {
+    let sid = app.sim.start_inbound(request.from, request.to);
+    Json(json!({"callSid": sid}))
 }
 
 async fn set_faults(

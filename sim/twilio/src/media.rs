@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use str0m::change::SdpOffer;
-use str0m::media::{Frequency, MediaKind, MediaTime, Mid};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
@@ -95,8 +95,9 @@ fn rms(frame: &[u8]) -> f64 {
 }
 
 /// Answers `offer_sdp` and runs the peer on its own thread until `stats.stop` is set or ICE
-/// disconnects. Returns the answer SDP and the live statistics.
-pub fn answer(offer_sdp: &str) -> Result<(String, Arc<MediaStats>), String> {
+/// disconnects. Returns the answer SDP and the live statistics. With `start_peer` false (the
+/// ICE-failure fault) the answer is real but nothing listens behind it.
+pub fn answer(offer_sdp: &str, start_peer: bool) -> Result<(String, Arc<MediaStats>), String> {
     let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| format!("bad offer: {e}"))?;
     let mut rtc = RtcConfig::new()
         .clear_codecs()
@@ -112,13 +113,67 @@ pub fn answer(offer_sdp: &str) -> Result<(String, Arc<MediaStats>), String> {
         .map_err(|e| format!("offer refused: {e}"))?;
     let stats = Arc::new(MediaStats::default());
     let thread_stats = stats.clone();
-    std::thread::spawn(move || run(rtc, socket, &thread_stats));
+    if start_peer {
+        std::thread::spawn(move || run(rtc, socket, &thread_stats, None));
+    }
     Ok((answer.to_sdp_string(), stats))
 }
 
-fn run(mut rtc: Rtc, socket: UdpSocket, stats: &MediaStats) {
+/// The simulator's side of an incoming call: it offers, the browser answers.
+pub struct Offerer {
+    rtc: Rtc,
+    socket: UdpSocket,
+    pending: SdpPendingOffer,
+    offer: String,
+    mid: Mid,
+}
+
+impl Offerer {
+    /// Prepares an audio offer on a loopback UDP socket.
+    pub fn new() -> Result<Self, String> {
+        let mut rtc = RtcConfig::new()
+            .clear_codecs()
+            .enable_pcmu(true, false)
+            .build(Instant::now());
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let local = socket.local_addr().map_err(|e| e.to_string())?;
+        let candidate = Candidate::host(local, "udp").map_err(|e| e.to_string())?;
+        rtc.add_local_candidate(candidate);
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().ok_or("nothing to offer")?;
+        Ok(Self {
+            offer: offer.to_sdp_string(),
+            rtc,
+            socket,
+            pending,
+            mid,
+        })
+    }
+
+    pub fn offer_sdp(&self) -> &str {
+        &self.offer
+    }
+
+    /// Applies the browser's answer and starts the peer.
+    pub fn accept(mut self, answer_sdp: &str) -> Result<Arc<MediaStats>, String> {
+        let answer =
+            SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| format!("bad answer: {e}"))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(self.pending, answer)
+            .map_err(|e| format!("answer refused: {e}"))?;
+        let stats = Arc::new(MediaStats::default());
+        let thread_stats = stats.clone();
+        let (rtc, socket, mid) = (self.rtc, self.socket, self.mid);
+        std::thread::spawn(move || run(rtc, socket, &thread_stats, Some(mid)));
+        Ok(stats)
+    }
+}
+
+fn run(mut rtc: Rtc, socket: UdpSocket, stats: &MediaStats, known_mid: Option<Mid>) {
     let mut buffer = vec![0u8; 2000];
-    let mut audio_mid: Option<Mid> = None;
+    let mut audio_mid: Option<Mid> = known_mid;
     let mut next_frame = Instant::now();
     let mut rtp_time: u64 = 0;
     let mut phase: f64 = 0.0;
