@@ -117,6 +117,16 @@ async fn send(
     Ok((status, response.headers().clone(), text))
 }
 
+/// A resource body and its version (from `meta.versionId`, else the ETag).
+fn versioned(text: &str, headers: &Headers) -> Result<Versioned, MedplumError> {
+    let resource: Value = serde_json::from_str(text).map_err(|_| MedplumError::Malformed)?;
+    let version_id = version_of(&resource, headers).ok_or(MedplumError::Malformed)?;
+    Ok(Versioned {
+        resource,
+        version_id,
+    })
+}
+
 fn version_of(resource: &Value, headers: &Headers) -> Option<String> {
     resource
         .pointer("/meta/versionId")
@@ -159,11 +169,11 @@ impl<'a> Medplum<'a> {
         if let Some(token) = cached {
             return Ok(token);
         }
-        let body = format!(
-            "grant_type=client_credentials&client_id={}&client_secret={}",
-            shared::form::encode_component(self.client_id.expose()),
-            shared::form::encode_component(self.client_secret.expose())
-        );
+        let body = shared::form::encode([
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.expose()),
+            ("client_secret", self.client_secret.expose()),
+        ]);
         let (status, _, text) = send(
             &format!("{}/oauth2/token", self.base.as_str()),
             Method::Post,
@@ -235,15 +245,7 @@ impl<'a> Medplum<'a> {
             .fhir(Method::Get, &format!("{resource_type}/{id}"), &[], None)
             .await?;
         match status {
-            200 => {
-                let resource: Value =
-                    serde_json::from_str(&text).map_err(|_| MedplumError::Malformed)?;
-                let version_id = version_of(&resource, &headers).ok_or(MedplumError::Malformed)?;
-                Ok(Some(Versioned {
-                    resource,
-                    version_id,
-                }))
-            }
+            200 => Ok(Some(versioned(&text, &headers)?)),
             404 | 410 => Ok(None),
             other => Err(MedplumError::Rejected(other)),
         }
@@ -255,17 +257,7 @@ impl<'a> Medplum<'a> {
         resource_type: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<Value>, MedplumError> {
-        let query = query
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}={}",
-                    shared::form::encode_component(k),
-                    shared::form::encode_component(v)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("&");
+        let query = shared::form::encode(query.iter().copied());
         let (status, _, text) = self
             .fhir(Method::Get, &format!("{resource_type}?{query}"), &[], None)
             .await?;
@@ -309,15 +301,7 @@ impl<'a> Medplum<'a> {
             )
             .await?;
         match status {
-            200 | 201 => {
-                let resource: Value =
-                    serde_json::from_str(&text).map_err(|_| MedplumError::Malformed)?;
-                let version_id = version_of(&resource, &headers).ok_or(MedplumError::Malformed)?;
-                Ok(UpdateOutcome::Updated(Versioned {
-                    resource,
-                    version_id,
-                }))
-            }
+            200 | 201 => Ok(UpdateOutcome::Updated(versioned(&text, &headers)?)),
             412 | 409 => Ok(UpdateOutcome::Stale),
             other => Err(MedplumError::Rejected(other)),
         }
@@ -340,15 +324,7 @@ impl<'a> Medplum<'a> {
             )
             .await?;
         match status {
-            200 => {
-                let resource: Value =
-                    serde_json::from_str(&text).map_err(|_| MedplumError::Malformed)?;
-                let version_id = version_of(&resource, &headers).ok_or(MedplumError::Malformed)?;
-                Ok(UpdateOutcome::Updated(Versioned {
-                    resource,
-                    version_id,
-                }))
-            }
+            200 => Ok(UpdateOutcome::Updated(versioned(&text, &headers)?)),
             400 | 409 | 412 => Ok(UpdateOutcome::Stale),
             other => Err(MedplumError::Rejected(other)),
         }

@@ -67,6 +67,21 @@ pub fn encode_component(value: &str) -> String {
     out
 }
 
+/// Encodes pairs as `a=1&b=2` (a form body or a query string).
+pub fn encode<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> String {
+    pairs
+        .into_iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                encode_component(k.as_ref()),
+                encode_component(v.as_ref())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +118,20 @@ mod tests {
         for raw in table {
             assert!(parse(raw).is_err(), "{raw}");
         }
+    }
+
+    #[test]
+    fn encodes_pairs_for_bodies_and_queries() {
+        assert_eq!(
+            encode([("To", "+447700900123"), ("Note", "a b&c")]),
+            "To=%2B447700900123&Note=a%20b%26c"
+        );
+        assert_eq!(encode(Vec::<(&str, &str)>::new()), "");
+        let pairs = vec![("k".to_owned(), "v=1".to_owned())];
+        assert_eq!(
+            parse(&encode(pairs.iter().map(|(k, v)| (k, v)))).unwrap(),
+            pairs
+        );
     }
 
     #[test]

@@ -490,22 +490,7 @@ impl CallLedger {
     }
 
     fn list(&self) -> Result<Response> {
-        let attempts: Vec<AttemptRow> = self
-            .sql()
-            .exec(
-                "SELECT * FROM ledger_attempts ORDER BY created_ms DESC, parent_sid DESC",
-                None,
-            )?
-            .to_array()?;
-        let mut calls = Vec::with_capacity(attempts.len());
-        for attempt in &attempts {
-            calls.push(record_json(
-                attempt,
-                &self.events(&attempt.parent_sid)?,
-                self.fhir_pending(&attempt.parent_sid)?,
-            ));
-        }
-        Response::from_json(&json!({"calls": calls}))
+        Response::from_json(&json!({"calls": self.records()?}))
     }
 
     /// Writes one attempt's record onto its Appointment. `Ok(true)` when Medplum accepted it.

@@ -12,6 +12,7 @@ use worker::{Env, Method, Request};
 use crate::config::{Config, Setting};
 use crate::durable::{call, NUMBER_POOL_INSTANCE};
 use crate::error::AppError;
+use crate::handlers::voice::{callback_url, LEG_EVENTS};
 use crate::reply::Reply;
 use crate::twilio_webhook::verified_form;
 
@@ -46,25 +47,21 @@ pub fn ring_clinician_twiml(
     appointment: &AppointmentId,
     practitioner: &PractitionerId,
 ) -> String {
-    let query = format!(
-        "appointment={}",
-        shared::form::encode_component(appointment.as_str())
-    );
     Response::new()
         .with(Verb::Dial(Dial {
             caller_id: None,
             answer_on_bridge: true,
             timeout: Some(CLIENT_RING_SECONDS),
-            action: Some(format!(
-                "{public_base_url}/api/v1/twilio/webhooks/inbound-complete?{query}#rc=3&rp=all"
+            action: Some(callback_url(
+                public_base_url,
+                "inbound-complete",
+                appointment,
             )),
             target: DialTarget::Client {
                 identity: practitioner.to_string(),
                 callbacks: StatusCallbacks {
-                    url: Some(format!(
-                        "{public_base_url}/api/v1/twilio/webhooks/call-status?{query}#rc=3&rp=all"
-                    )),
-                    events: vec!["initiated", "ringing", "answered", "completed"],
+                    url: Some(callback_url(public_base_url, "call-status", appointment)),
+                    events: LEG_EVENTS.to_vec(),
                 },
             },
         }))

@@ -27,6 +27,18 @@ pub const DIAL_TIMEOUT_SECONDS: u32 = 30;
 /// Twilio connection overrides on callback URLs: retry 3 times, on any failure (5xx included).
 const CALLBACK_RETRIES: &str = "#rc=3&rp=all";
 
+/// The events every dialled leg reports.
+pub const LEG_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
+
+/// A Twilio callback URL of this worker for an appointment, e.g. `…/webhooks/call-status?
+/// appointment=…#rc=3&rp=all` (the fragment asks Twilio to retry failed deliveries).
+pub fn callback_url(public_base_url: &str, webhook: &str, appointment: &AppointmentId) -> String {
+    format!(
+        "{public_base_url}/api/v1/twilio/webhooks/{webhook}?{}{CALLBACK_RETRIES}",
+        shared::form::encode([("appointment", appointment.as_str())])
+    )
+}
+
 /// What the webhook decided to dial.
 struct DialPlan {
     practitioner: PractitionerId,
@@ -52,21 +64,17 @@ pub fn dial_twiml(
     caller_id: &E164,
     number: &E164,
 ) -> String {
-    let query = format!(
-        "appointment={}",
-        shared::form::encode_component(appointment.as_str())
-    );
     Response::new()
         .with(Verb::Dial(Dial {
             caller_id: Some(caller_id.to_string()),
             answer_on_bridge: true,
             timeout: Some(DIAL_TIMEOUT_SECONDS),
-            action: Some(format!("{public_base_url}/api/v1/twilio/webhooks/dial-complete?{query}{CALLBACK_RETRIES}")),
+            action: Some(callback_url(public_base_url, "dial-complete", appointment)),
             target: DialTarget::Number {
                 number: number.to_string(),
                 callbacks: StatusCallbacks {
-                    url: Some(format!("{public_base_url}/api/v1/twilio/webhooks/call-status?{query}{CALLBACK_RETRIES}")),
-                    events: vec!["initiated", "ringing", "answered", "completed"],
+                    url: Some(callback_url(public_base_url, "call-status", appointment)),
+                    events: LEG_EVENTS.to_vec(),
                 },
             },
         }))

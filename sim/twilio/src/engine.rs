@@ -333,17 +333,7 @@ impl Sim {
     ) -> Result<(u16, String), String> {
         let url = url.split('#').next().unwrap_or(url);
         let signature = compute(&self.config.auth_token, url, params);
-        let body = params
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}={}",
-                    shared::form::encode_component(k),
-                    shared::form::encode_component(v)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = shared::form::encode(params.iter().map(|(k, v)| (k, v)));
         let response = self
             .http
             .post(url)
