@@ -91,6 +91,14 @@ pub enum ClientMessage {
         callsid: String,
         dtmf: String,
     },
+    /// A user-defined message sent during a call; the server acknowledges it.
+    Message {
+        callsid: String,
+        content: Value,
+        contenttype: Option<String>,
+        messagetype: Option<String>,
+        voiceeventsid: Option<String>,
+    },
 }
 
 /// Frames the server sends.
@@ -135,6 +143,7 @@ pub enum ServerMessage {
     Ack {
         callsid: String,
         acktype: Option<String>,
+        voiceeventsid: Option<String>,
     },
 }
 
@@ -220,6 +229,19 @@ impl ClientMessage {
             Self::Dtmf { callsid, dtmf } => {
                 encode("dtmf", json!({"callsid": callsid, "dtmf": dtmf}))
             }
+            Self::Message {
+                callsid,
+                content,
+                contenttype,
+                messagetype,
+                voiceeventsid,
+            } => encode(
+                "message",
+                json!({
+                    "callsid": callsid, "content": content, "contenttype": contenttype,
+                    "messagetype": messagetype, "voiceeventsid": voiceeventsid,
+                }),
+            ),
         }
     }
 
@@ -257,6 +279,13 @@ impl ClientMessage {
             "dtmf" => Self::Dtmf {
                 callsid: field(p, "callsid", "dtmf")?,
                 dtmf: field(p, "dtmf", "dtmf")?,
+            },
+            "message" => Self::Message {
+                callsid: field(p, "callsid", "message")?,
+                content: p.get("content").cloned().unwrap_or(Value::Null),
+                contenttype: opt_string(p, "contenttype"),
+                messagetype: opt_string(p, "messagetype"),
+                voiceeventsid: opt_string(p, "voiceeventsid"),
             },
             other => return Err(FrameError::UnknownType(other.to_owned())),
         };
@@ -327,9 +356,14 @@ impl ServerMessage {
                 put("parameters", parameters.clone().unwrap_or(Value::Null));
                 "invite"
             }
-            Self::Ack { callsid, acktype } => {
+            Self::Ack {
+                callsid,
+                acktype,
+                voiceeventsid,
+            } => {
                 put("callsid", json!(callsid));
                 put("acktype", json!(acktype));
+                put("voiceeventsid", json!(voiceeventsid));
                 "ack"
             }
         };
@@ -385,6 +419,7 @@ impl ServerMessage {
             "ack" => Self::Ack {
                 callsid: field(p, "callsid", "ack")?,
                 acktype: opt_string(p, "acktype"),
+                voiceeventsid: opt_string(p, "voiceeventsid"),
             },
             other => return Err(FrameError::UnknownType(other.to_owned())),
         };
@@ -487,6 +522,13 @@ mod tests {
                 callsid: "CA1".into(),
                 dtmf: "12#".into(),
             },
+            ClientMessage::Message {
+                callsid: "CA1".into(),
+                content: json!({"hello": "world"}),
+                contenttype: Some("application/json".into()),
+                messagetype: Some("user-defined-message".into()),
+                voiceeventsid: Some("ve1".into()),
+            },
         ];
         for message in messages {
             let text = message.encode();
@@ -571,6 +613,7 @@ mod tests {
             ServerMessage::Ack {
                 callsid: "CA1".into(),
                 acktype: Some("message".into()),
+                voiceeventsid: Some("ve1".into()),
             },
         ];
         for message in messages {

@@ -460,3 +460,53 @@ test("Twilio's rules hold: a caller ID that is not an account number is refused 
     await fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
   }
 });
+
+test("an ICE restart (reinvite) is answered and media keeps flowing; user messages are acknowledged", async () => {
+  const { launchBrowser } = await import("../lib/browser.mjs");
+  const browser = await launchBrowser();
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${twilio.url}/healthcheck`);
+    const result = await page.evaluate(async ({ signalingUrl, token }) => {
+      const gathered = (pc) => new Promise((r) => (pc.iceGatheringState === "complete" ? r() : pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && r())));
+      const connected = (pc) => new Promise((r) => { const c = () => (pc.connectionState === "connected" ? r() : setTimeout(c, 50)); c(); });
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const pc = new RTCPeerConnection();
+      pc.addTrack(stream.getAudioTracks()[0], stream);
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      const ws = new WebSocket(signalingUrl);
+      await new Promise((r) => (ws.onopen = r));
+      const frames = [];
+      ws.onmessage = (e) => e.data !== "\n" && frames.push(JSON.parse(e.data));
+      const next = (type) => new Promise((resolve) => { const c = () => { const i = frames.findIndex((f) => f.type === type); if (i >= 0) resolve(frames.splice(i, 1)[0]); else setTimeout(c, 20); }; c(); });
+      const send = (type, payload) => ws.send(JSON.stringify({ type, version: "1.6", payload }));
+      send("listen", { token });
+      await next("ready");
+      send("invite", { callsid: "TJS-restart", sdp: pc.localDescription.sdp, twilio: { params: "AppointmentId=appt-two-numbers" } });
+      const answer = await next("answer");
+      const callsid = answer.payload.callsid;
+      await pc.setRemoteDescription({ type: "answer", sdp: answer.payload.sdp });
+      await connected(pc);
+      // ICE restart, as the panel does on a network change.
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      await gathered(pc);
+      send("reinvite", { callsid, sdp: pc.localDescription.sdp });
+      const restarted = await next("answer");
+      await pc.setRemoteDescription({ type: "answer", sdp: restarted.payload.sdp });
+      await connected(pc);
+      send("message", { callsid, content: { note: "hello" }, contenttype: "application/json", messagetype: "user-defined-message", voiceeventsid: "ve-1" });
+      const ack = await next("ack");
+      await new Promise((r) => setTimeout(r, 1000));
+      send("hangup", { callsid });
+      return { callsid, ack: ack.payload, state: pc.connectionState };
+    }, { signalingUrl: twilio.signalingUrl, token: await twilioToken() });
+    assert.equal(result.state, "connected");
+    assert.deepEqual(result.ack, { callsid: result.callsid, acktype: "message", voiceeventsid: "ve-1" });
+    const media = (await (await fetch(`${twilio.url}/__sim/media`)).json()).media[result.callsid];
+    assert.equal(media.restarts, 1);
+    assert.ok(media.packetsIn > 50, JSON.stringify(media));
+  } finally {
+    await browser.close();
+  }
+});

@@ -279,13 +279,54 @@ async fn session(app: Shared, socket: WebSocket) {
                     }
                 }
             }
+            Ok(Frame::Message(ClientMessage::Reinvite { callsid, sdp })) => {
+                // An ICE restart: the call's peer accepts the new offer and answers it.
+                let parent = sim
+                    .lock()
+                    .client_calls
+                    .get(&callsid)
+                    .cloned()
+                    .unwrap_or(callsid);
+                let stats = sim.lock().media.get(&parent).cloned();
+                let answer = match stats {
+                    Some(stats) => tokio::task::spawn_blocking(move || stats.renegotiate(&sdp))
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    None => None,
+                };
+                match answer {
+                    Some(sdp) => send(ServerMessage::Answer {
+                        callsid: parent,
+                        sdp: Some(sdp),
+                        reconnect: None,
+                    }),
+                    None => send(ServerMessage::Error {
+                        error: SignalingError {
+                            code: codes::ICE_FAILED,
+                            message: "ICE restart failed".into(),
+                        },
+                        callsid: Some(parent),
+                    }),
+                }
+            }
+            Ok(Frame::Message(ClientMessage::Message {
+                callsid,
+                voiceeventsid,
+                ..
+            })) => {
+                send(ServerMessage::Ack {
+                    callsid,
+                    acktype: Some("message".into()),
+                    voiceeventsid,
+                });
+            }
             Ok(Frame::Message(ClientMessage::Answer { callsid, sdp })) => {
                 sim.incoming_reply(&callsid, engine::IncomingReply::Answered(sdp));
             }
             Ok(Frame::Message(ClientMessage::Reject { callsid })) => {
                 sim.incoming_reply(&callsid, engine::IncomingReply::Rejected);
             }
-            Ok(Frame::Message(_)) => {}
             Err(error) => send(ServerMessage::Error {
                 error: SignalingError {
                     code: codes::CONNECTION_ERROR,

@@ -15,6 +15,9 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
+/// A new offer for the running peer and where its answer (or why not) goes.
+pub type Renegotiation = (String, std::sync::mpsc::Sender<Result<String, String>>);
+
 /// What the peer observed, for inspection.
 #[derive(Debug, Default)]
 pub struct MediaStats {
@@ -26,6 +29,24 @@ pub struct MediaStats {
     pub level_micros: AtomicU64,
     pub stop: AtomicBool,
     pub dtmf: Mutex<String>,
+    /// Renegotiations (ICE restarts) waiting for the peer's thread: the offer, and where to put
+    /// the answer.
+    pub renegotiations: Mutex<Vec<Renegotiation>>,
+    pub restarts: AtomicU64,
+}
+
+impl MediaStats {
+    /// Asks the running peer to accept a new offer (a `reinvite`); returns its answer.
+    pub fn renegotiate(&self, offer_sdp: &str) -> Result<String, String> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        self.renegotiations
+            .lock()
+            .map_err(|_| "peer state poisoned".to_owned())?
+            .push((offer_sdp.to_owned(), sender));
+        receiver
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|_| "the peer did not answer".to_owned())?
+    }
 }
 
 /// A snapshot of [`MediaStats`].
@@ -38,6 +59,8 @@ pub struct MediaReport {
     /// RMS level of the clinician's audio as received, 0..1.
     pub level: f64,
     pub dtmf: String,
+    /// Completed renegotiations (ICE restarts).
+    pub restarts: u64,
 }
 
 impl MediaStats {
@@ -48,6 +71,7 @@ impl MediaStats {
             packets_out: self.packets_out.load(Ordering::Relaxed),
             level: self.level_micros.load(Ordering::Relaxed) as f64 / 1e6,
             dtmf: self.dtmf.lock().map(|d| d.clone()).unwrap_or_default(),
+            restarts: self.restarts.load(Ordering::Relaxed),
         }
     }
 }
@@ -186,6 +210,25 @@ fn run(mut rtc: Rtc, socket: UdpSocket, stats: &MediaStats, known_mid: Option<Mi
         if stats.stop.load(Ordering::Relaxed) {
             rtc.disconnect();
             return;
+        }
+        let pending: Vec<_> = stats
+            .renegotiations
+            .lock()
+            .map(|mut p| p.drain(..).collect())
+            .unwrap_or_default();
+        for (offer, reply) in pending {
+            let answer = SdpOffer::from_sdp_string(&offer)
+                .map_err(|e| format!("bad offer: {e}"))
+                .and_then(|offer| {
+                    rtc.sdp_api()
+                        .accept_offer(offer)
+                        .map_err(|e| format!("offer refused: {e}"))
+                })
+                .map(|answer| answer.to_sdp_string());
+            if answer.is_ok() {
+                stats.restarts.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = reply.send(answer);
         }
         // Play 20 ms of tone (160 PCMU samples at 8 kHz) once connected.
         let now = Instant::now();
