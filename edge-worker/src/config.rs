@@ -41,6 +41,17 @@ impl<T> Setting<T> {
         }
     }
 
+    /// The value of an optional setting: its `default` when unset, else as [`Setting::require`].
+    pub fn or_default(&self, name: &'static str, default: T) -> Result<T, UnusableSetting>
+    where
+        T: Clone,
+    {
+        match self {
+            Setting::Default => Ok(default),
+            other => other.require(name).cloned(),
+        }
+    }
+
     /// The value, or an [`UnusableSetting`] naming it.
     pub fn require(&self, name: &'static str) -> Result<&T, UnusableSetting> {
         match self {
@@ -298,18 +309,16 @@ impl Config {
 
     /// The misuse limits in force.
     pub fn call_limits(&self) -> Result<CallLimits, UnusableSetting> {
-        match &self.call_limits {
-            Setting::Default => Ok(CallLimits::default()),
-            other => other.require("CALL_LIMITS_PER_HOUR").copied(),
-        }
+        self.call_limits
+            .or_default("CALL_LIMITS_PER_HOUR", CallLimits::default())
     }
 
     /// Twilio's REST base URL in force.
     pub fn twilio_api_base_url(&self) -> Result<BaseUrl, UnusableSetting> {
-        match &self.twilio_api_base_url {
-            Setting::Default => Ok(BaseUrl("https://api.twilio.com".to_owned())),
-            other => other.require("TWILIO_API_BASE_URL").cloned(),
-        }
+        self.twilio_api_base_url.or_default(
+            "TWILIO_API_BASE_URL",
+            BaseUrl("https://api.twilio.com".to_owned()),
+        )
     }
 
     /// The previous auth token while one is being rotated out.
@@ -322,18 +331,14 @@ impl Config {
 
     /// The destination policy in force (UK-only when unset).
     pub fn dial_policy(&self) -> Result<DestinationPolicy, UnusableSetting> {
-        match &self.dial_policy {
-            Setting::Default => Ok(DestinationPolicy::default()),
-            other => other.require("DIAL_POLICY").cloned(),
-        }
+        self.dial_policy
+            .or_default("DIAL_POLICY", DestinationPolicy::default())
     }
 
     /// The token lifetime in force (the default when unset).
     pub fn token_ttl(&self) -> Result<TokenTtl, UnusableSetting> {
-        match &self.token_ttl {
-            Setting::Default => Ok(TokenTtl::default()),
-            other => other.require("TWILIO_TOKEN_TTL_SECONDS").copied(),
-        }
+        self.token_ttl
+            .or_default("TWILIO_TOKEN_TTL_SECONDS", TokenTtl::default())
     }
 
     /// Reads the configuration from the worker's environment: vars first, then secrets.

@@ -534,6 +534,30 @@ impl Sim {
         self.deliver(params, &faults).await;
     }
 
+    /// A new dialled leg: the `initiated` callback, then it rings (`ringing`).
+    async fn announce_leg(
+        &self,
+        dial: &twiml::Dial,
+        leg: &CallLog,
+        held: &mut Vec<Vec<(String, String)>>,
+    ) {
+        let initiated = Progress {
+            event: "initiated",
+            status: "initiated",
+            sequence: 0,
+            duration: None,
+        };
+        self.status_callback(dial, leg, initiated, held).await;
+        self.set_status(&leg.sid, "ringing");
+        let ringing = Progress {
+            event: "ringing",
+            status: "ringing",
+            sequence: 1,
+            duration: None,
+        };
+        self.status_callback(dial, leg, ringing, held).await;
+    }
+
     async fn deliver(&self, mut params: Vec<(String, String)>, faults: &Faults) {
         let url = params
             .iter()
@@ -610,31 +634,7 @@ impl Sim {
             });
         let notify = self.notify_for(parent);
         let mut held = Vec::new();
-        self.status_callback(
-            &dial,
-            &child,
-            Progress {
-                event: "initiated",
-                status: "initiated",
-                sequence: 0,
-                duration: None,
-            },
-            &mut held,
-        )
-        .await;
-        self.set_status(&child.sid, "ringing");
-        self.status_callback(
-            &dial,
-            &child,
-            Progress {
-                event: "ringing",
-                status: "ringing",
-                sequence: 1,
-                duration: None,
-            },
-            &mut held,
-        )
-        .await;
+        self.announce_leg(&dial, &child, &mut held).await;
         self.send(
             outbox,
             ServerMessage::Ringing {
@@ -933,31 +933,7 @@ impl Sim {
             return ("failed", child.sid);
         };
         let mut held = Vec::new();
-        self.status_callback(
-            dial,
-            &child,
-            Progress {
-                event: "initiated",
-                status: "initiated",
-                sequence: 0,
-                duration: None,
-            },
-            &mut held,
-        )
-        .await;
-        self.status_callback(
-            dial,
-            &child,
-            Progress {
-                event: "ringing",
-                status: "ringing",
-                sequence: 1,
-                duration: None,
-            },
-            &mut held,
-        )
-        .await;
-        self.set_status(&child.sid, "ringing");
+        self.announce_leg(dial, &child, &mut held).await;
         let parameters = serde_json::json!({"CallSid": child.sid, "From": from, "To": to, "AccountSid": self.config.account_sid});
         self.send(
             &outbox,
