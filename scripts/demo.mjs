@@ -17,7 +17,7 @@ try {
     port,
     logDir,
     name: "demo-worker",
-    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilio.url, TWILIO_CALLER_IDS: "+447700900001,+447700900002" },
+    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilio.url, TWILIO_SIGNALING_URL: twilio.signalingUrl, TWILIO_CALLER_IDS: "+447700900001,+447700900002" },
     persistDir: join(REPO_ROOT, ".wrangler", "demo-state"),
   });
 } catch (error) {

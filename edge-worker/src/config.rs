@@ -121,6 +121,88 @@ impl BaseUrl {
     }
 }
 
+/// The WebSocket URL of Twilio's voice signaling that browsers connect to: `ws://` or `wss://`,
+/// a host (and optional port), and any path. Its origin is what the page's CSP allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalingUrl {
+    url: String,
+    /// Length of `scheme://host[:port]` within `url`.
+    origin_len: usize,
+}
+
+impl SignalingUrl {
+    /// Origin of Twilio's global low-latency signaling endpoint, the default.
+    pub const DEFAULT_ORIGIN: &'static str = "wss://voice-js.roaming.twilio.com";
+
+    /// The default URL, used when the setting is unset: `wss://voice-js.roaming.twilio.com/signal`.
+    pub fn twilio_default() -> Self {
+        Self {
+            url: format!("{}/signal", Self::DEFAULT_ORIGIN),
+            origin_len: Self::DEFAULT_ORIGIN.len(),
+        }
+    }
+
+    /// Accepts `ws://` or `wss://`, a DNS name, IPv4 or bracketed IPv6 host, an optional port,
+    /// then any path without spaces, quotes, commas or semicolons (the origin ends up in a
+    /// Content-Security-Policy header, which those would break).
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let expected =
+            || "a ws:// or wss:// URL with a host, e.g. wss://voice-js.roaming.twilio.com/signal";
+        let (scheme, rest) = value
+            .strip_prefix("wss://")
+            .map(|rest| ("wss://", rest))
+            .or_else(|| value.strip_prefix("ws://").map(|rest| ("ws://", rest)))
+            .ok_or_else(expected)?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        // The host, and what follows it: nothing, or `:` and a port number.
+        let (host_ok, after_host) = match authority.strip_prefix('[') {
+            Some(bracketed) => match bracketed.split_once(']') {
+                Some((ipv6, after)) => (
+                    !ipv6.is_empty()
+                        && ipv6
+                            .bytes()
+                            .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.')),
+                    after,
+                ),
+                None => (false, ""),
+            },
+            None => {
+                let host = authority.split(':').next().unwrap_or_default();
+                let host_ok = !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+                (host_ok, &authority[host.len()..])
+            }
+        };
+        let port_ok = after_host.is_empty()
+            || after_host.strip_prefix(':').is_some_and(|digits| {
+                digits.bytes().all(|b| b.is_ascii_digit())
+                    && digits.parse::<u16>().is_ok_and(|n| n > 0)
+            });
+        let path_ok = !value.contains(|c: char| {
+            c.is_whitespace() || c.is_control() || matches!(c, ';' | ',' | '\'' | '"' | '\\')
+        });
+        if host_ok && port_ok && path_ok {
+            Ok(Self {
+                url: value.to_owned(),
+                origin_len: scheme.len() + authority.len(),
+            })
+        } else {
+            Err(expected())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// `wss://voice-js.roaming.twilio.com` or `ws://127.0.0.1:8788`: scheme, host and port.
+    pub fn origin(&self) -> &str {
+        &self.url[..self.origin_len]
+    }
+}
+
 /// A secret value: never printed by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -175,10 +257,13 @@ pub struct Config {
     pub practice_phone_number: Setting<E164>,
     /// Optional: `clinician=30,patient=6` calls per rolling hour (the defaults).
     pub call_limits: Setting<CallLimits>,
+    /// Optional: Twilio's voice signaling WebSocket for browsers (default
+    /// `wss://voice-js.roaming.twilio.com/signal`; sim/twilio locally).
+    pub twilio_signaling_url: Setting<SignalingUrl>,
 }
 
 /// How many settings there are.
-pub const SETTING_COUNT: usize = 19;
+pub const SETTING_COUNT: usize = 20;
 
 /// Names of every setting, in the order `/api/v1/health` lists them.
 pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
@@ -201,10 +286,11 @@ pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
     "ADMIN_TOKEN",
     "PRACTICE_PHONE_NUMBER",
     "CALL_LIMITS_PER_HOUR",
+    "TWILIO_SIGNALING_URL",
 ];
 
 /// Settings that may be left unset (their defaults are documented in README.md).
-pub const OPTIONAL_SETTINGS: [&str; 8] = [
+pub const OPTIONAL_SETTINGS: [&str; 9] = [
     "TWILIO_TOKEN_TTL_SECONDS",
     "TWILIO_AUTH_TOKEN_PREVIOUS",
     "DIAL_POLICY",
@@ -213,6 +299,7 @@ pub const OPTIONAL_SETTINGS: [&str; 8] = [
     "ADMIN_TOKEN",
     "PRACTICE_PHONE_NUMBER",
     "CALL_LIMITS_PER_HOUR",
+    "TWILIO_SIGNALING_URL",
 ];
 
 fn parse_call_limits(value: &str) -> Result<CallLimits, &'static str> {
@@ -304,6 +391,11 @@ impl Config {
             admin_token: optional(setting(&lookup, "ADMIN_TOKEN", Secret::parse)),
             practice_phone_number: optional(setting(&lookup, "PRACTICE_PHONE_NUMBER", E164::parse)),
             call_limits: optional(setting(&lookup, "CALL_LIMITS_PER_HOUR", parse_call_limits)),
+            twilio_signaling_url: optional(setting(
+                &lookup,
+                "TWILIO_SIGNALING_URL",
+                SignalingUrl::parse,
+            )),
         }
     }
 
@@ -319,6 +411,12 @@ impl Config {
             "TWILIO_API_BASE_URL",
             BaseUrl("https://api.twilio.com".to_owned()),
         )
+    }
+
+    /// The signaling URL browsers are told to connect to (and the page's CSP allows).
+    pub fn twilio_signaling_url(&self) -> Result<SignalingUrl, UnusableSetting> {
+        self.twilio_signaling_url
+            .or_default("TWILIO_SIGNALING_URL", SignalingUrl::twilio_default())
     }
 
     /// The previous auth token while one is being rotated out.
@@ -373,6 +471,7 @@ impl Config {
             self.admin_token.state(),
             self.practice_phone_number.state(),
             self.call_limits.state(),
+            self.twilio_signaling_url.state(),
         ];
         let mut out = [("", SettingState::Missing); SETTING_COUNT];
         for (slot, (name, state)) in out.iter_mut().zip(SETTING_NAMES.into_iter().zip(states)) {
@@ -421,6 +520,10 @@ mod tests {
             ("ADMIN_TOKEN", "fake-admin-token".to_owned()),
             ("PRACTICE_PHONE_NUMBER", "+442079460000".to_owned()),
             ("CALL_LIMITS_PER_HOUR", "clinician=30,patient=6".to_owned()),
+            (
+                "TWILIO_SIGNALING_URL",
+                "ws://127.0.0.1:8788/signal".to_owned(),
+            ),
         ])
     }
 
@@ -487,6 +590,22 @@ mod tests {
             ("CALL_LIMITS_PER_HOUR", "doctor=3"),
             ("PRACTICE_PHONE_NUMBER", "020 7946 0000"),
             ("TWILIO_CALLER_IDS", "+447700900001, 07700900002"),
+            (
+                "TWILIO_SIGNALING_URL",
+                "https://voice-js.roaming.twilio.com/signal",
+            ),
+            ("TWILIO_SIGNALING_URL", "wss://"),
+            ("TWILIO_SIGNALING_URL", "wss:///signal"),
+            ("TWILIO_SIGNALING_URL", "ws://127.0.0.1:0/signal"),
+            ("TWILIO_SIGNALING_URL", "ws://127.0.0.1:99999/signal"),
+            ("TWILIO_SIGNALING_URL", "ws://127.0.0.1:87a8/signal"),
+            ("TWILIO_SIGNALING_URL", "wss://user@example.org/signal"),
+            ("TWILIO_SIGNALING_URL", "wss://example.org;/signal"),
+            (
+                "TWILIO_SIGNALING_URL",
+                "wss://example.org/signal; script-src *",
+            ),
+            ("TWILIO_SIGNALING_URL", "wss://[::1/signal"),
         ];
         for (name, value) in table {
             let config = config_without(name, Some(value));
@@ -534,6 +653,43 @@ mod tests {
         );
         let config = config_without("CALL_LIMITS_PER_HOUR", None);
         assert_eq!(config.call_limits().unwrap(), CallLimits::default());
+    }
+
+    #[test]
+    fn signaling_url_defaults_and_gives_its_origin() {
+        let config = config_without("TWILIO_SIGNALING_URL", None);
+        assert_eq!(
+            state_of(&config, "TWILIO_SIGNALING_URL"),
+            SettingState::Default
+        );
+        let default = config.twilio_signaling_url().unwrap();
+        assert_eq!(default.as_str(), "wss://voice-js.roaming.twilio.com/signal");
+        assert_eq!(default.origin(), "wss://voice-js.roaming.twilio.com");
+        assert_eq!(SignalingUrl::parse(default.as_str()), Ok(default));
+
+        let table = [
+            ("ws://127.0.0.1:8788/signal", "ws://127.0.0.1:8788"),
+            (
+                "wss://chunderw-vpc-gll-ie1.twilio.com/signal",
+                "wss://chunderw-vpc-gll-ie1.twilio.com",
+            ),
+            (
+                "wss://voice-js.roaming.twilio.com",
+                "wss://voice-js.roaming.twilio.com",
+            ),
+            ("ws://localhost:9000?x=1", "ws://localhost:9000"),
+            ("ws://[::1]:8788/signal", "ws://[::1]:8788"),
+        ];
+        for (value, origin) in table {
+            let config = config_without("TWILIO_SIGNALING_URL", Some(value));
+            let url = config.twilio_signaling_url().unwrap();
+            assert_eq!((url.as_str(), url.origin()), (value, origin));
+        }
+        let config = config_without("TWILIO_SIGNALING_URL", Some("http://example.org"));
+        assert_eq!(
+            config.twilio_signaling_url().unwrap_err().state,
+            SettingState::Invalid
+        );
     }
 
     #[test]

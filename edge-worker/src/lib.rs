@@ -1,8 +1,9 @@
 //! The Cloudflare Worker: routes `/api/v1/*` requests to thin handlers over `shared`, maps every
 //! error to a JSON response in one place, and hosts the Durable Objects.
 //!
-//! Static pages (`www/`) are served by Workers Static Assets before this code runs; requests that
-//! match no asset arrive here.
+//! Every request runs the worker first (`[assets] run_worker_first`): `/api/*` goes to the router;
+//! anything else is a static page (`www/`), served from the assets binding with the CSP of this
+//! environment (`page`).
 
 pub mod auth;
 pub mod clinicians;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod handlers;
 pub mod log;
 pub mod medplum;
+pub mod page;
 pub mod reply;
 pub mod router;
 pub mod twilio_rest;
@@ -28,6 +30,12 @@ use crate::router::{Endpoint, Route};
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let config = Config::from_env(&env);
+    if !router::is_api(&req.path()) {
+        return match page::serve(req, &env, &config).await {
+            Ok(page) => Ok(page),
+            Err(error) => into_response(error.into_reply(), false),
+        };
+    }
     let method = req.method();
     let route = router::route(method.as_ref(), &req.path());
     // The one streaming endpoint passes the Durable Object's response through.
@@ -86,6 +94,7 @@ async fn dispatch(
         Endpoint::DialCompleteWebhook => {
             handlers::call_status::dial_complete(req, env, config, now_unix()).await
         }
+        Endpoint::Appointments => handlers::appointments::list(req, config, now_unix()).await,
         Endpoint::AppointmentCalls(appointment) => {
             handlers::appointment_call::list(req, env, config, &appointment, now_unix()).await
         }

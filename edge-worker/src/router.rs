@@ -16,6 +16,8 @@ pub enum Endpoint {
     VoiceWebhook,
     CallStatusWebhook,
     DialCompleteWebhook,
+    /// The signed-in clinician's phone appointments of a day.
+    Appointments,
     AppointmentCalls(AppointmentId),
     AppointmentCallEvents(AppointmentId),
     EndAppointmentCall(AppointmentId),
@@ -43,7 +45,9 @@ impl Endpoint {
             | Endpoint::AdminLeases => &["POST"],
             Endpoint::AdminNumberPool => &["GET", "POST", "DELETE"],
             Endpoint::AdminLease(_) => &["DELETE"],
-            Endpoint::AppointmentCalls(_) | Endpoint::AppointmentCallEvents(_) => &["GET"],
+            Endpoint::Appointments
+            | Endpoint::AppointmentCalls(_)
+            | Endpoint::AppointmentCallEvents(_) => &["GET"],
         }
     }
 }
@@ -60,6 +64,11 @@ pub enum RouteError {
 pub struct Route {
     pub endpoint: Endpoint,
     pub method: &'static str,
+}
+
+/// Whether `path` belongs to the API (`/api` and below); everything else is a static page.
+pub fn is_api(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
 }
 
 /// Matches `method` and `path` (without query) against the API.
@@ -80,6 +89,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["api", "v1", "admin", "number-pool", "leases", sid] => {
             Endpoint::AdminLease(CallSid::parse(sid).map_err(|_| RouteError::NotFound)?)
         }
+        ["api", "v1", "appointments"] => Endpoint::Appointments,
         ["api", "v1", "appointments", id, "call"] => {
             Endpoint::AppointmentCalls(AppointmentId::parse(id).map_err(|_| RouteError::NotFound)?)
         }
@@ -171,10 +181,47 @@ mod tests {
                 "/api/v1/clinicians//twilio-identity",
                 Err(RouteError::NotFound),
             ),
+            ("GET", "/api/v1/appointments", Ok(Endpoint::Appointments)),
+            ("GET", "/api/v1/appointments/", Ok(Endpoint::Appointments)),
+            ("HEAD", "/api/v1/appointments", Ok(Endpoint::Appointments)),
+            (
+                "POST",
+                "/api/v1/appointments",
+                Err(RouteError::MethodNotAllowed { allow: &["GET"] }),
+            ),
+            (
+                "GET",
+                "/api/v1/appointments/appt-mobile/call",
+                Ok(Endpoint::AppointmentCalls(
+                    AppointmentId::parse("appt-mobile").unwrap(),
+                )),
+            ),
+            (
+                "GET",
+                "/api/v1/appointments/appt-mobile",
+                Err(RouteError::NotFound),
+            ),
         ];
         for (method, path, expected) in table {
             let got = route(method, path).map(|r| r.endpoint);
             assert_eq!(&got, expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn api_paths_and_pages() {
+        let table = [
+            ("/api/v1/health", true),
+            ("/api/", true),
+            ("/api", true),
+            ("/", false),
+            ("/index.html", false),
+            ("/pkg/web_client_bg.wasm", false),
+            ("/apiary", false),
+            ("/x/api/v1/health", false),
+        ];
+        for (path, api) in table {
+            assert_eq!(is_api(path), api, "{path}");
         }
     }
 }

@@ -107,6 +107,11 @@ impl CallRefusal {
         }
     }
 
+    /// The reason with this code, if any.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|refusal| refusal.code() == code)
+    }
+
     /// Every reason, for tables and documentation.
     pub const ALL: [CallRefusal; 15] = [
         Self::NotAClinician,
@@ -161,6 +166,7 @@ mod tests {
             assert_eq!(serde_json::to_value(refusal).unwrap(), refusal.code());
             assert!(refusal.spoken().ends_with('.'));
             assert!(!refusal.display().is_empty());
+            assert_eq!(CallRefusal::from_code(refusal.code()), Some(refusal));
         }
     }
 

@@ -4,7 +4,10 @@
 //! browser module are thin adapters that pass time, random bytes and inputs in as values.
 
 pub mod access_token;
+pub mod appointment_summary;
+pub mod call_quality;
 pub mod call_refusal;
+pub mod call_session;
 pub mod call_state;
 pub mod clinician;
 pub mod dial_policy;
@@ -15,6 +18,7 @@ pub mod jwt;
 pub mod number_pool;
 pub mod readiness;
 pub mod signaling;
+pub mod sse;
 pub mod time;
 pub mod twiml;
 pub mod webhook_signature;

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createHmac, generateKeyPairSync, sign as rsaSign, createPublicKey } from "node:crypto";
 import jwt from "jsonwebtoken";
 import twilio from "twilio";
-import { startWorker, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
+import { startWorker, startTwilioSim, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
 
 const artifacts = artifactsDir();
@@ -13,6 +13,7 @@ const IDENTITY_SYSTEM = "http://twilio.com/voice/identity";
 let medplum;
 let medplumPort;
 let worker;
+let twilioSim;
 
 async function startLocalMedplum() {
   return startMedplumServer({
@@ -25,15 +26,20 @@ async function startLocalMedplum() {
 before(async () => {
   medplumPort = await freePort();
   medplum = await startLocalMedplum();
+  // The signed-in page connects to Twilio's signaling with its token: the local Twilio answers.
+  const workerPort = await freePort();
+  twilioSim = await startTwilioSim({ workerUrl: `http://127.0.0.1:${workerPort}`, logDir: artifacts, name: "access-token-twilio" });
   worker = await startWorker({
+    port: workerPort,
     logDir: artifacts,
     name: "access-token-worker",
-    vars: { MEDPLUM_BASE_URL: medplum.url },
+    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilioSim.url, TWILIO_SIGNALING_URL: twilioSim.signalingUrl },
   });
 });
 
 after(async () => {
   await worker?.stop();
+  await twilioSim?.stop();
   await medplum?.close();
 });
 
@@ -97,6 +103,8 @@ test("a clinician with videocall_own_manage gets a Twilio token that twilio-node
   assert.equal(response.status, 200, JSON.stringify(body));
   assert.equal(body.identity, "clinician-ada");
   assert.equal(body.ttlSeconds, 3600);
+  // The configured TWILIO_SIGNALING_URL: where the browser connects with this token.
+  assert.equal(body.signalingUrl, twilioSim.signalingUrl);
   assert.ok(Math.abs(Date.parse(body.expiresAt) / 1000 - (before + 3600)) < 30, body.expiresAt);
 
   // Oracle 1: the token verifies as HS256 with the API secret (jsonwebtoken, as twilio-node uses).

@@ -157,6 +157,10 @@ test("an answered call: TwiML dials the patient's number from the record, and th
   assert.equal(record.status, "completed");
   assert.deepEqual(record.timeline.map((t) => t.status), ["initiated", "ringing", "in-progress", "completed"]);
   assert.equal(body.live, null);
+  // The panel's entry comes with the records: the number it dialled, for dialing by hand too.
+  assert.equal(body.appointment.id, "appt-mobile");
+  assert.equal(body.appointment.patient.phone, dialled(twiml));
+  assert.equal(body.appointment.patient.dialable, true);
 });
 
 test("busy, no-answer and failed calls are recorded with their outcome", async () => {

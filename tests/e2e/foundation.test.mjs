@@ -33,7 +33,7 @@ test("health reports ok, the version and every setting by name only", async () =
   assert.equal(health.status, "ok", text);
   assert.equal(health.environment, "local");
   assert.match(health.version, /^\d+\.\d+\.\d+$/);
-  assert.equal(Object.keys(health.config).length, 19);
+  assert.equal(Object.keys(health.config).length, 20);
   assert.ok(Object.values(health.config).every((state) => state === "present" || state === "default"), text);
 });
 
@@ -55,6 +55,9 @@ test("the page is served with a strict content security policy", async () => {
   assert.match(csp, /default-src 'self'/);
   assert.match(csp, /script-src 'self' 'wasm-unsafe-eval'/);
   assert.match(csp, /frame-ancestors 'none'/);
+  // connect-src: 'self' and the signaling origin of wrangler.toml's local TWILIO_SIGNALING_URL.
+  const connect = csp.split(";").map((d) => d.trim()).find((d) => d.startsWith("connect-src"));
+  assert.equal(connect, "connect-src 'self' ws://127.0.0.1:8788");
   assert.equal(response.headers.get("x-content-type-options"), "nosniff");
   const wasm = await fetch(`${worker.url}/pkg/web_client_bg.wasm`);
   assert.equal(wasm.status, 200);

@@ -1,9 +1,14 @@
-//! The clinician's browser calling module (wasm-bindgen): today, the readiness check that tells a
-//! clinician whether this browser can place calls, rendered into the page.
+//! The clinician's browser calling module (wasm-bindgen): the readiness check, and
+//! [`client::CallClient`], which places and receives calls through Twilio's signaling and WebRTC
+//! and renders the call panel.
 //!
-//! Every web-sys/js-sys call lives in [`glue`]; the rules come from `shared::readiness`.
+//! Every web-sys/js-sys call lives in [`glue`]; the rules come from `shared` (the session state
+//! machine, call quality, readiness) and from [`panel`] (what the panel shows), all plain Rust.
 
+pub mod appointment;
+pub mod client;
 pub mod glue;
+pub mod panel;
 
 use wasm_bindgen::prelude::*;
 

@@ -1,4 +1,5 @@
-//! `POST /api/v1/twilio/access-token`: a Twilio Voice token for the signed-in clinician.
+//! `POST /api/v1/twilio/access-token`: a Twilio Voice token for the signed-in clinician, and the
+//! signaling URL the browser connects to with it.
 
 use serde::Serialize;
 use shared::access_token::{mint, TokenRequest};
@@ -21,6 +22,8 @@ struct TokenReply {
     identity: String,
     expires_at: String,
     ttl_seconds: u32,
+    /// `TWILIO_SIGNALING_URL`: Twilio's signaling WebSocket (sim/twilio locally).
+    signaling_url: String,
 }
 
 /// Applies the per-clinician limit. A missing binding is logged and not enforced: the limit
@@ -56,6 +59,7 @@ pub async fn issue(
         .twilio_twiml_app_sid
         .require("TWILIO_TWIML_APP_SID")?;
     let ttl = config.token_ttl()?;
+    let signaling_url = config.twilio_signaling_url()?;
 
     // The signup flow normally provisions the identity; do it now if it did not.
     ensure_identity(&medplum, clinician).await?;
@@ -79,6 +83,7 @@ pub async fn issue(
             identity: identity.to_string(),
             expires_at: shared::time::rfc3339_utc(minted.expires_at_unix),
             ttl_seconds: ttl.seconds(),
+            signaling_url: signaling_url.as_str().to_owned(),
         },
     ))
 }

@@ -2,7 +2,9 @@
 //! and live state) and `POST /api/v1/appointments/{id}/call/end` (end a live call through Twilio's
 //! REST API, or record the outcome of a call dialled by hand), and
 //! `GET /api/v1/appointments/{id}/call/events` (the ledger's live Server-Sent Events stream).
-//! Only a participant of the appointment may use them.
+//! Only a participant of the appointment may use them. The records come with the appointment's
+//! panel entry (patient, number, dialable or why not), so a panel opened with only an appointment
+//! id can show the number to dial by hand.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -15,24 +17,34 @@ use crate::auth::authenticate_clinician;
 use crate::config::Config;
 use crate::durable::call;
 use crate::error::AppError;
+use crate::medplum::Medplum;
 use crate::reply::Reply;
 use crate::twilio_rest::{end_call, TwilioRestError};
+
+/// A clinician taking part in an appointment, and the Appointment as read.
+struct Participant {
+    practitioner: PractitionerId,
+    appointment: Value,
+}
 
 /// Authenticates the clinician and checks they take part in the appointment.
 async fn participant(
     req: &Request,
-    config: &Config,
+    medplum: &Medplum<'_>,
     appointment: &AppointmentId,
     now_unix: i64,
-) -> Result<PractitionerId, AppError> {
-    let medplum = crate::medplum_client(config)?;
-    let practitioner = authenticate_clinician(req, &medplum, now_unix).await?;
+) -> Result<Participant, AppError> {
+    let practitioner = authenticate_clinician(req, medplum, now_unix).await?;
     let resource = medplum
         .read("Appointment", appointment.as_str())
         .await?
-        .ok_or(AppError::AppointmentNotFound)?;
-    if has_practitioner(&resource.resource, &practitioner) {
-        Ok(practitioner)
+        .ok_or(AppError::AppointmentNotFound)?
+        .resource;
+    if has_practitioner(&resource, &practitioner) {
+        Ok(Participant {
+            practitioner,
+            appointment: resource,
+        })
     } else {
         Err(AppError::NotYourAppointment)
     }
@@ -59,7 +71,7 @@ pub async fn events(
     appointment: &AppointmentId,
     now_unix: i64,
 ) -> Result<worker::Response, AppError> {
-    participant(req, config, appointment, now_unix).await?;
+    participant(req, &crate::medplum_client(config)?, appointment, now_unix).await?;
     let stub = env
         .durable_object("CALL_LEDGER")
         .and_then(|ns| ns.get_by_name(appointment.as_str()))
@@ -82,7 +94,10 @@ pub async fn list(
     appointment: &AppointmentId,
     now_unix: i64,
 ) -> Result<Reply, AppError> {
-    participant(req, config, appointment, now_unix).await?;
+    let medplum = crate::medplum_client(config)?;
+    let participant = participant(req, &medplum, appointment, now_unix).await?;
+    let entry =
+        crate::handlers::appointments::entry(&medplum, config, &participant.appointment).await?;
     let calls = ledger(env, appointment, Method::Get, "/calls", None).await?;
     let calls = calls
         .get("calls")
@@ -97,7 +112,7 @@ pub async fn list(
         .cloned();
     Ok(Reply::json(
         200,
-        &json!({"appointmentId": appointment.as_str(), "live": live, "calls": calls}),
+        &json!({"appointmentId": appointment.as_str(), "appointment": entry, "live": live, "calls": calls}),
     ))
 }
 
@@ -123,7 +138,9 @@ pub async fn end(
     appointment: &AppointmentId,
     now_unix: i64,
 ) -> Result<Reply, AppError> {
-    let practitioner = participant(req, config, appointment, now_unix).await?;
+    let practitioner = participant(req, &crate::medplum_client(config)?, appointment, now_unix)
+        .await?
+        .practitioner;
     let body: EndRequest = req.json().await.map_err(|_| {
         AppError::BadRequest(
             "expected {\"callSid\": \"CA…\"} or {\"manual\": {\"outcome\", \"durationSeconds\"}}",

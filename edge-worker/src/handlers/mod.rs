@@ -3,6 +3,7 @@
 pub mod access_token;
 pub mod admin_pool;
 pub mod appointment_call;
+pub mod appointments;
 pub mod call_status;
 pub mod dev_sign_in;
 pub mod health;

@@ -12,8 +12,9 @@ use shared::jwt::UnverifiedJwt;
 use shared::signaling::{codes, ServerMessage, SignalingError};
 use shared::time::rfc3339_utc;
 use shared::webhook_signature::compute;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
+use crate::routing::{Outbox, Route};
 use crate::twiml::{self, Target, Verb};
 
 /// What the simulator is configured with (fake credentials, local URLs).
@@ -137,6 +138,10 @@ pub struct CallLog {
     pub digits: String,
     pub ended_by: Option<String>,
     pub error_code: Option<u32>,
+    /// Times a reconnect `invite` took this call over on a new signaling socket.
+    pub reattached: u32,
+    /// The signaling socket that carried this call is gone and no new one has taken it over.
+    pub detached: bool,
 }
 
 /// How a live call was ended from outside its script.
@@ -144,6 +149,26 @@ pub struct CallLog {
 pub enum EndedBy {
     Client,
     Rest,
+    /// The signaling socket dropped and the client did not reconnect within its window.
+    SignalingLost,
+}
+
+impl Inner {
+    /// Logs one signaling frame (access tokens redacted).
+    pub fn log(&mut self, direction: &'static str, text: &str) {
+        let mut frame: serde_json::Value =
+            serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.to_owned()));
+        if let Some(token) = frame.pointer_mut("/payload/token") {
+            if token.is_string() {
+                *token = "<redacted>".into();
+            }
+        }
+        self.frames.push(FrameLog {
+            at: rfc3339_utc(now_unix()),
+            direction,
+            frame,
+        });
+    }
 }
 
 #[derive(Default)]
@@ -162,7 +187,11 @@ pub struct Inner {
     /// The SDP answer to send when the callee answers, by parent CallSid.
     pub answers: HashMap<String, String>,
     /// Registered clients (after `register`), by identity: where incoming calls ring.
-    pub clients: HashMap<String, mpsc::UnboundedSender<String>>,
+    pub clients: HashMap<String, Outbox>,
+    /// Each call's signaling route, by the CallSid its client knows (see `routing`).
+    pub routes: HashMap<String, Route>,
+    /// Live reconnect tokens → the CallSid they resume.
+    pub tokens: HashMap<String, String>,
     /// A browser's reply to an incoming call, by the ringing leg's CallSid.
     pub incoming: HashMap<String, IncomingReply>,
 }
@@ -172,6 +201,8 @@ pub struct Inner {
 pub enum IncomingReply {
     Answered(String),
     Rejected,
+    /// The browser's signaling socket went away while the call rang, and did not come back.
+    Lost,
 }
 
 /// The simulator.
@@ -229,9 +260,7 @@ impl Sim {
 
     /// A fresh `CA…` sid.
     pub fn new_call_sid(&self) -> String {
-        let n = self
-            .sequence
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.next_sequence();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -239,23 +268,18 @@ impl Sim {
         format!("CA{:016x}{:08x}{:08x}", n, nanos, std::process::id())
     }
 
+    /// The next value of the simulator's sequence (call sids, tokens).
+    pub fn next_sequence(&self) -> u64 {
+        self.sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn scaled(&self, ms: u64) -> Duration {
         Duration::from_millis((ms as f64 * self.config.time_scale).round() as u64)
     }
 
     pub fn log_frame(&self, direction: &'static str, text: &str) {
-        let mut frame: serde_json::Value =
-            serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.to_owned()));
-        if let Some(token) = frame.pointer_mut("/payload/token") {
-            if token.is_string() {
-                *token = "<redacted>".into();
-            }
-        }
-        self.lock().frames.push(FrameLog {
-            at: rfc3339_utc(now_unix()),
-            direction,
-            frame,
-        });
+        self.lock().log(direction, text);
     }
 
     /// Validates an access token as Twilio's gateway does. `Ok((identity, seconds left))`.
@@ -354,22 +378,16 @@ impl Sim {
         Ok((status, text))
     }
 
-    fn send(&self, outbox: &mpsc::UnboundedSender<String>, message: ServerMessage) {
-        let text = message.encode();
-        self.log_frame("server", &text);
-        let _ = outbox.send(text);
-    }
-
-    /// Runs one outbound call placed by a client's `invite`, to its end.
+    /// Runs one outbound call placed by a client's `invite`, to its end. `parent` is its
+    /// CallSid, whose route the session has opened.
     pub async fn run_outbound(
         self: Arc<Self>,
-        outbox: mpsc::UnboundedSender<String>,
+        parent: String,
         identity: String,
         client_callsid: String,
         offer_sdp: String,
         params: Vec<(String, String)>,
     ) {
-        let parent = self.new_call_sid();
         // A real offer gets a real peer; a placeholder SDP (protocol-only tests) gets none.
         let fail_ice = self.lock().faults.fail_ice;
         if let Ok((answer, stats)) = crate::media::answer(&offer_sdp, !fail_ice) {
@@ -394,6 +412,8 @@ impl Sim {
                     digits: String::new(),
                     ended_by: None,
                     error_code: None,
+                    reattached: 0,
+                    detached: false,
                 },
             );
         }
@@ -433,7 +453,6 @@ impl Sim {
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(codes::CONNECTION_ERROR);
                 self.finish_parent(
-                    &outbox,
                     &parent,
                     "failed",
                     Some(SignalingError {
@@ -452,21 +471,15 @@ impl Sim {
                 Verb::Say(_) | Verb::Pause(_) => tokio::time::sleep(self.scaled(1_000)).await,
                 Verb::Hangup | Verb::Reject => break,
                 Verb::Dial(dial) => {
-                    self.clone().run_dial(&outbox, &parent, dial).await;
+                    self.clone().run_dial(&parent, dial).await;
                     break;
                 }
             }
         }
-        self.finish_parent(&outbox, &parent, "completed", None);
+        self.finish_parent(&parent, "completed", None);
     }
 
-    fn finish_parent(
-        &self,
-        outbox: &mpsc::UnboundedSender<String>,
-        parent: &str,
-        status: &str,
-        error: Option<SignalingError>,
-    ) {
+    fn finish_parent(&self, parent: &str, status: &str, error: Option<SignalingError>) {
         let by_client = self.ended(parent) == Some(EndedBy::Client);
         if let Some(stats) = self.lock().media.get(parent) {
             stats.stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -476,14 +489,15 @@ impl Sim {
             call.error_code = error.as_ref().map(|e| e.code);
         }
         if !by_client {
-            self.send(
-                outbox,
+            self.send_call(
+                parent,
                 ServerMessage::Hangup {
                     callsid: Some(parent.to_owned()),
                     error,
                 },
             );
         }
+        self.close_route(parent);
     }
 
     async fn status_callback(
@@ -580,12 +594,7 @@ impl Sim {
         }
     }
 
-    async fn run_dial(
-        self: Arc<Self>,
-        outbox: &mpsc::UnboundedSender<String>,
-        parent: &str,
-        dial: twiml::Dial,
-    ) {
+    async fn run_dial(self: Arc<Self>, parent: &str, dial: twiml::Dial) {
         let Target::Number(number) = dial.target.clone() else {
             // <Dial><Client> from an outbound browser call is not used by the product.
             return;
@@ -602,8 +611,8 @@ impl Sim {
             if let Some(call) = self.lock().calls.get_mut(parent) {
                 call.error_code = Some(error.code);
             }
-            self.send(
-                outbox,
+            self.send_call(
+                parent,
                 ServerMessage::Error {
                     error,
                     callsid: Some(parent.to_owned()),
@@ -621,6 +630,8 @@ impl Sim {
             digits: String::new(),
             ended_by: None,
             error_code: None,
+            reattached: 0,
+            detached: false,
         };
         self.lock().calls.insert(child.sid.clone(), child.clone());
         let script = self
@@ -635,8 +646,8 @@ impl Sim {
         let notify = self.notify_for(parent);
         let mut held = Vec::new();
         self.announce_leg(&dial, &child, &mut held).await;
-        self.send(
-            outbox,
+        self.send_call(
+            parent,
             ServerMessage::Ringing {
                 callsid: parent.to_owned(),
                 sdp: None,
@@ -686,12 +697,13 @@ impl Sim {
                     )
                     .await;
                     let answer_sdp = self.lock().answers.get(parent).cloned();
-                    self.send(
-                        outbox,
+                    let reconnect = self.issue_token(parent);
+                    self.send_call(
+                        parent,
                         ServerMessage::Answer {
                             callsid: parent.to_owned(),
                             sdp: answer_sdp,
-                            reconnect: None,
+                            reconnect,
                         },
                     );
                     let answered = Instant::now();
@@ -772,9 +784,10 @@ impl Sim {
 }
 
 impl Sim {
-    /// A browser answered or rejected the incoming call ringing on leg `sid`.
+    /// A browser answered or rejected the incoming call ringing on leg `sid` (or vanished while
+    /// it rang). The first reply stands.
     pub fn incoming_reply(&self, sid: &str, reply: IncomingReply) {
-        self.lock().incoming.insert(sid.to_owned(), reply);
+        self.lock().incoming.entry(sid.to_owned()).or_insert(reply);
         let parent = self
             .lock()
             .calls
@@ -800,6 +813,8 @@ impl Sim {
                 digits: String::new(),
                 ended_by: None,
                 error_code: None,
+                reattached: 0,
+                detached: false,
             },
         );
         tokio::spawn(self.clone().run_inbound(parent.clone(), from, to));
@@ -898,6 +913,8 @@ impl Sim {
                 digits: String::new(),
                 ended_by: None,
                 error_code: None,
+                reattached: 0,
+                detached: false,
             },
         );
         (outcome, sid)
@@ -922,21 +939,36 @@ impl Sim {
             digits: String::new(),
             ended_by: None,
             error_code: None,
+            reattached: 0,
+            detached: false,
         };
-        self.lock().calls.insert(child.sid.clone(), child.clone());
-        let Some(outbox) = self.lock().clients.get(identity).cloned() else {
+        let registered = {
+            let mut inner = self.lock();
+            inner.calls.insert(child.sid.clone(), child.clone());
+            // The leg rings the socket the browser registered on; its frames follow the call's
+            // route from now on (opened under the same lock that socket's end takes).
+            match inner.clients.get(identity).cloned() {
+                Some(outbox) => {
+                    inner.open_route(&child.sid, identity, outbox);
+                    true
+                }
+                None => false,
+            }
+        };
+        if !registered {
             self.set_status(&child.sid, "no-answer");
             return ("no-answer", child.sid);
-        };
+        }
         let Ok(offerer) = crate::media::Offerer::new() else {
+            self.lock().routes.remove(&child.sid);
             self.set_status(&child.sid, "failed");
             return ("failed", child.sid);
         };
         let mut held = Vec::new();
         self.announce_leg(dial, &child, &mut held).await;
         let parameters = serde_json::json!({"CallSid": child.sid, "From": from, "To": to, "AccountSid": self.config.account_sid});
-        self.send(
-            &outbox,
+        self.send_call(
+            &child.sid,
             ServerMessage::Invite {
                 callsid: child.sid.clone(),
                 sdp: offerer.offer_sdp().to_owned(),
@@ -975,12 +1007,33 @@ impl Sim {
                     &mut held,
                 )
                 .await;
+                // Twilio confirms the browser's answer with an `answer` carrying a reconnect token.
+                let reconnect = self.issue_token(&child.sid);
+                self.send_call(
+                    &child.sid,
+                    ServerMessage::Answer {
+                        callsid: child.sid.clone(),
+                        sdp: None,
+                        reconnect,
+                    },
+                );
                 let answered = Instant::now();
                 // Poll the flag too: a notification that lands before we wait is not lost.
                 while self.ended(parent).is_none() {
                     let _ =
                         tokio::time::timeout(Duration::from_millis(200), notify.notified()).await;
                 }
+                if self.ended(parent) != Some(EndedBy::Client) {
+                    // Ended elsewhere (REST): the browser is told.
+                    self.send_call(
+                        &child.sid,
+                        ServerMessage::Hangup {
+                            callsid: Some(child.sid.clone()),
+                            error: None,
+                        },
+                    );
+                }
+                self.close_route(&child.sid);
                 if let Some(stats) = self.lock().media.get(&child.sid) {
                     stats.stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -1002,6 +1055,7 @@ impl Sim {
                 ("completed", child.sid)
             }
             Some(IncomingReply::Rejected) => {
+                self.close_route(&child.sid);
                 self.set_status(&child.sid, "busy");
                 self.status_callback(
                     dial,
@@ -1017,13 +1071,31 @@ impl Sim {
                 .await;
                 ("busy", child.sid)
             }
+            Some(IncomingReply::Lost) => {
+                self.close_route(&child.sid);
+                self.set_status(&child.sid, "no-answer");
+                self.status_callback(
+                    dial,
+                    &child,
+                    Progress {
+                        event: "completed",
+                        status: "no-answer",
+                        sequence: 2,
+                        duration: None,
+                    },
+                    &mut held,
+                )
+                .await;
+                ("no-answer", child.sid)
+            }
             None => {
-                self.send(
-                    &outbox,
+                self.send_call(
+                    &child.sid,
                     ServerMessage::Cancel {
                         callsid: child.sid.clone(),
                     },
                 );
+                self.close_route(&child.sid);
                 self.set_status(&child.sid, "no-answer");
                 self.status_callback(
                     dial,

@@ -1,17 +1,19 @@
 //! twilio-sim: a local Twilio for the demo and the end-to-end tests. Serves voice client
-//! signaling (`/signal`, the frames of `shared::signaling`), sends signed webhooks and status
-//! callbacks to the worker, scripts callees by number, answers the REST call-update API, and
-//! exposes faults and inspection under `/__sim/`. Configured by environment variables; listens on
-//! 127.0.0.1 only. See sim/twilio/README.md.
+//! signaling (`/signal`, the frames of `shared::signaling`; calls survive a signaling reconnect,
+//! see `routing`), sends signed webhooks and status callbacks to the worker, scripts callees by
+//! number, answers the REST call-update API, and exposes faults and inspection under `/__sim/`.
+//! Configured by environment variables; listens on 127.0.0.1 only. See sim/twilio/README.md.
 
 mod engine;
 mod media;
 mod rest;
+mod routing;
 mod twiml;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
@@ -167,7 +169,7 @@ async fn session(app: Shared, socket: WebSocket) {
     let sim = app.sim.clone();
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut rx) = mpsc::unbounded_channel::<String>();
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(text) = rx.recv().await {
             if sink.send(Message::Text(text.into())).await.is_err() {
                 break;
@@ -181,6 +183,8 @@ async fn session(app: Shared, socket: WebSocket) {
         let _ = outbox.send(text);
     };
     let mut identity: Option<String> = None;
+    // How long this socket's calls are held for a reconnect if it drops (its `listen` says).
+    let mut window = routing::reconnect_window(None);
     loop {
         let incoming = tokio::select! {
             message = stream.next() => message,
@@ -205,6 +209,7 @@ async fn session(app: Shared, socket: WebSocket) {
                 match sim.validate_token(&listen.token) {
                     Ok((id, ttl)) => {
                         identity = Some(id.clone());
+                        window = routing::reconnect_window(listen.reconnect_timeout);
                         send(ServerMessage::Connected {
                             token: Some(TokenInfo { identity: id, ttl }),
                             region: Some("gll".into()),
@@ -246,6 +251,18 @@ async fn session(app: Shared, socket: WebSocket) {
                     });
                     continue;
                 };
+                if let Some(token) = &invite.reconnect {
+                    // Resume a call on this socket; the media peer is untouched.
+                    if let routing::Reattached::Refused(error) =
+                        sim.reattach(&invite.callsid, token, &id, &outbox)
+                    {
+                        send(ServerMessage::Hangup {
+                            callsid: Some(invite.callsid),
+                            error: Some(error),
+                        });
+                    }
+                    continue;
+                }
                 let params = invite
                     .twilio
                     .params
@@ -253,8 +270,12 @@ async fn session(app: Shared, socket: WebSocket) {
                     .map(shared::form::parse)
                     .and_then(Result::ok)
                     .unwrap_or_default();
+                // The call's route is opened here, in the session's order, so that this
+                // socket's end (below) is sure to see it.
+                let parent = sim.new_call_sid();
+                sim.lock().open_route(&parent, &id, outbox.clone());
                 tokio::spawn(sim.clone().run_outbound(
-                    outbox.clone(),
+                    parent,
                     id,
                     invite.callsid,
                     invite.sdp,
@@ -336,18 +357,16 @@ async fn session(app: Shared, socket: WebSocket) {
             }),
         }
     }
-    if let Some(id) = &identity {
-        let mut inner = sim.lock();
-        if inner
-            .clients
-            .get(id)
-            .is_some_and(|registered| registered.same_channel(&outbox))
-        {
-            inner.clients.remove(id);
-        }
-    }
+    // The socket is gone: its calls are held for a reconnect (or end, with a zero window).
+    sim.session_ended(identity.as_deref(), &outbox, window);
     drop(outbox);
-    let _ = writer.await;
+    // Every route and registration has let go of this socket, so the writer drains and closes.
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }
 
 /// Twilio's REST authentication: basic auth with an API key and its secret, or the account SID

@@ -26,6 +26,14 @@ pub async fn observe() -> Result<BrowserFacts, JsValue> {
     })
 }
 
+/// The microphone permission as the Permissions API reports it now.
+pub async fn microphone_permission_now() -> MicrophonePermission {
+    match web_sys::window() {
+        Some(window) => microphone_permission(&window.navigator()).await,
+        None => MicrophonePermission::Unknown,
+    }
+}
+
 /// Asks the Permissions API for the microphone's state; `Unknown` where it cannot answer.
 async fn microphone_permission(navigator: &web_sys::Navigator) -> MicrophonePermission {
     let Ok(permissions) = navigator.permissions() else {

@@ -2,6 +2,12 @@
 
 pub mod browser;
 pub mod dom;
+pub mod events;
+pub mod http;
+pub mod media;
+pub mod panel;
+pub mod signaling;
+pub mod timer;
 
 use wasm_bindgen::JsValue;
 

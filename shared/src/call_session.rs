@@ -1,0 +1,1261 @@
+//! The browser's calling session as a sans-IO state machine: the signaling link (listen,
+//! register, heartbeats, reconnect with backoff), the calling token (refreshed before expiry; a
+//! 20104 mid-call is repaired without ending the call), and one call at a time (outgoing or a
+//! patient calling back), driven by user actions, signaling frames, media events and the
+//! worker's call ledger.
+//!
+//! The browser module feeds [`Input`]s with the current time and performs the [`Effect`]s it gets
+//! back; nothing here touches a socket, a clock or the DOM, so every rule is tested natively.
+
+use crate::call_refusal::CallRefusal;
+use crate::signaling::{
+    codes, ClientMessage, Frame, Invite, Listen, ServerMessage, TwilioParams, HEARTBEAT,
+};
+use serde_json::{json, Value};
+
+/// Milliseconds between the heartbeats the client sends while the link is open.
+pub const HEARTBEAT_INTERVAL_MS: u64 = 5_000;
+/// Milliseconds of silence from the server after which the link is treated as dropped.
+pub const HEARTBEAT_TIMEOUT_MS: u64 = crate::signaling::HEARTBEAT_TIMEOUT_SECONDS as u64 * 1_000;
+/// Reconnect delays, in order; the last repeats.
+pub const RECONNECT_BACKOFF_MS: [u64; 7] = [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
+/// Failed link attempts after which the panel offers manual dialing while it keeps retrying.
+pub const ATTEMPTS_BEFORE_UNREACHABLE: u32 = 3;
+/// Seconds Twilio keeps a call up after the signaling link drops, waiting for the client to
+/// reconnect (`listen.reconnectTimeout`; 0 would end the call with the link). Twilio's maximum.
+pub const SIGNALING_RECONNECT_SECONDS: u32 = 30;
+/// ICE restarts tried for one call before it is given up as failed.
+pub const MAX_ICE_RESTARTS: u32 = 3;
+
+/// The signaling link to Twilio (or the local simulator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Not started, or waiting for a token before connecting.
+    Offline,
+    Connecting,
+    /// Open; `listen` sent, waiting for `connected`.
+    Authenticating,
+    /// `connected` received: calls can be placed and received.
+    Ready,
+    /// Closed; the next attempt is due at `at_ms`.
+    Retrying {
+        attempt: u32,
+        at_ms: u64,
+    },
+}
+
+/// The calling token's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenState {
+    Missing,
+    Fetching,
+    Valid {
+        expires_at_ms: u64,
+        refresh_at_ms: u64,
+    },
+    /// Refused by the worker for a reason retrying will not fix (e.g. no calling permission).
+    Refused {
+        code: String,
+        message: String,
+    },
+    /// The worker could not be reached or failed; retried at `retry_at_ms`.
+    Unreachable {
+        retry_at_ms: u64,
+        attempt: u32,
+    },
+}
+
+/// What the browser knows about the microphone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Microphone {
+    Unknown,
+    /// The browser will ask when the first call starts.
+    Prompt,
+    Granted,
+    Denied,
+    /// No audio input device.
+    Absent,
+}
+
+/// Who placed the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Outgoing,
+    /// A patient calling a pool number back, routed to this clinician.
+    Incoming,
+}
+
+/// How a call ended, as the panel reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Busy,
+    NoAnswer,
+    Failed {
+        code: Option<u32>,
+    },
+    /// Ended before the patient answered, by the clinician.
+    Canceled,
+    /// The worker refused to dial (policy, limits, no free line…), by refusal code.
+    Refused(String),
+    /// The clinician declined an incoming call.
+    Declined,
+    /// An incoming call stopped ringing before it was answered.
+    Missed,
+    /// The call could not be started in this browser (microphone denied or missing).
+    NotPlaced(Microphone),
+}
+
+impl Outcome {
+    /// The machine-readable code shown in `data-outcome` and events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Busy => "busy",
+            Self::NoAnswer => "no-answer",
+            Self::Failed { .. } => "failed",
+            Self::Canceled => "canceled",
+            Self::Refused(_) => "refused",
+            Self::Declined => "declined",
+            Self::Missed => "missed",
+            Self::NotPlaced(_) => "not-placed",
+        }
+    }
+
+    /// Whether the panel should offer dialing by hand after this outcome.
+    pub fn offers_manual_dial(&self) -> bool {
+        matches!(
+            self,
+            Self::Busy
+                | Self::NoAnswer
+                | Self::Failed { .. }
+                | Self::Refused(_)
+                | Self::NotPlaced(_)
+        )
+    }
+
+    /// Plain-language sentence for the panel.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Completed => "Call ended.".into(),
+            Self::Busy => "The patient's line is busy.".into(),
+            Self::NoAnswer => "The patient did not answer.".into(),
+            Self::Failed { code: Some(code) } => {
+                format!("The call could not be connected (Twilio error {code}).")
+            }
+            Self::Failed { code: None } => "The call could not be connected.".into(),
+            Self::Canceled => "Call cancelled before the patient answered.".into(),
+            Self::Refused(code) => CallRefusal::from_code(code)
+                .map(|refusal| refusal.display().to_owned())
+                .unwrap_or_else(|| "The call service refused this call.".into()),
+            Self::Declined => "Incoming call declined.".into(),
+            Self::Missed => "Missed call: the patient hung up before you answered.".into(),
+            Self::NotPlaced(Microphone::Absent) => {
+                "No microphone was found, so the browser cannot call.".into()
+            }
+            Self::NotPlaced(_) => {
+                "The browser was not allowed to use the microphone, so it cannot call.".into()
+            }
+        }
+    }
+}
+
+/// Where the current (or last) call is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    /// Call now pressed: microphone and offer being prepared.
+    Preparing,
+    /// `invite` sent; waiting for Twilio.
+    Connecting,
+    /// Ringing at the patient.
+    Ringing,
+    Connected {
+        since_ms: u64,
+    },
+    /// A patient is calling back; waiting for accept or decline.
+    Incoming,
+    /// Accepted; the answer is being prepared.
+    Answering,
+    /// A call of this appointment is live but was not placed by this page (e.g. after a reload).
+    Elsewhere {
+        status: String,
+    },
+    Ended {
+        outcome: Outcome,
+        duration_seconds: u32,
+    },
+}
+
+impl Phase {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Preparing | Self::Connecting | Self::Answering => "connecting",
+            Self::Ringing => "ringing",
+            Self::Connected { .. } => "connected",
+            Self::Incoming => "incoming",
+            Self::Elsewhere { .. } => "elsewhere",
+            Self::Ended { .. } => "ended",
+        }
+    }
+
+    /// A call is under way in this browser (media may be open).
+    pub fn in_call(&self) -> bool {
+        matches!(
+            self,
+            Self::Preparing
+                | Self::Connecting
+                | Self::Ringing
+                | Self::Connected { .. }
+                | Self::Answering
+        )
+    }
+}
+
+/// The call this session is handling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub direction: Direction,
+    /// Our own id until Twilio's arrives (`TJS…`); for incoming calls, Twilio's.
+    pub local_sid: String,
+    /// Twilio's parent `CA…` once known.
+    pub call_sid: Option<String>,
+    pub appointment: Option<String>,
+    pub muted: bool,
+    /// The incoming call's caller, as the worker's routing passed it (shown, never logged).
+    pub from: Option<String>,
+    remote_offer: Option<String>,
+    local_sdp: Option<String>,
+    remote_applied: bool,
+    reconnect: Option<String>,
+    rtp_dtmf: bool,
+    restarting: bool,
+    ice_restarts: u32,
+    /// The ledger's view: status and refusal code, when a record for this call arrived.
+    ledger_status: Option<String>,
+    refused_code: Option<String>,
+    ledger_terminal: bool,
+    ledger_duration: u32,
+    /// Digits sent so far (shown in the keypad).
+    pub digits: String,
+}
+
+impl Call {
+    fn new(direction: Direction, local_sid: String, appointment: Option<String>) -> Self {
+        Self {
+            direction,
+            local_sid,
+            call_sid: None,
+            appointment,
+            muted: false,
+            from: None,
+            remote_offer: None,
+            local_sdp: None,
+            remote_applied: false,
+            reconnect: None,
+            rtp_dtmf: false,
+            restarting: false,
+            ice_restarts: 0,
+            ledger_status: None,
+            refused_code: None,
+            ledger_terminal: false,
+            ledger_duration: 0,
+            digits: String::new(),
+        }
+    }
+
+    fn matches(&self, sid: &str) -> bool {
+        self.local_sid == sid || self.call_sid.as_deref() == Some(sid)
+    }
+
+    /// The sid to name the call by in frames: Twilio's when known.
+    fn sid(&self) -> &str {
+        self.call_sid.as_deref().unwrap_or(&self.local_sid)
+    }
+
+    /// The latest status the worker's ledger reported for this call.
+    pub fn ledger_status(&self) -> Option<&str> {
+        self.ledger_status.as_deref()
+    }
+}
+
+/// One call record from the worker's ledger (`GET …/call` or the event stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRecord {
+    pub parent_call_sid: String,
+    pub status: String,
+    pub terminal: bool,
+    pub refused_code: Option<String>,
+    pub direction: String,
+    pub duration_seconds: u32,
+}
+
+impl LedgerRecord {
+    /// Reads the fields the session needs from a ledger record's JSON; `None` if it has none.
+    pub fn from_json(record: &Value) -> Option<Self> {
+        let text = |name: &str| record.get(name).and_then(Value::as_str).map(str::to_owned);
+        Some(Self {
+            parent_call_sid: text("parentCallSid")?,
+            status: text("status")?,
+            terminal: record.get("terminal").and_then(Value::as_bool)?,
+            refused_code: text("refusedCode"),
+            direction: text("direction").unwrap_or_default(),
+            duration_seconds: record
+                .get("durationSeconds")
+                .and_then(Value::as_u64)
+                .and_then(|d| u32::try_from(d).ok())
+                .unwrap_or(0),
+        })
+    }
+}
+
+/// What happened, as the browser module reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Begin: fetch a token, then connect.
+    Start,
+    TokenIssued {
+        token: String,
+        ttl_seconds: u32,
+    },
+    /// The worker refused or could not issue a token; `retryable` for outages and 5xx.
+    TokenRefused {
+        code: String,
+        message: String,
+        retryable: bool,
+    },
+    SocketOpened,
+    SocketClosed,
+    /// A text frame from the signaling socket (heartbeats included).
+    Received(String),
+    /// What the Permissions API or the device list says, before any call.
+    MicrophoneObserved(Microphone),
+    /// getUserMedia succeeded.
+    MicrophoneReady,
+    /// getUserMedia failed: `Denied` or `Absent`.
+    MicrophoneFailed(Microphone),
+    /// The local offer, complete with ICE candidates.
+    OfferReady {
+        sdp: String,
+    },
+    /// The local answer to an incoming call's offer.
+    AnswerReady {
+        sdp: String,
+    },
+    /// ICE connected; whether the sender can insert RTP DTMF.
+    MediaConnected {
+        rtp_dtmf: bool,
+    },
+    /// ICE failed or disconnected for good.
+    MediaFailed,
+    /// The browser's network changed (online event, connection type change).
+    NetworkChanged,
+    Ledger(LedgerRecord),
+    /// The clinician pressed Call now; `local_sid` is a fresh `TJS` + UUID from the module.
+    Call {
+        appointment: String,
+        local_sid: String,
+    },
+    ToggleMute,
+    Hangup,
+    Digits(String),
+    Accept,
+    Decline,
+    /// Time passed.
+    Tick,
+}
+
+/// What the browser module must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    FetchToken,
+    OpenSocket,
+    CloseSocket,
+    /// Send this text on the signaling socket.
+    Send(String),
+    AcquireMicrophone,
+    CreateOffer {
+        ice_restart: bool,
+    },
+    /// Set this remote offer (an incoming call) and create an answer.
+    AnswerOffer {
+        sdp: String,
+    },
+    /// Set this remote answer.
+    ApplyAnswer {
+        sdp: String,
+    },
+    SetMicrophoneEnabled(bool),
+    /// Play DTMF on the RTP sender.
+    InsertDtmf(String),
+    /// Stop the microphone and close the peer connection.
+    CloseMedia,
+    /// Ask the worker to end this call through Twilio's REST API (signaling can't).
+    EndOnServer {
+        call_sid: String,
+    },
+    /// Watch the ledger of this appointment for the call's progress.
+    WatchLedger {
+        appointment: String,
+    },
+    /// Tell the host page a call is ringing in.
+    IncomingCall,
+    /// Tell the host page the call ended.
+    CallEnded,
+}
+
+/// The whole session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub link: Link,
+    pub token: TokenState,
+    pub microphone: Microphone,
+    pub phase: Phase,
+    pub call: Option<Call>,
+    pub identity: Option<String>,
+    token_value: Option<String>,
+    started: bool,
+    last_sent_ms: u64,
+    last_received_ms: u64,
+    failed_link_attempts: u32,
+    browser_info: Value,
+    now_ms: u64,
+}
+
+/// Why the panel can't place a call right now, in the order the clinician should fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    Starting,
+    TokenRefused { message: String },
+    ServiceUnreachable,
+    SignalingConnecting,
+    SignalingUnreachable,
+    MicrophoneDenied,
+    MicrophoneAbsent,
+    InCall,
+}
+
+impl Blocker {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::TokenRefused { .. } => "token-refused",
+            Self::ServiceUnreachable => "service-unreachable",
+            Self::SignalingConnecting => "signaling-connecting",
+            Self::SignalingUnreachable => "signaling-unreachable",
+            Self::MicrophoneDenied => "microphone-denied",
+            Self::MicrophoneAbsent => "microphone-absent",
+            Self::InCall => "in-call",
+        }
+    }
+
+    /// Whether this blocker means manual dialing is the way for now.
+    pub fn needs_manual_dial(&self) -> bool {
+        !matches!(
+            self,
+            Self::Starting | Self::SignalingConnecting | Self::InCall
+        )
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Starting => "Getting ready to call…".into(),
+            Self::TokenRefused { message } => {
+                format!("Browser calls are not available: {message}")
+            }
+            Self::ServiceUnreachable => {
+                "The call service cannot be reached right now, so the browser cannot call.".into()
+            }
+            Self::SignalingConnecting => "Connecting to the phone network…".into(),
+            Self::SignalingUnreachable => {
+                "The phone network cannot be reached from this browser; still trying.".into()
+            }
+            Self::MicrophoneDenied => {
+                "The browser is not allowed to use the microphone. Allow it in the site settings, or dial by hand.".into()
+            }
+            Self::MicrophoneAbsent => "No microphone is connected to this computer.".into(),
+            Self::InCall => "A call is already under way.".into(),
+        }
+    }
+}
+
+fn backoff_ms(attempt: u32) -> u64 {
+    let index = usize::try_from(attempt).unwrap_or(usize::MAX);
+    RECONNECT_BACKOFF_MS[index.min(RECONNECT_BACKOFF_MS.len() - 1)]
+}
+
+/// When to refresh a token of `ttl_ms` issued at `now_ms`: at three quarters of its life, and
+/// never later than one minute before expiry.
+pub fn refresh_at(now_ms: u64, ttl_ms: u64) -> u64 {
+    let three_quarters = ttl_ms / 4 * 3;
+    let minute_before = ttl_ms.saturating_sub(60_000);
+    now_ms + three_quarters.min(minute_before).max(ttl_ms / 2)
+}
+
+/// Only digits, `*` and `#` are sent as DTMF.
+pub fn valid_digits(digits: &str) -> bool {
+    !digits.is_empty()
+        && digits.len() <= 32
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+}
+
+impl Session {
+    /// A new session; `browser_info` is sent with `listen` as the official SDK does.
+    pub fn new(browser_info: Value) -> Self {
+        Self {
+            link: Link::Offline,
+            token: TokenState::Missing,
+            microphone: Microphone::Unknown,
+            phase: Phase::Idle,
+            call: None,
+            identity: None,
+            token_value: None,
+            started: false,
+            last_sent_ms: 0,
+            last_received_ms: 0,
+            failed_link_attempts: 0,
+            browser_info,
+            now_ms: 0,
+        }
+    }
+
+    /// What stops a call from being placed now; `None` when Call now would work.
+    pub fn blocker(&self) -> Option<Blocker> {
+        if self.phase.in_call() || matches!(self.phase, Phase::Incoming) {
+            return Some(Blocker::InCall);
+        }
+        match self.microphone {
+            Microphone::Denied => return Some(Blocker::MicrophoneDenied),
+            Microphone::Absent => return Some(Blocker::MicrophoneAbsent),
+            _ => {}
+        }
+        match &self.token {
+            TokenState::Refused { message, .. } => {
+                return Some(Blocker::TokenRefused {
+                    message: message.clone(),
+                })
+            }
+            TokenState::Unreachable { .. } => return Some(Blocker::ServiceUnreachable),
+            TokenState::Missing | TokenState::Fetching if !self.started => {
+                return Some(Blocker::Starting)
+            }
+            TokenState::Missing | TokenState::Fetching if self.token_value.is_none() => {
+                return Some(Blocker::Starting)
+            }
+            _ => {}
+        }
+        match self.link {
+            Link::Ready => None,
+            Link::Retrying { .. } if self.failed_link_attempts >= ATTEMPTS_BEFORE_UNREACHABLE => {
+                Some(Blocker::SignalingUnreachable)
+            }
+            _ => Some(Blocker::SignalingConnecting),
+        }
+    }
+
+    /// Seconds the current call has been connected, or the last call lasted.
+    pub fn duration_seconds(&self) -> u32 {
+        match &self.phase {
+            Phase::Connected { since_ms } => {
+                u32::try_from(self.now_ms.saturating_sub(*since_ms) / 1_000).unwrap_or(u32::MAX)
+            }
+            Phase::Ended {
+                duration_seconds, ..
+            } => *duration_seconds,
+            _ => 0,
+        }
+    }
+
+    /// Handles one input at `now_ms` and returns what to do, in order.
+    pub fn handle(&mut self, input: Input, now_ms: u64) -> Vec<Effect> {
+        self.now_ms = now_ms;
+        let mut out = Vec::new();
+        match input {
+            Input::Start => self.start(&mut out),
+            Input::TokenIssued { token, ttl_seconds } => {
+                self.token_issued(token, ttl_seconds, &mut out)
+            }
+            Input::TokenRefused {
+                code,
+                message,
+                retryable,
+            } => {
+                self.token = if retryable {
+                    let attempt = match self.token {
+                        TokenState::Unreachable { attempt, .. } => attempt + 1,
+                        _ => 0,
+                    };
+                    TokenState::Unreachable {
+                        retry_at_ms: now_ms + backoff_ms(attempt + 2),
+                        attempt,
+                    }
+                } else {
+                    TokenState::Refused { code, message }
+                };
+            }
+            Input::SocketOpened => {
+                self.link = Link::Authenticating;
+                self.last_received_ms = now_ms;
+                self.send_listen(&mut out);
+            }
+            Input::SocketClosed => self.link_lost(&mut out),
+            Input::Received(text) => self.received(&text, &mut out),
+            Input::MicrophoneObserved(state) => {
+                // A grant learnt from getUserMedia outranks a later, stale permission query.
+                if self.microphone != Microphone::Granted || state == Microphone::Denied {
+                    self.microphone = state;
+                }
+            }
+            Input::MicrophoneReady => self.microphone_ready(&mut out),
+            Input::MicrophoneFailed(state) => {
+                self.microphone = state;
+                if matches!(self.phase, Phase::Preparing | Phase::Answering) {
+                    if let (Phase::Answering, Some(call)) = (&self.phase, &self.call) {
+                        out.push(Effect::Send(
+                            ClientMessage::Reject {
+                                callsid: call.local_sid.clone(),
+                            }
+                            .encode(),
+                        ));
+                    }
+                    self.end(Outcome::NotPlaced(state), &mut out);
+                }
+            }
+            Input::OfferReady { sdp } => self.offer_ready(sdp, &mut out),
+            Input::AnswerReady { sdp } => {
+                if let (Phase::Answering, Some(call)) = (&self.phase, self.call.as_mut()) {
+                    call.local_sdp = Some(sdp.clone());
+                    out.push(Effect::Send(
+                        ClientMessage::Answer {
+                            callsid: call.local_sid.clone(),
+                            sdp,
+                        }
+                        .encode(),
+                    ));
+                    self.phase = Phase::Connected { since_ms: now_ms };
+                }
+            }
+            Input::MediaConnected { rtp_dtmf } => {
+                if let Some(call) = self.call.as_mut() {
+                    call.rtp_dtmf = rtp_dtmf;
+                    call.restarting = false;
+                }
+            }
+            Input::MediaFailed | Input::NetworkChanged => self.restart_ice(&mut out),
+            Input::Ledger(record) => self.ledger(record, &mut out),
+            Input::Call {
+                appointment,
+                local_sid,
+            } => self.place(appointment, local_sid, &mut out),
+            Input::ToggleMute => {
+                if self.phase.in_call() {
+                    if let Some(call) = self.call.as_mut() {
+                        call.muted = !call.muted;
+                        out.push(Effect::SetMicrophoneEnabled(!call.muted));
+                    }
+                }
+            }
+            Input::Hangup => self.hang_up(&mut out),
+            Input::Digits(digits) => self.digits(digits, &mut out),
+            Input::Accept => {
+                if self.phase == Phase::Incoming {
+                    self.phase = Phase::Answering;
+                    out.push(Effect::AcquireMicrophone);
+                }
+            }
+            Input::Decline => {
+                if let (Phase::Incoming, Some(call)) = (&self.phase, &self.call) {
+                    out.push(Effect::Send(
+                        ClientMessage::Reject {
+                            callsid: call.local_sid.clone(),
+                        }
+                        .encode(),
+                    ));
+                    self.end(Outcome::Declined, &mut out);
+                }
+            }
+            Input::Tick => self.tick(&mut out),
+        }
+        out
+    }
+
+    fn start(&mut self, out: &mut Vec<Effect>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.token = TokenState::Fetching;
+        out.push(Effect::FetchToken);
+    }
+
+    fn token_issued(&mut self, token: String, ttl_seconds: u32, out: &mut Vec<Effect>) {
+        let ttl_ms = u64::from(ttl_seconds) * 1_000;
+        self.token = TokenState::Valid {
+            expires_at_ms: self.now_ms + ttl_ms,
+            refresh_at_ms: refresh_at(self.now_ms, ttl_ms),
+        };
+        self.token_value = Some(token);
+        match self.link {
+            Link::Offline => {
+                self.link = Link::Connecting;
+                out.push(Effect::OpenSocket);
+            }
+            // A refreshed token is presented on the open link, as the official SDK does.
+            Link::Authenticating | Link::Ready => self.send_listen(out),
+            Link::Connecting | Link::Retrying { .. } => {}
+        }
+    }
+
+    fn send(&mut self, message: ClientMessage, out: &mut Vec<Effect>) {
+        self.last_sent_ms = self.now_ms;
+        out.push(Effect::Send(message.encode()));
+    }
+
+    fn send_listen(&mut self, out: &mut Vec<Effect>) {
+        if let Some(token) = self.token_value.clone() {
+            self.send(
+                ClientMessage::Listen(Listen {
+                    token,
+                    browserinfo: Some(self.browser_info.clone()),
+                    reconnect_timeout: Some(SIGNALING_RECONNECT_SECONDS),
+                }),
+                out,
+            );
+        }
+    }
+
+    fn link_lost(&mut self, out: &mut Vec<Effect>) {
+        if matches!(self.link, Link::Retrying { .. }) {
+            return;
+        }
+        let attempt = self.failed_link_attempts;
+        self.failed_link_attempts += 1;
+        self.link = Link::Retrying {
+            attempt,
+            at_ms: self.now_ms + backoff_ms(attempt),
+        };
+        let _ = out;
+    }
+
+    fn received(&mut self, text: &str, out: &mut Vec<Effect>) {
+        self.last_received_ms = self.now_ms;
+        let message = match ServerMessage::decode(text) {
+            Ok(Frame::Heartbeat) => return,
+            Ok(Frame::Message(message)) => message,
+            // Unknown or malformed frames are ignored, as the official SDK does.
+            Err(_) => return,
+        };
+        match message {
+            ServerMessage::Connected { token, .. } => {
+                let first = self.link != Link::Ready;
+                self.link = Link::Ready;
+                self.failed_link_attempts = 0;
+                if let Some(info) = token {
+                    self.identity = Some(info.identity);
+                }
+                if first {
+                    self.send(
+                        ClientMessage::Register {
+                            media: json!({"audio": true}),
+                        },
+                        out,
+                    );
+                    self.resume_call(out);
+                }
+            }
+            ServerMessage::Ready | ServerMessage::Ack { .. } => {}
+            ServerMessage::Offline | ServerMessage::Close => {
+                out.push(Effect::CloseSocket);
+                self.link_lost(out);
+            }
+            ServerMessage::Error { error, callsid } => match error.code {
+                codes::TOKEN_EXPIRED | codes::TOKEN_INVALID => {
+                    // Get a new token; the call (if any) carries on over its media.
+                    if self.token != TokenState::Fetching {
+                        self.token = TokenState::Fetching;
+                        out.push(Effect::FetchToken);
+                    }
+                }
+                code => {
+                    if let Some(sid) = callsid {
+                        if self.call.as_ref().is_some_and(|c| c.matches(&sid)) {
+                            self.end(Outcome::Failed { code: Some(code) }, out);
+                        }
+                    }
+                }
+            },
+            ServerMessage::Ringing { callsid, sdp } => {
+                if let Some(call) = self.outgoing_call_for(&callsid) {
+                    call.call_sid = Some(callsid.clone());
+                    let apply = match sdp {
+                        Some(sdp) if !call.remote_applied => {
+                            call.remote_applied = true;
+                            Some(sdp)
+                        }
+                        _ => None,
+                    };
+                    let appointment = call.appointment.clone();
+                    if let Some(sdp) = apply {
+                        out.push(Effect::ApplyAnswer { sdp });
+                    }
+                    if self.phase == Phase::Connecting {
+                        self.phase = Phase::Ringing;
+                        if let Some(appointment) = appointment {
+                            out.push(Effect::WatchLedger { appointment });
+                        }
+                    }
+                }
+            }
+            ServerMessage::Answer {
+                callsid,
+                sdp,
+                reconnect,
+            } => self.answered(callsid, sdp, reconnect, out),
+            ServerMessage::Hangup { callsid, error } => {
+                let ours = match (&callsid, &self.call) {
+                    (_, None) => false,
+                    (None, Some(_)) => true,
+                    (Some(sid), Some(call)) => {
+                        call.matches(sid)
+                            || (call.direction == Direction::Outgoing && call.call_sid.is_none())
+                    }
+                };
+                if ours && (self.phase.in_call() || self.phase == Phase::Incoming) {
+                    if let (Some(sid), Some(call)) = (callsid, self.call.as_mut()) {
+                        call.call_sid.get_or_insert(sid);
+                    }
+                    let outcome = self.outcome_after_hangup(error.map(|e| e.code));
+                    self.end(outcome, out);
+                }
+            }
+            ServerMessage::Cancel { callsid } => {
+                if self.phase == Phase::Incoming
+                    && self.call.as_ref().is_some_and(|c| c.matches(&callsid))
+                {
+                    self.end(Outcome::Missed, out);
+                }
+            }
+            ServerMessage::Invite {
+                callsid,
+                sdp,
+                parameters,
+            } => {
+                if self.phase.in_call() || self.phase == Phase::Incoming {
+                    // One call at a time: a second caller hears busy and is routed onwards.
+                    self.send(ClientMessage::Reject { callsid }, out);
+                    return;
+                }
+                let appointment = parameters
+                    .as_ref()
+                    .and_then(|p| p.get("AppointmentId"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let mut call = Call::new(Direction::Incoming, callsid.clone(), appointment);
+                call.call_sid = Some(callsid);
+                call.from = parameters
+                    .as_ref()
+                    .and_then(|p| p.get("From"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                call.remote_offer = Some(sdp);
+                self.call = Some(call);
+                self.phase = Phase::Incoming;
+                out.push(Effect::IncomingCall);
+            }
+        }
+    }
+
+    /// The outgoing call a frame naming `sid` belongs to (before Twilio's sid is known, the
+    /// first one it names).
+    fn outgoing_call_for(&mut self, sid: &str) -> Option<&mut Call> {
+        if !matches!(
+            self.phase,
+            Phase::Connecting | Phase::Ringing | Phase::Connected { .. }
+        ) {
+            return None;
+        }
+        self.call.as_mut().filter(|call| {
+            call.direction == Direction::Outgoing && (call.matches(sid) || call.call_sid.is_none())
+        })
+    }
+
+    fn answered(
+        &mut self,
+        callsid: String,
+        sdp: Option<String>,
+        reconnect: Option<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        let now = self.now_ms;
+        let Some(call) = self.outgoing_call_for(&callsid) else {
+            return;
+        };
+        call.call_sid = Some(callsid);
+        if reconnect.is_some() {
+            call.reconnect = reconnect;
+        }
+        let apply = match sdp {
+            Some(sdp) if !call.remote_applied || call.restarting => {
+                call.remote_applied = true;
+                call.restarting = false;
+                Some(sdp)
+            }
+            _ => None,
+        };
+        let appointment = call.appointment.clone();
+        if let Some(sdp) = apply {
+            out.push(Effect::ApplyAnswer { sdp });
+        }
+        if matches!(self.phase, Phase::Connecting | Phase::Ringing) {
+            if self.phase == Phase::Connecting {
+                if let Some(appointment) = appointment {
+                    out.push(Effect::WatchLedger { appointment });
+                }
+            }
+            self.phase = Phase::Connected { since_ms: now };
+        }
+    }
+
+    /// After a signaling reconnect mid-call, re-attach the call with its reconnect token.
+    fn resume_call(&mut self, out: &mut Vec<Effect>) {
+        if !matches!(self.phase, Phase::Ringing | Phase::Connected { .. }) {
+            return;
+        }
+        let Some(call) = self.call.as_ref() else {
+            return;
+        };
+        if let (Some(reconnect), Some(sdp), Some(sid)) = (
+            call.reconnect.clone(),
+            call.local_sdp.clone(),
+            call.call_sid.clone(),
+        ) {
+            self.send(
+                ClientMessage::Invite(Invite {
+                    callsid: sid,
+                    sdp,
+                    twilio: TwilioParams::default(),
+                    reconnect: Some(reconnect),
+                }),
+                out,
+            );
+        }
+    }
+
+    fn outcome_after_hangup(&self, error: Option<u32>) -> Outcome {
+        let Some(call) = &self.call else {
+            return Outcome::Completed;
+        };
+        if let Some(outcome) = ledger_outcome(call) {
+            return outcome;
+        }
+        if let Some(code) = error {
+            return Outcome::Failed { code: Some(code) };
+        }
+        match self.phase {
+            Phase::Connected { .. } => Outcome::Completed,
+            Phase::Incoming => Outcome::Missed,
+            // Hung up before answering, with no reason yet: the ledger refines it when it comes.
+            _ => Outcome::Failed { code: None },
+        }
+    }
+
+    fn end(&mut self, outcome: Outcome, out: &mut Vec<Effect>) {
+        let duration_seconds = match self.phase {
+            Phase::Connected { .. } => self.duration_seconds(),
+            _ => 0,
+        };
+        let had_media = self.phase.in_call();
+        self.phase = Phase::Ended {
+            outcome,
+            duration_seconds,
+        };
+        if had_media {
+            out.push(Effect::CloseMedia);
+        }
+        out.push(Effect::CallEnded);
+    }
+
+    fn microphone_ready(&mut self, out: &mut Vec<Effect>) {
+        self.microphone = Microphone::Granted;
+        match (&self.phase, &self.call) {
+            (Phase::Preparing, Some(_)) => out.push(Effect::CreateOffer { ice_restart: false }),
+            (Phase::Answering, Some(call)) => {
+                if let Some(sdp) = call.remote_offer.clone() {
+                    out.push(Effect::AnswerOffer { sdp });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn offer_ready(&mut self, sdp: String, out: &mut Vec<Effect>) {
+        let phase = self.phase.clone();
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        call.local_sdp = Some(sdp.clone());
+        if phase == Phase::Preparing {
+            let params = call
+                .appointment
+                .as_deref()
+                .map(|id| crate::form::encode([("AppointmentId", id)]));
+            let message = ClientMessage::Invite(Invite {
+                callsid: call.local_sid.clone(),
+                sdp,
+                twilio: TwilioParams { params },
+                reconnect: None,
+            });
+            self.phase = Phase::Connecting;
+            self.send(message, out);
+        } else if call.restarting && phase.in_call() {
+            if let Some(callsid) = call.call_sid.clone() {
+                self.send(ClientMessage::Reinvite { callsid, sdp }, out);
+            }
+        }
+    }
+
+    fn restart_ice(&mut self, out: &mut Vec<Effect>) {
+        if !matches!(self.phase, Phase::Ringing | Phase::Connected { .. }) {
+            return;
+        }
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        if call.restarting {
+            return;
+        }
+        if call.ice_restarts >= MAX_ICE_RESTARTS {
+            let hangup = ClientMessage::Hangup {
+                callsid: call.sid().to_owned(),
+                message: None,
+            };
+            self.send(hangup, out);
+            self.end(
+                Outcome::Failed {
+                    code: Some(codes::ICE_FAILED),
+                },
+                out,
+            );
+            return;
+        }
+        call.ice_restarts += 1;
+        call.restarting = true;
+        out.push(Effect::CreateOffer { ice_restart: true });
+    }
+
+    fn ledger(&mut self, record: LedgerRecord, out: &mut Vec<Effect>) {
+        if record.direction != "outbound-browser" && record.direction != "inbound" {
+            return;
+        }
+        let phase = self.phase.clone();
+        match (&phase, self.call.as_mut()) {
+            // A call this page did not place (e.g. before a reload): show it and let it be ended.
+            (Phase::Idle, None) | (Phase::Elsewhere { .. }, None) => {
+                self.phase = if record.terminal {
+                    Phase::Idle
+                } else {
+                    Phase::Elsewhere {
+                        status: record.status.clone(),
+                    }
+                };
+                if !record.terminal {
+                    let mut call =
+                        Call::new(Direction::Outgoing, record.parent_call_sid.clone(), None);
+                    call.call_sid = Some(record.parent_call_sid);
+                    self.call = Some(call);
+                }
+            }
+            (_, Some(call)) => {
+                let adopt = call.call_sid.is_none()
+                    && call.direction == Direction::Outgoing
+                    && matches!(phase, Phase::Connecting | Phase::Ended { .. });
+                if !(call.matches(&record.parent_call_sid) || adopt) {
+                    return;
+                }
+                call.call_sid = Some(record.parent_call_sid.clone());
+                call.ledger_status = Some(record.status.clone());
+                call.refused_code = record.refused_code.clone();
+                call.ledger_terminal = record.terminal;
+                call.ledger_duration = record.duration_seconds;
+                match &phase {
+                    Phase::Elsewhere { .. } => {
+                        if record.terminal {
+                            let outcome = ledger_outcome(call).unwrap_or(Outcome::Completed);
+                            let duration_seconds = record.duration_seconds;
+                            self.phase = Phase::Ended {
+                                outcome,
+                                duration_seconds,
+                            };
+                            out.push(Effect::CallEnded);
+                        } else {
+                            self.phase = Phase::Elsewhere {
+                                status: record.status,
+                            };
+                        }
+                    }
+                    // The ledger says the call is over although no hangup frame came (lost
+                    // with the signaling link): end it in the UI anyway.
+                    p if p.in_call() && record.terminal => {
+                        let outcome = ledger_outcome(call).unwrap_or(Outcome::Completed);
+                        let hangup = ClientMessage::Hangup {
+                            callsid: call.sid().to_owned(),
+                            message: None,
+                        };
+                        if self.link == Link::Ready {
+                            self.send(hangup, out);
+                        }
+                        self.end(outcome, out);
+                    }
+                    // Refine an outcome decided before the ledger had spoken.
+                    Phase::Ended {
+                        outcome,
+                        duration_seconds,
+                    } => {
+                        if let Some(better) = ledger_outcome(call) {
+                            if *outcome != better
+                                && matches!(
+                                    outcome,
+                                    Outcome::Failed { code: None } | Outcome::Completed
+                                )
+                            {
+                                self.phase = Phase::Ended {
+                                    outcome: better,
+                                    duration_seconds: (*duration_seconds)
+                                        .max(record.duration_seconds),
+                                };
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn place(&mut self, appointment: String, local_sid: String, out: &mut Vec<Effect>) {
+        if self.blocker().is_some() {
+            return;
+        }
+        self.call = Some(Call::new(Direction::Outgoing, local_sid, Some(appointment)));
+        self.phase = Phase::Preparing;
+        out.push(Effect::AcquireMicrophone);
+    }
+
+    fn hang_up(&mut self, out: &mut Vec<Effect>) {
+        let phase = self.phase.clone();
+        let Some(call) = self.call.clone() else {
+            return;
+        };
+        match phase {
+            Phase::Elsewhere { .. } => {
+                if let Some(call_sid) = call.call_sid {
+                    out.push(Effect::EndOnServer { call_sid });
+                }
+            }
+            Phase::Incoming => {
+                self.send(
+                    ClientMessage::Reject {
+                        callsid: call.local_sid,
+                    },
+                    out,
+                );
+                self.end(Outcome::Declined, out);
+            }
+            p if p.in_call() => {
+                let outcome = match p {
+                    Phase::Connected { .. } => Outcome::Completed,
+                    _ => Outcome::Canceled,
+                };
+                if p != Phase::Preparing {
+                    if self.link == Link::Ready {
+                        self.send(
+                            ClientMessage::Hangup {
+                                callsid: call.sid().to_owned(),
+                                message: None,
+                            },
+                            out,
+                        );
+                    } else if let Some(call_sid) = call.call_sid {
+                        out.push(Effect::EndOnServer { call_sid });
+                    }
+                }
+                self.end(outcome, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn digits(&mut self, digits: String, out: &mut Vec<Effect>) {
+        if !matches!(self.phase, Phase::Connected { .. }) || !valid_digits(&digits) {
+            return;
+        }
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        call.digits.push_str(&digits);
+        if call.rtp_dtmf {
+            out.push(Effect::InsertDtmf(digits));
+        } else {
+            let message = ClientMessage::Dtmf {
+                callsid: call.sid().to_owned(),
+                dtmf: digits,
+            };
+            self.send(message, out);
+        }
+    }
+
+    fn tick(&mut self, out: &mut Vec<Effect>) {
+        let now = self.now_ms;
+        match self.token {
+            TokenState::Valid { refresh_at_ms, .. } if now >= refresh_at_ms => {
+                self.token = TokenState::Fetching;
+                out.push(Effect::FetchToken);
+            }
+            TokenState::Unreachable { retry_at_ms, .. } if now >= retry_at_ms => {
+                out.push(Effect::FetchToken);
+            }
+            _ => {}
+        }
+        match self.link {
+            Link::Retrying { at_ms, .. } if now >= at_ms && self.token_value.is_some() => {
+                self.link = Link::Connecting;
+                out.push(Effect::OpenSocket);
+            }
+            Link::Authenticating | Link::Ready => {
+                if now.saturating_sub(self.last_received_ms) >= HEARTBEAT_TIMEOUT_MS {
+                    out.push(Effect::CloseSocket);
+                    self.link_lost(out);
+                } else if now.saturating_sub(self.last_sent_ms) >= HEARTBEAT_INTERVAL_MS {
+                    self.last_sent_ms = now;
+                    out.push(Effect::Send(HEARTBEAT.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The outcome the ledger's record gives, when it has a terminal one.
+fn ledger_outcome(call: &Call) -> Option<Outcome> {
+    if let Some(code) = &call.refused_code {
+        return Some(Outcome::Refused(code.clone()));
+    }
+    if !call.ledger_terminal {
+        return None;
+    }
+    match call.ledger_status.as_deref()? {
+        "completed" => Some(Outcome::Completed),
+        "busy" => Some(Outcome::Busy),
+        "no-answer" => Some(Outcome::NoAnswer),
+        "failed" => Some(Outcome::Failed { code: None }),
+        "canceled" => Some(Outcome::Canceled),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

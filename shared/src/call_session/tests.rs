@@ -1,0 +1,840 @@
+//! Tests of the call session: each scenario drives the machine with the inputs a browser would
+//! see and checks the phase and the effects, without sockets or clocks.
+
+use super::*;
+use crate::signaling::{ServerMessage, SignalingError, TokenInfo};
+use proptest::prelude::*;
+
+const TOKEN_TTL: u32 = 3_600;
+
+fn frame(message: ServerMessage) -> Input {
+    Input::Received(message.encode())
+}
+
+fn sent(effects: &[Effect]) -> Vec<Value> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(text) if text != HEARTBEAT => serde_json::from_str(text).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent_types(effects: &[Effect]) -> Vec<String> {
+    sent(effects)
+        .iter()
+        .map(|f| f["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A session with a token and a ready link, at t = 1 s.
+fn ready() -> Session {
+    let mut s = Session::new(json!({"p": "browser"}));
+    assert_eq!(s.handle(Input::Start, 0), vec![Effect::FetchToken]);
+    assert_eq!(s.blocker(), Some(Blocker::Starting));
+    let effects = s.handle(
+        Input::TokenIssued {
+            token: "tok-1".into(),
+            ttl_seconds: TOKEN_TTL,
+        },
+        100,
+    );
+    assert_eq!(effects, vec![Effect::OpenSocket]);
+    assert_eq!(s.blocker(), Some(Blocker::SignalingConnecting));
+    let effects = s.handle(Input::SocketOpened, 200);
+    assert_eq!(sent_types(&effects), vec!["listen"]);
+    let listen = &sent(&effects)[0];
+    assert_eq!(listen["payload"]["token"], "tok-1");
+    assert_eq!(
+        listen["payload"]["reconnectTimeout"],
+        SIGNALING_RECONNECT_SECONDS
+    );
+    assert_eq!(listen["payload"]["browserinfo"]["p"], "browser");
+    let effects = s.handle(
+        frame(ServerMessage::Connected {
+            token: Some(TokenInfo {
+                identity: "clinician-ada".into(),
+                ttl: 3600,
+            }),
+            region: None,
+            edge: None,
+        }),
+        300,
+    );
+    assert_eq!(sent_types(&effects), vec!["register"]);
+    assert_eq!(
+        sent(&effects)[0]["payload"]["media"],
+        json!({"audio": true})
+    );
+    s.handle(frame(ServerMessage::Ready), 310);
+    assert_eq!(s.link, Link::Ready);
+    assert_eq!(s.identity.as_deref(), Some("clinician-ada"));
+    assert_eq!(s.blocker(), None);
+    s
+}
+
+/// A ready session with an outgoing call through to `invite` sent, at t = 2 s.
+fn dialling() -> Session {
+    let mut s = ready();
+    let effects = s.handle(
+        Input::Call {
+            appointment: "appt-mobile".into(),
+            local_sid: "TJSlocal".into(),
+        },
+        1_000,
+    );
+    assert_eq!(effects, vec![Effect::AcquireMicrophone]);
+    assert_eq!(s.phase, Phase::Preparing);
+    assert_eq!(
+        s.handle(Input::MicrophoneReady, 1_100),
+        vec![Effect::CreateOffer { ice_restart: false }]
+    );
+    let effects = s.handle(
+        Input::OfferReady {
+            sdp: "v=0 offer".into(),
+        },
+        1_500,
+    );
+    let invite = &sent(&effects)[0];
+    assert_eq!(invite["type"], "invite");
+    assert_eq!(invite["payload"]["callsid"], "TJSlocal");
+    assert_eq!(invite["payload"]["sdp"], "v=0 offer");
+    assert_eq!(
+        invite["payload"]["twilio"]["params"],
+        "AppointmentId=appt-mobile"
+    );
+    assert_eq!(s.phase, Phase::Connecting);
+    s
+}
+
+/// A call answered by the patient at t = 5 s.
+fn connected() -> Session {
+    let mut s = dialling();
+    let effects = s.handle(
+        frame(ServerMessage::Ringing {
+            callsid: "CAparent".into(),
+            sdp: None,
+        }),
+        2_000,
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::WatchLedger {
+            appointment: "appt-mobile".into()
+        }]
+    );
+    assert_eq!(s.phase, Phase::Ringing);
+    let effects = s.handle(
+        frame(ServerMessage::Answer {
+            callsid: "CAparent".into(),
+            sdp: Some("v=0 answer".into()),
+            reconnect: Some("rc-1".into()),
+        }),
+        5_000,
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::ApplyAnswer {
+            sdp: "v=0 answer".into()
+        }]
+    );
+    assert_eq!(s.phase, Phase::Connected { since_ms: 5_000 });
+    s
+}
+
+fn ledger(status: &str, terminal: bool, refused: Option<&str>) -> Input {
+    Input::Ledger(LedgerRecord {
+        parent_call_sid: "CAparent".into(),
+        status: status.into(),
+        terminal,
+        refused_code: refused.map(str::to_owned),
+        direction: "outbound-browser".into(),
+        duration_seconds: 0,
+    })
+}
+
+fn hangup(error: Option<u32>) -> Input {
+    frame(ServerMessage::Hangup {
+        callsid: Some("CAparent".into()),
+        error: error.map(|code| SignalingError {
+            code,
+            message: "x".into(),
+        }),
+    })
+}
+
+fn outcome(s: &Session) -> Option<&Outcome> {
+    match &s.phase {
+        Phase::Ended { outcome, .. } => Some(outcome),
+        _ => None,
+    }
+}
+
+#[test]
+fn an_answered_call_counts_time_and_ends_completed_when_the_clinician_hangs_up() {
+    let mut s = connected();
+    s.handle(Input::Received(HEARTBEAT.into()), 65_300);
+    assert_eq!(s.duration_seconds(), 60);
+    let effects = s.handle(Input::Hangup, 65_400);
+    assert_eq!(sent_types(&effects), vec!["hangup"]);
+    assert_eq!(sent(&effects)[0]["payload"]["callsid"], "CAparent");
+    assert!(effects.contains(&Effect::CloseMedia));
+    assert!(effects.contains(&Effect::CallEnded));
+    assert_eq!(
+        s.phase,
+        Phase::Ended {
+            outcome: Outcome::Completed,
+            duration_seconds: 60
+        }
+    );
+    // The button works again: another call may be placed.
+    assert_eq!(s.blocker(), None);
+}
+
+#[test]
+fn every_remote_ending_ends_the_call_in_the_panel() {
+    // (ledger status before the hangup frame, signaling error, expected outcome)
+    let table: &[(Option<&str>, Option<u32>, Outcome)] = &[
+        (Some("busy"), None, Outcome::Busy),
+        (Some("no-answer"), None, Outcome::NoAnswer),
+        (Some("failed"), None, Outcome::Failed { code: None }),
+        (Some("completed"), None, Outcome::Completed),
+        (None, Some(31005), Outcome::Failed { code: Some(31005) }),
+        (None, None, Outcome::Failed { code: None }),
+    ];
+    for (status, error, expected) in table {
+        let mut s = dialling();
+        s.handle(
+            frame(ServerMessage::Ringing {
+                callsid: "CAparent".into(),
+                sdp: None,
+            }),
+            2_000,
+        );
+        if let Some(status) = status {
+            s.handle(ledger(status, true, None), 2_500);
+            assert!(
+                matches!(s.phase, Phase::Ended { .. }),
+                "the ledger alone ends a {status} call"
+            );
+        }
+        s.handle(hangup(*error), 3_000);
+        assert_eq!(outcome(&s), Some(expected), "{status:?} {error:?}");
+    }
+}
+
+#[test]
+fn a_ledger_record_arriving_after_the_hangup_refines_the_outcome() {
+    let table: &[(&str, Option<&str>, Outcome)] = &[
+        ("busy", None, Outcome::Busy),
+        ("no-answer", None, Outcome::NoAnswer),
+        (
+            "refused",
+            Some("no_line_free"),
+            Outcome::Refused("no_line_free".into()),
+        ),
+    ];
+    for (status, refused, expected) in table {
+        let mut s = dialling();
+        // Twilio's hangup can name the parent call before any ringing frame did.
+        s.handle(hangup(None), 3_000);
+        assert_eq!(outcome(&s), Some(&Outcome::Failed { code: None }));
+        s.handle(ledger(status, true, *refused), 3_100);
+        assert_eq!(outcome(&s), Some(expected));
+        assert!(expected.offers_manual_dial());
+    }
+    let refused = Outcome::Refused("number_blocked".into());
+    assert!(refused.describe().contains("premium-rate"));
+}
+
+#[test]
+fn a_callee_hanging_up_after_answering_is_completed() {
+    let mut s = connected();
+    s.handle(hangup(None), 9_000);
+    assert_eq!(
+        s.phase,
+        Phase::Ended {
+            outcome: Outcome::Completed,
+            duration_seconds: 4
+        }
+    );
+    // A late "completed" record changes nothing.
+    s.handle(ledger("completed", true, None), 9_100);
+    assert_eq!(outcome(&s), Some(&Outcome::Completed));
+}
+
+#[test]
+fn frames_for_other_calls_are_ignored() {
+    let mut s = connected();
+    s.handle(
+        frame(ServerMessage::Hangup {
+            callsid: Some("CAother".into()),
+            error: None,
+        }),
+        6_000,
+    );
+    assert!(matches!(s.phase, Phase::Connected { .. }));
+    s.handle(
+        Input::Ledger(LedgerRecord {
+            parent_call_sid: "CAother".into(),
+            status: "busy".into(),
+            terminal: true,
+            refused_code: None,
+            direction: "outbound-browser".into(),
+            duration_seconds: 0,
+        }),
+        6_000,
+    );
+    assert!(matches!(s.phase, Phase::Connected { .. }));
+}
+
+#[test]
+fn mute_toggles_the_track_and_digits_go_by_rtp_or_signaling() {
+    let mut s = connected();
+    assert_eq!(
+        s.handle(Input::ToggleMute, 6_000),
+        vec![Effect::SetMicrophoneEnabled(false)]
+    );
+    assert!(s.call.as_ref().is_some_and(|c| c.muted));
+    assert_eq!(
+        s.handle(Input::ToggleMute, 6_100),
+        vec![Effect::SetMicrophoneEnabled(true)]
+    );
+    // Without RTP DTMF the digits travel as a signaling frame, as the official SDK falls back.
+    let effects = s.handle(Input::Digits("12#".into()), 6_200);
+    assert_eq!(sent(&effects)[0]["type"], "dtmf");
+    assert_eq!(sent(&effects)[0]["payload"]["dtmf"], "12#");
+    s.handle(Input::MediaConnected { rtp_dtmf: true }, 6_300);
+    assert_eq!(
+        s.handle(Input::Digits("9".into()), 6_400),
+        vec![Effect::InsertDtmf("9".into())]
+    );
+    assert_eq!(s.call.as_ref().map(|c| c.digits.as_str()), Some("12#9"));
+    assert!(s.handle(Input::Digits("12a".into()), 6_500).is_empty());
+    assert!(s.handle(Input::Digits(String::new()), 6_500).is_empty());
+}
+
+#[test]
+fn hanging_up_before_the_answer_cancels() {
+    let mut s = dialling();
+    let effects = s.handle(Input::Hangup, 1_800);
+    assert_eq!(sent(&effects)[0]["payload"]["callsid"], "TJSlocal");
+    assert_eq!(outcome(&s), Some(&Outcome::Canceled));
+}
+
+#[test]
+fn calls_need_token_link_and_microphone() {
+    let mut s = Session::new(json!({}));
+    assert!(s
+        .handle(
+            Input::Call {
+                appointment: "a".into(),
+                local_sid: "TJS1".into()
+            },
+            0
+        )
+        .is_empty());
+    assert_eq!(s.phase, Phase::Idle);
+
+    let mut s = ready();
+    s.handle(Input::MicrophoneObserved(Microphone::Denied), 400);
+    assert_eq!(s.blocker(), Some(Blocker::MicrophoneDenied));
+    assert!(s.blocker().is_some_and(|b| b.needs_manual_dial()));
+
+    let mut s = ready();
+    let effects = s.handle(
+        Input::Call {
+            appointment: "a".into(),
+            local_sid: "TJS1".into(),
+        },
+        500,
+    );
+    assert_eq!(effects, vec![Effect::AcquireMicrophone]);
+    let effects = s.handle(Input::MicrophoneFailed(Microphone::Denied), 600);
+    assert_eq!(effects, vec![Effect::CloseMedia, Effect::CallEnded]);
+    assert_eq!(outcome(&s), Some(&Outcome::NotPlaced(Microphone::Denied)));
+    assert_eq!(s.blocker(), Some(Blocker::MicrophoneDenied));
+}
+
+#[test]
+fn a_refused_token_is_final_and_an_outage_is_retried() {
+    let mut s = Session::new(json!({}));
+    s.handle(Input::Start, 0);
+    s.handle(
+        Input::TokenRefused {
+            code: "permission_missing".into(),
+            message: "no calling permission".into(),
+            retryable: false,
+        },
+        10,
+    );
+    assert_eq!(
+        s.blocker(),
+        Some(Blocker::TokenRefused {
+            message: "no calling permission".into()
+        })
+    );
+    assert!(s.handle(Input::Tick, 100_000).is_empty());
+
+    let mut s = Session::new(json!({}));
+    s.handle(Input::Start, 0);
+    s.handle(
+        Input::TokenRefused {
+            code: "unreachable".into(),
+            message: "x".into(),
+            retryable: true,
+        },
+        10,
+    );
+    assert_eq!(s.blocker(), Some(Blocker::ServiceUnreachable));
+    assert!(s.handle(Input::Tick, 500).is_empty());
+    assert_eq!(s.handle(Input::Tick, 3_000), vec![Effect::FetchToken]);
+    s.handle(
+        Input::TokenIssued {
+            token: "t".into(),
+            ttl_seconds: 60,
+        },
+        3_100,
+    );
+    assert_eq!(s.link, Link::Connecting);
+}
+
+#[test]
+fn tokens_are_refreshed_before_expiry_on_the_open_link_through_a_clinic_day() {
+    let mut s = ready();
+    let mut now = 310;
+    let mut refreshes = 0;
+    let mut listens = 0;
+    // Nine hours, one tick a second; the server answers every heartbeat and listen.
+    while now < 9 * 3_600_000 {
+        now += 1_000;
+        for effect in s.handle(Input::Tick, now) {
+            match effect {
+                Effect::FetchToken => {
+                    refreshes += 1;
+                    let effects = s.handle(
+                        Input::TokenIssued {
+                            token: format!("tok-{refreshes}"),
+                            ttl_seconds: TOKEN_TTL,
+                        },
+                        now,
+                    );
+                    listens += sent_types(&effects)
+                        .iter()
+                        .filter(|t| *t == "listen")
+                        .count();
+                }
+                Effect::Send(text) if text == HEARTBEAT => {
+                    s.handle(Input::Received(HEARTBEAT.into()), now);
+                }
+                Effect::OpenSocket | Effect::CloseSocket => panic!("the link never drops"),
+                _ => {}
+            }
+        }
+        if let TokenState::Valid { expires_at_ms, .. } = s.token {
+            assert!(expires_at_ms > now, "token expired at {now}");
+        }
+    }
+    assert!(refreshes >= 11, "{refreshes}");
+    assert_eq!(listens, refreshes);
+    assert_eq!(s.link, Link::Ready);
+}
+
+#[test]
+fn an_expired_token_mid_call_is_replaced_without_ending_the_call() {
+    let mut s = connected();
+    let effects = s.handle(
+        frame(ServerMessage::Error {
+            error: SignalingError {
+                code: 20104,
+                message: "Access Token expired".into(),
+            },
+            callsid: None,
+        }),
+        7_000,
+    );
+    assert_eq!(effects, vec![Effect::FetchToken]);
+    let effects = s.handle(
+        Input::TokenIssued {
+            token: "tok-new".into(),
+            ttl_seconds: TOKEN_TTL,
+        },
+        7_200,
+    );
+    assert_eq!(sent(&effects)[0]["payload"]["token"], "tok-new");
+    assert!(matches!(s.phase, Phase::Connected { .. }));
+}
+
+#[test]
+fn a_dropped_link_reconnects_with_backoff_and_resumes_the_call() {
+    let mut s = connected();
+    s.handle(Input::SocketClosed, 10_000);
+    assert_eq!(
+        s.link,
+        Link::Retrying {
+            attempt: 0,
+            at_ms: 10_500
+        }
+    );
+    assert!(
+        matches!(s.phase, Phase::Connected { .. }),
+        "media carries on"
+    );
+    assert!(s.handle(Input::Tick, 10_400).is_empty());
+    assert_eq!(s.handle(Input::Tick, 10_500), vec![Effect::OpenSocket]);
+    // The attempt fails: the next wait is longer.
+    s.handle(Input::SocketClosed, 10_600);
+    assert_eq!(
+        s.link,
+        Link::Retrying {
+            attempt: 1,
+            at_ms: 11_600
+        }
+    );
+    s.handle(Input::Tick, 11_600);
+    let effects = s.handle(Input::SocketOpened, 11_700);
+    assert_eq!(sent_types(&effects), vec!["listen"]);
+    let effects = s.handle(
+        frame(ServerMessage::Connected {
+            token: None,
+            region: None,
+            edge: None,
+        }),
+        11_800,
+    );
+    let frames = sent(&effects);
+    assert_eq!(sent_types(&effects), vec!["register", "invite"]);
+    assert_eq!(frames[1]["payload"]["reconnect"], "rc-1");
+    assert_eq!(frames[1]["payload"]["callsid"], "CAparent");
+    assert_eq!(frames[1]["payload"]["sdp"], "v=0 offer");
+    // Twilio's answer to the reconnect does not re-apply the SDP or restart the timer.
+    let effects = s.handle(
+        frame(ServerMessage::Answer {
+            callsid: "CAparent".into(),
+            sdp: Some("v=0 answer".into()),
+            reconnect: Some("rc-2".into()),
+        }),
+        11_900,
+    );
+    assert!(effects.is_empty());
+    assert_eq!(s.phase, Phase::Connected { since_ms: 5_000 });
+}
+
+#[test]
+fn heartbeats_are_sent_and_silence_drops_the_link() {
+    let mut s = ready();
+    assert_eq!(
+        s.handle(Input::Tick, 5_400),
+        vec![Effect::Send(HEARTBEAT.into())]
+    );
+    assert!(s.handle(Input::Tick, 6_000).is_empty());
+    assert_eq!(s.handle(Input::Tick, 15_400), vec![Effect::CloseSocket]);
+    assert!(matches!(s.link, Link::Retrying { .. }));
+    // Three failed attempts: the panel offers manual dialing while retrying.
+    s.handle(Input::Tick, 16_000);
+    s.handle(Input::SocketClosed, 16_100);
+    s.handle(Input::Tick, 17_200);
+    s.handle(Input::SocketClosed, 17_300);
+    assert_eq!(s.blocker(), Some(Blocker::SignalingUnreachable));
+}
+
+#[test]
+fn ice_failure_restarts_with_a_reinvite_then_gives_up() {
+    let mut s = connected();
+    assert_eq!(
+        s.handle(Input::NetworkChanged, 8_000),
+        vec![Effect::CreateOffer { ice_restart: true }]
+    );
+    // A second failure while restarting does not start another restart.
+    assert!(s.handle(Input::MediaFailed, 8_050).is_empty());
+    let effects = s.handle(
+        Input::OfferReady {
+            sdp: "v=0 restart".into(),
+        },
+        8_100,
+    );
+    assert_eq!(sent_types(&effects), vec!["reinvite"]);
+    let effects = s.handle(
+        frame(ServerMessage::Answer {
+            callsid: "CAparent".into(),
+            sdp: Some("v=0 new answer".into()),
+            reconnect: None,
+        }),
+        8_200,
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::ApplyAnswer {
+            sdp: "v=0 new answer".into()
+        }]
+    );
+    for i in 0..(MAX_ICE_RESTARTS - 1) {
+        s.handle(Input::MediaFailed, 9_000 + u64::from(i) * 100);
+        s.handle(
+            Input::MediaConnected { rtp_dtmf: false },
+            9_050 + u64::from(i) * 100,
+        );
+    }
+    let effects = s.handle(Input::MediaFailed, 10_000);
+    assert_eq!(sent_types(&effects), vec!["hangup"]);
+    assert_eq!(
+        outcome(&s),
+        Some(&Outcome::Failed {
+            code: Some(codes::ICE_FAILED)
+        })
+    );
+}
+
+#[test]
+fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
+    let invite = || {
+        frame(ServerMessage::Invite {
+            callsid: "CAin".into(),
+            sdp: "v=0 remote offer".into(),
+            parameters: Some(json!({"From": "+447700900123", "CallSid": "CAin"})),
+        })
+    };
+    let mut s = ready();
+    assert_eq!(s.handle(invite(), 1_000), vec![Effect::IncomingCall]);
+    assert_eq!(s.phase, Phase::Incoming);
+    assert_eq!(
+        s.call.as_ref().and_then(|c| c.from.as_deref()),
+        Some("+447700900123")
+    );
+    assert_eq!(
+        s.handle(Input::Accept, 1_500),
+        vec![Effect::AcquireMicrophone]
+    );
+    assert_eq!(
+        s.handle(Input::MicrophoneReady, 1_600),
+        vec![Effect::AnswerOffer {
+            sdp: "v=0 remote offer".into()
+        }]
+    );
+    let effects = s.handle(
+        Input::AnswerReady {
+            sdp: "v=0 local answer".into(),
+        },
+        1_700,
+    );
+    assert_eq!(sent(&effects)[0]["type"], "answer");
+    assert_eq!(sent(&effects)[0]["payload"]["callsid"], "CAin");
+    assert_eq!(s.phase, Phase::Connected { since_ms: 1_700 });
+    s.handle(
+        frame(ServerMessage::Hangup {
+            callsid: Some("CAin".into()),
+            error: None,
+        }),
+        31_700,
+    );
+    assert_eq!(
+        s.phase,
+        Phase::Ended {
+            outcome: Outcome::Completed,
+            duration_seconds: 30
+        }
+    );
+
+    let mut s = ready();
+    s.handle(invite(), 1_000);
+    let effects = s.handle(Input::Decline, 1_100);
+    assert_eq!(sent_types(&effects), vec!["reject"]);
+    assert_eq!(outcome(&s), Some(&Outcome::Declined));
+
+    let mut s = ready();
+    s.handle(invite(), 1_000);
+    s.handle(
+        frame(ServerMessage::Cancel {
+            callsid: "CAin".into(),
+        }),
+        1_100,
+    );
+    assert_eq!(outcome(&s), Some(&Outcome::Missed));
+
+    // Busy with a call: a second caller is rejected, the call carries on.
+    let mut s = connected();
+    let effects = s.handle(invite(), 6_000);
+    assert_eq!(sent_types(&effects), vec!["reject"]);
+    assert!(matches!(s.phase, Phase::Connected { .. }));
+}
+
+#[test]
+fn a_live_call_seen_after_a_reload_is_shown_and_can_be_ended_on_the_server() {
+    let mut s = ready();
+    s.handle(ledger("in-progress", false, None), 1_000);
+    assert_eq!(
+        s.phase,
+        Phase::Elsewhere {
+            status: "in-progress".into()
+        }
+    );
+    assert_eq!(
+        s.blocker(),
+        None,
+        "the clinician may still place another call"
+    );
+    assert_eq!(
+        s.handle(Input::Hangup, 1_100),
+        vec![Effect::EndOnServer {
+            call_sid: "CAparent".into()
+        }]
+    );
+    let mut record = LedgerRecord::from_json(&json!({
+        "parentCallSid": "CAparent", "status": "completed", "terminal": true,
+        "direction": "outbound-browser", "durationSeconds": 42,
+    }))
+    .expect("record");
+    record.direction = "outbound-browser".into();
+    let effects = s.handle(Input::Ledger(record), 1_200);
+    assert_eq!(effects, vec![Effect::CallEnded]);
+    assert_eq!(
+        s.phase,
+        Phase::Ended {
+            outcome: Outcome::Completed,
+            duration_seconds: 42
+        }
+    );
+    // Finished calls seen on load leave the panel idle.
+    let mut s = ready();
+    s.handle(ledger("completed", true, None), 1_000);
+    assert_eq!(s.phase, Phase::Idle);
+}
+
+#[test]
+fn ledger_records_are_read_from_the_worker_json() {
+    let record = LedgerRecord::from_json(&json!({
+        "parentCallSid": "CA1", "status": "refused", "terminal": true,
+        "refusedCode": "no_line_free", "direction": "outbound-browser",
+    }));
+    assert_eq!(
+        record,
+        Some(LedgerRecord {
+            parent_call_sid: "CA1".into(),
+            status: "refused".into(),
+            terminal: true,
+            refused_code: Some("no_line_free".into()),
+            direction: "outbound-browser".into(),
+            duration_seconds: 0,
+        })
+    );
+    assert_eq!(LedgerRecord::from_json(&json!({"status": "x"})), None);
+}
+
+#[test]
+fn refresh_points_leave_a_margin() {
+    // (ttl seconds, refresh after seconds)
+    let table: &[(u64, u64)] = &[
+        (3_600, 2_700),
+        (14_400, 10_800),
+        (300, 225),
+        (60, 30),
+        (90, 45),
+    ];
+    for (ttl, after) in table {
+        assert_eq!(refresh_at(0, ttl * 1_000), after * 1_000, "ttl {ttl}");
+    }
+}
+
+fn any_input() -> impl Strategy<Value = Input> {
+    let frames = prop_oneof![
+        Just(ServerMessage::Ringing {
+            callsid: "CAparent".into(),
+            sdp: None
+        }),
+        Just(ServerMessage::Answer {
+            callsid: "CAparent".into(),
+            sdp: Some("a".into()),
+            reconnect: Some("r".into())
+        }),
+        Just(ServerMessage::Hangup {
+            callsid: Some("CAparent".into()),
+            error: None
+        }),
+        Just(ServerMessage::Hangup {
+            callsid: None,
+            error: None
+        }),
+        Just(ServerMessage::Cancel {
+            callsid: "CAin".into()
+        }),
+        Just(ServerMessage::Invite {
+            callsid: "CAin".into(),
+            sdp: "o".into(),
+            parameters: None
+        }),
+        Just(ServerMessage::Connected {
+            token: None,
+            region: None,
+            edge: None
+        }),
+        Just(ServerMessage::Error {
+            error: SignalingError {
+                code: 20104,
+                message: "x".into()
+            },
+            callsid: None
+        }),
+    ]
+    .prop_map(frame);
+    prop_oneof![
+        frames,
+        Just(Input::Start),
+        Just(Input::TokenIssued {
+            token: "t".into(),
+            ttl_seconds: 600
+        }),
+        Just(Input::SocketOpened),
+        Just(Input::SocketClosed),
+        Just(Input::MicrophoneReady),
+        Just(Input::MicrophoneFailed(Microphone::Denied)),
+        Just(Input::OfferReady { sdp: "o".into() }),
+        Just(Input::AnswerReady { sdp: "a".into() }),
+        Just(Input::MediaConnected { rtp_dtmf: false }),
+        Just(Input::MediaFailed),
+        Just(Input::Call {
+            appointment: "a".into(),
+            local_sid: "TJS1".into()
+        }),
+        Just(Input::ToggleMute),
+        Just(Input::Hangup),
+        Just(Input::Digits("1".into())),
+        Just(Input::Accept),
+        Just(Input::Decline),
+        Just(Input::Tick),
+        Just(ledger("busy", true, None)),
+        Just(ledger("in-progress", false, None)),
+    ]
+}
+
+proptest! {
+    /// Whatever happens, in any order: the media is closed exactly when a call that had it ends,
+    /// every end is announced once, and a connected call always has an appointment or a caller.
+    #[test]
+    fn any_sequence_keeps_the_panel_consistent(inputs in proptest::collection::vec(any_input(), 1..60)) {
+        let mut s = Session::new(json!({}));
+        let mut now = 0;
+        for input in inputs {
+            now += 700;
+            let was_in_call = s.phase.in_call();
+            let effects = s.handle(input, now);
+            let ended = effects.iter().filter(|e| **e == Effect::CallEnded).count();
+            let closed = effects.iter().filter(|e| **e == Effect::CloseMedia).count();
+            prop_assert!(ended <= 1 && closed <= 1);
+            if closed == 1 {
+                prop_assert!(was_in_call && ended == 1);
+            }
+            if ended == 1 {
+                let ended_phase = matches!(s.phase, Phase::Ended { .. });
+                prop_assert!(ended_phase);
+                prop_assert_eq!(closed == 1, was_in_call);
+            }
+            if s.phase.in_call() {
+                prop_assert!(s.call.is_some());
+            }
+            if s.blocker().is_none() {
+                prop_assert_eq!(s.link, Link::Ready);
+            }
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The clinician's call panel end to end in Chromium (fake microphone) against wrangler dev,
+//! sim/medplum and sim/twilio: every call state, mute measured at the callee, DTMF, outcomes
+//! written to FHIR, recovery from a dropped signaling link, token refresh, the manual-dial
+//! fallback, a patient calling back, a reload mid-call, and wire compatibility with the official
+//! SDK's frames. Screenshots of every state go to tests/artifacts/<run>/panel-*.png.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startWorker, startTwilioSim, startTlsProxy, artifactsDir, freePort, TEST_SECRETS, REPO_ROOT } from "../../sim/stack.mjs";
+import { startMedplumServer } from "../../sim/medplum/server.mjs";
+import { launchBrowser, openPage, CHROMIUM_ARGS } from "../lib/browser.mjs";
+
+const artifacts = artifactsDir();
+const EXTENSION_URL = "https://clinician-calls.example/fhir/StructureDefinition/twilio-voice-call";
+/** The shortest token the worker issues: the client refreshes it every 30 s during the suite. */
+const TOKEN_TTL_SECONDS = 60;
+let medplum;
+let worker;
+let twilio;
+let browser;
+
+before(async () => {
+  medplum = await startMedplumServer({ port: await freePort(), clientId: TEST_SECRETS.MEDPLUM_CLIENT_ID, clientSecret: TEST_SECRETS.MEDPLUM_CLIENT_SECRET });
+  const workerPort = await freePort();
+  twilio = await startTwilioSim({ port: await freePort(), workerUrl: `http://127.0.0.1:${workerPort}`, timeScale: 0.2, logDir: artifacts, name: "panel-twilio-sim" });
+  worker = await startWorker({
+    port: workerPort,
+    logDir: artifacts,
+    name: "panel-worker",
+    vars: {
+      MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilio.url, TWILIO_SIGNALING_URL: twilio.signalingUrl,
+      TWILIO_CALLER_IDS: "+447700900001,+447700900002", PRACTICE_PHONE_NUMBER: "+442079460000",
+      TWILIO_TOKEN_TTL_SECONDS: String(TOKEN_TTL_SECONDS),
+    },
+  });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await worker?.stop();
+  await twilio?.stop();
+  await medplum?.close();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, probe, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value) return value;
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function extensions(appointment) {
+  const resource = await (await fetch(`${medplum.url}/__sim/resource/Appointment/${appointment}`)).json();
+  return (resource.extension ?? []).filter((e) => e.url === EXTENSION_URL).map((e) =>
+    Object.fromEntries(e.extension.map((p) => [p.url, p.valueString ?? p.valueCode ?? p.valueInteger ?? p.valueDateTime])));
+}
+
+const sim = async (path) => (await fetch(`${twilio.url}${path}`)).json();
+const PANEL = "#call-area .call-panel";
+
+/** Signs in on the page as `practitioner` and waits for today's appointments. */
+async function signedInPage(practitioner = "clinician-ada", context) {
+  const ctx = context ?? (await browser.newContext());
+  const { page, problems } = await openPage(ctx, worker.url);
+  await page.waitForSelector("#demo-sign-in:not([hidden])");
+  await page.selectOption("#clinician", practitioner);
+  await page.click("#sign-in");
+  await page.waitForSelector("#appointments li[data-appointment-id] button");
+  return { page, problems, context: ctx };
+}
+
+async function choose(page, appointment) {
+  await page.click(`#appointments li[data-appointment-id="${appointment}"] button`);
+  await page.waitForSelector(`${PANEL}:not([data-state="loading"])`);
+}
+
+const state = (page) => page.getAttribute(PANEL, "data-state");
+const waitState = (page, wanted, timeout = 20_000) => page.waitForSelector(`${PANEL}[data-state="${wanted}"]`, { timeout });
+const statusText = (page) => page.textContent(`${PANEL} .call-status`);
+const shot = (page, name) => page.screenshot({ path: join(artifacts, `panel-${name}.png`), fullPage: true });
+
+async function callNow(page) {
+  await page.click(`${PANEL} [data-action="call"]:not([disabled]):not([hidden])`, { timeout: 20_000 });
+}
+
+/** The live call's parent sid from the panel's snapshot (`window.callClient`). */
+async function liveCallSid(page) {
+  return waitFor("the call's sid", () => page.evaluate(() => window.callClient?.snapshot()?.callSid ?? null));
+}
+
+test("answered call: connecting → ringing → connected, timer runs, mute measured at the callee, DTMF, ended → FHIR record", async () => {
+  const { page, problems } = await signedInPage();
+  await choose(page, "appt-mobile");
+  await page.waitForSelector(`${PANEL} [data-action="call"]:not([disabled])`);
+  assert.match(await statusText(page), /Ready to call/);
+  await shot(page, "01-ready");
+  await callNow(page);
+  await waitState(page, "ringing").catch(() => {});
+  await shot(page, "02-ringing");
+  await waitState(page, "connected");
+  await shot(page, "03-connected");
+  const callSid = await liveCallSid(page);
+  const first = await page.textContent(`${PANEL} .call-timer`);
+  await sleep(2_200);
+  const later = await page.textContent(`${PANEL} .call-timer`);
+  assert.match(later, /^\d\d:\d\d$/);
+  assert.ok(later > first, `timer advances: ${first} → ${later}`);
+
+  const media = async () => (await sim("/__sim/media")).media[callSid];
+  await waitFor("the clinician's voice at the callee", async () => (await media())?.level > 0.05);
+  await page.keyboard.press("Alt+m").catch(() => {});
+  if ((await page.getAttribute(`${PANEL} [data-action="mute"]`, "aria-pressed")) !== "true") {
+    await page.click(`${PANEL} [data-action="mute"]`);
+  }
+  assert.equal(await page.getAttribute(`${PANEL} [data-action="mute"]`, "aria-pressed"), "true");
+  const muted = await waitFor("silence at the callee after mute", async () => { const m = await media(); return m?.level < 0.01 ? m : null; });
+  assert.ok(muted.packetsIn > 50, "packets still flow while muted");
+  await shot(page, "04-muted");
+  await page.click(`${PANEL} [data-action="mute"]`);
+  await waitFor("the clinician's voice again after unmute", async () => (await media())?.level > 0.05);
+
+  await page.click(`${PANEL} [data-action="keypad"]`);
+  for (const digit of ["1", "2", "#"]) await page.click(`${PANEL} [data-digit="${digit}"]`);
+  await shot(page, "05-keypad");
+  await waitFor("the digits at Twilio", async () => (await sim("/__sim/calls")).calls.some((c) => c.sid === callSid && c.digits === "12#"));
+
+  await page.click(`${PANEL} [data-action="end"]`);
+  await waitState(page, "ended");
+  assert.equal(await page.getAttribute(PANEL, "data-outcome"), "completed");
+  assert.match(await statusText(page), /Call ended after/);
+  await shot(page, "06-ended");
+  const record = await waitFor("the completed record in FHIR", async () =>
+    (await extensions("appt-mobile")).find((e) => e.parentCallSid === callSid && e.status === "completed"));
+  assert.ok(Number(record.durationSeconds) >= 2, JSON.stringify(record));
+  assert.equal(await page.locator("[data-remote-audio]").count(), 0, "media torn down");
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+for (const [appointment, outcome, pattern] of [
+  ["appt-landline", "busy", /busy/],
+  ["appt-formatted", "no-answer", /did not answer/],
+  ["appt-dashes", "failed", /could not be connected/],
+]) {
+  test(`${outcome}: the panel ends the call, says so, and offers the number to dial by hand`, async () => {
+    const { page } = await signedInPage();
+    await choose(page, appointment);
+    await callNow(page);
+    await waitState(page, "ended", 30_000);
+    await waitFor(`outcome ${outcome}`, async () => (await page.getAttribute(PANEL, "data-outcome")) === outcome);
+    assert.match(await statusText(page), pattern);
+    await page.waitForSelector(`${PANEL} .call-fallback:not([hidden]) a.fallback-number[href^="tel:+44"]`);
+    await shot(page, `07-${outcome}`);
+    await waitFor(`the ${outcome} record in FHIR`, async () => (await extensions(appointment)).some((e) => e.status === outcome));
+    await page.close();
+  });
+}
+
+test("the patient hangs up: the panel ends the call as completed", async () => {
+  const { page } = await signedInPage();
+  await choose(page, "appt-intl-prefix");
+  await callNow(page);
+  await waitState(page, "connected");
+  await waitState(page, "ended", 20_000);
+  assert.equal(await page.getAttribute(PANEL, "data-outcome"), "completed");
+  await shot(page, "08-patient-hung-up");
+  await page.close();
+});
+
+test("signaling dropped mid-call: the client reconnects and the call carries on to a clean end", async () => {
+  const { page } = await signedInPage();
+  await choose(page, "appt-two-numbers");
+  await callNow(page);
+  await waitState(page, "connected");
+  const callSid = await liveCallSid(page);
+  const listensBefore = (await sim("/__sim/frames")).frames.filter((f) => f.direction === "client" && f.frame?.type === "listen").length;
+  await fetch(`${twilio.url}/__sim/drop-signaling`, { method: "POST" });
+  await waitFor("a new listen after the drop", async () =>
+    (await sim("/__sim/frames")).frames.filter((f) => f.direction === "client" && f.frame?.type === "listen").length > listensBefore);
+  await waitFor("the signaling check green again", async () => (await page.getAttribute(`${PANEL} [data-check="signaling"]`, "data-ok")) === "true");
+  assert.equal(await state(page), "connected", "the call survived the drop");
+  await shot(page, "09-after-signaling-drop");
+  await page.click(`${PANEL} [data-action="end"]`);
+  await waitState(page, "ended");
+  await waitFor("the call over at Twilio", async () => (await sim("/__sim/calls")).calls.some((c) => c.sid === callSid && c.status === "completed"));
+  await page.close();
+});
+
+test("manual fallback: microphone denied, worker unreachable, number refused by policy, no number on record", async () => {
+  // Microphone denied: Chromium without the fake permission UI refuses getUserMedia.
+  const denyingBrowser = await launchBrowser({ fakeMediaUi: false });
+  try {
+    const context = await denyingBrowser.newContext();
+    const { page } = await signedInPage("clinician-ada", context);
+    await context.clearPermissions();
+    await choose(page, "appt-mobile");
+    await page.waitForSelector(`${PANEL} [data-action="call"]:not([disabled])`).catch(() => {});
+    if ((await state(page)) !== "fallback") {
+      await callNow(page);
+    }
+    await page.waitForSelector(`${PANEL} .call-fallback:not([hidden]) a.fallback-number[href="tel:+447700900123"]`, { timeout: 20_000 });
+    assert.match(await page.textContent(`${PANEL} .fallback-reason`), /microphone/i);
+    await shot(page, "10-fallback-microphone-denied");
+    // The outcome of the call dialled by hand is recorded through the call-end endpoint.
+    await page.selectOption(`${PANEL} .manual-outcome select`, "completed");
+    await page.fill(`${PANEL} .manual-outcome input[name="minutes"]`, "3");
+    await page.click(`${PANEL} .manual-outcome button[type="submit"]`);
+    await page.waitForSelector(`${PANEL} .manual-outcome-status:has-text("saved")`);
+    await waitFor("the manual record in FHIR", async () => (await extensions("appt-mobile")).some((e) => e.direction === "outbound-manual" || (e.status === "completed" && Number(e.durationSeconds) === 180)));
+  } finally {
+    await denyingBrowser.close();
+  }
+
+  // The worker unreachable for tokens: the panel falls back with the reason.
+  {
+    const context = await browser.newContext();
+    await context.route("**/api/v1/twilio/access-token", (route) => route.abort());
+    const { page } = await signedInPage("clinician-ada", context);
+    await choose(page, "appt-mobile");
+    await waitState(page, "fallback");
+    assert.match(await page.textContent(`${PANEL} .fallback-reason`), /cannot be reached/);
+    assert.equal(await page.getAttribute(`${PANEL} a.fallback-number`, "href"), "tel:+447700900123");
+    await shot(page, "11-fallback-service-unreachable");
+    await context.close();
+  }
+
+  // The dialing policy refuses the number (premium rate): no Call now, the number and the reason.
+  const { page } = await signedInPage();
+  await choose(page, "appt-premium");
+  await waitState(page, "unavailable");
+  assert.equal(await page.locator(`${PANEL} [data-action="call"]:visible`).count(), 0);
+  assert.match(await page.textContent(`${PANEL} .fallback-reason`), /premium-rate|special/);
+  await shot(page, "12-fallback-number-refused");
+  await choose(page, "appt-no-phone");
+  await waitState(page, "unavailable");
+  assert.match(await page.textContent(`${PANEL} .fallback-reason`), /no phone number/i);
+  await page.close();
+});
+
+test("no free line: the call is refused, the panel says all lines are busy and offers the number", async () => {
+  const admin = (path, method, body) => fetch(`${worker.url}/api/v1/admin/number-pool${path}`, {
+    method, headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined,
+  });
+  const held = [];
+  for (let i = 0; i < 2; i++) {
+    const callSid = `CA${String(i).padStart(32, "f")}`;
+    const response = await admin("/leases", "POST", { callSid, destination: "+447700900999" });
+    assert.equal(response.status, 200, await response.text());
+    held.push(callSid);
+  }
+  try {
+    const { page } = await signedInPage();
+    await choose(page, "appt-formatted");
+    await callNow(page);
+    await waitState(page, "ended");
+    await waitFor("the refusal from the ledger", async () => (await page.getAttribute(PANEL, "data-outcome")) === "refused");
+    assert.match(await statusText(page), /All lines are busy/);
+    await page.waitForSelector(`${PANEL} .call-fallback:not([hidden]) a.fallback-number[href="tel:+447700900456"]`);
+    await shot(page, "16-all-lines-busy");
+    await page.close();
+  } finally {
+    for (const callSid of held) await admin(`/leases/${callSid}`, "DELETE");
+  }
+});
+
+test("a patient calling back rings in the panel; accepted, it connects with audio", async () => {
+  const { page } = await signedInPage();
+  await choose(page, "appt-mobile");
+  await page.waitForSelector(`${PANEL} [data-action="call"]:not([disabled])`);
+  // A recent outbound call makes the worker route the call-back to this clinician.
+  await callNow(page);
+  await waitState(page, "connected");
+  await page.click(`${PANEL} [data-action="end"]`);
+  await waitState(page, "ended");
+  const response = await fetch(`${twilio.url}/__sim/inbound`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ from: "+447700900123", to: "+447700900001" }) });
+  assert.equal(response.status, 200);
+  await waitState(page, "incoming");
+  await shot(page, "13-incoming");
+  await page.click(`${PANEL} [data-action="accept"]`);
+  await waitState(page, "connected");
+  const callSid = await liveCallSid(page);
+  await waitFor("audio on the call-back", async () => Object.values((await sim("/__sim/media")).media).some((m) => m.connected && m.level > 0.05));
+  await shot(page, "14-incoming-connected");
+  await page.click(`${PANEL} [data-action="end"]`);
+  await waitState(page, "ended");
+  assert.ok(callSid);
+  await page.close();
+});
+
+test("a reload during a call shows the call's real state from the server and lets the clinician end it", async () => {
+  const { page, context } = await signedInPage();
+  await choose(page, "appt-mobile");
+  await callNow(page);
+  await waitState(page, "connected");
+  const callSid = await liveCallSid(page);
+  // A second page of the same clinician stands in for the reloaded one (a reload drops media).
+  const { page: reloaded } = await signedInPage("clinician-ada", context);
+  await choose(reloaded, "appt-mobile");
+  await waitState(reloaded, "elsewhere");
+  await shot(reloaded, "15-reloaded-elsewhere");
+  await reloaded.click(`${PANEL} [data-action="end"]`);
+  await waitState(reloaded, "ended");
+  await waitState(page, "ended");
+  await waitFor("the call ended at Twilio", async () => (await sim("/__sim/calls")).calls.some((c) => c.sid === callSid && c.status === "completed"));
+  await page.close();
+  await reloaded.close();
+});
+
+test("a clinic day's token: refreshed before expiry on the open link, and calls still connect", async () => {
+  const { page } = await signedInPage();
+  await choose(page, "appt-mobile");
+  await page.waitForSelector(`${PANEL} [data-action="call"]:not([disabled])`);
+  const identity = await page.evaluate(() => window.callClient.snapshot().identity);
+  assert.equal(identity, "clinician-ada");
+  const listens = async () => (await sim("/__sim/frames")).frames.filter((f) => f.direction === "client" && f.frame?.type === "listen").length;
+  const before = await listens();
+  // The token lives 60 s and is refreshed at 30 s; after 65 s it has been replaced at least once.
+  await sleep(65_000);
+  assert.ok((await listens()) > before, "a fresh token was presented with listen");
+  const errors = (await sim("/__sim/frames")).frames.filter((f) => f.direction === "server" && f.frame?.type === "error" && f.frame.payload?.error?.code === 20104);
+  assert.equal(errors.length, 0, "the token never expired on the link");
+  await callNow(page);
+  await waitState(page, "connected");
+  await page.click(`${PANEL} [data-action="end"]`);
+  await waitState(page, "ended");
+  await page.close();
+});
+
+test("wire compatibility: our frames for sign-in, register, invite, DTMF and hangup carry the official SDK's types and fields", async () => {
+  const clientFrames = async () => (await sim("/__sim/frames")).frames.filter((f) => f.direction === "client").map((f) => f.frame).filter((f) => f && typeof f === "object");
+  const shape = (frames) => Object.fromEntries(["listen", "register", "invite", "dtmf", "hangup"].map((type) => {
+    const frame = frames.find((f) => f.type === type && !(type === "invite" && f.payload?.reconnect));
+    return [type, frame ? { version: frame.version, keys: Object.keys(frame.payload).sort(), browserinfo: type === "listen" ? Object.keys(frame.payload.browserinfo ?? {}).sort() : undefined } : null];
+  }));
+
+  await fetch(`${twilio.url}/__sim/reset`, { method: "POST" });
+  const { page } = await signedInPage();
+  await choose(page, "appt-two-numbers");
+  await callNow(page);
+  await waitState(page, "connected");
+  await page.evaluate(() => window.callClient.sendDigits("1"));
+  await sleep(300);
+  await page.click(`${PANEL} [data-action="end"]`);
+  await waitState(page, "ended");
+  const ours = shape(await clientFrames());
+  await page.close();
+
+  await fetch(`${twilio.url}/__sim/reset`, { method: "POST" });
+  const tls = await startTlsProxy(Number(new URL(twilio.url).port));
+  const { chromium } = await import("playwright-core");
+  const sdkBrowser = await chromium.launch({ executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium", args: [...CHROMIUM_ARGS, "--ignore-certificate-errors"] });
+  try {
+    const token = await (async () => {
+      const login = await (await fetch(`${medplum.url}/auth/dev-login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ practitioner: "clinician-ada" }) })).json();
+      return (await (await fetch(`${worker.url}/api/v1/twilio/access-token`, { method: "POST", headers: { authorization: `Bearer ${login.access_token}` } })).json()).token;
+    })();
+    const sdkPage = await (await sdkBrowser.newContext()).newPage();
+    await sdkPage.goto(`${twilio.url}/healthcheck`);
+    await sdkPage.addScriptTag({ path: join(REPO_ROOT, "node_modules", "@twilio", "voice-sdk", "dist", "twilio.min.js") });
+    await sdkPage.evaluate(async ({ token, chunderw }) => {
+      const within = (p, ms, what) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`timeout: ${what}`)), ms))]);
+      const device = new Twilio.Device(token, { chunderw, publishEvents: false, disableAudioContextSounds: true, logLevel: "error" });
+      await within(device.register(), 20000, "register");
+      const call = await within(device.connect({ params: { AppointmentId: "appt-two-numbers" } }), 20000, "connect");
+      await within(new Promise((resolve) => call.on("accept", resolve)), 20000, "accept");
+      await new Promise((r) => setTimeout(r, 800));
+      call.sendDigits("1");
+      await new Promise((r) => setTimeout(r, 300));
+      const disconnected = new Promise((resolve) => call.on("disconnect", resolve));
+      call.disconnect();
+      await within(disconnected, 10000, "disconnect");
+      device.destroy();
+    }, { token, chunderw: `127.0.0.1:${tls.port}` });
+  } finally {
+    await sdkBrowser.close();
+    await tls.close();
+  }
+  const sdk = shape(await clientFrames());
+  const { writeFile } = await import("node:fs/promises");
+  await writeFile(join(artifacts, "wire-compat.json"), JSON.stringify({ ours, sdk }, null, 2));
+  for (const type of ["listen", "register", "invite", "dtmf", "hangup"]) {
+    assert.ok(ours[type], `our client sent ${type}`);
+    assert.ok(sdk[type], `the SDK sent ${type}`);
+    assert.deepEqual(ours[type], sdk[type], `${type} frames match`);
+  }
+});

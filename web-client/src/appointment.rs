@@ -1,0 +1,134 @@
+//! The appointment the panel is mounted on, as the worker describes it (`GET
+//! /api/v1/appointments/{id}/call` → `appointment`): who the patient is and how to dial them.
+
+use serde_json::Value;
+
+/// What the worker refused about the patient's number, in its words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRefusal {
+    pub code: String,
+    pub message: String,
+}
+
+/// The parts of an appointment the panel shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppointmentInfo {
+    pub id: String,
+    pub start: Option<String>,
+    pub description: Option<String>,
+    pub patient_name: Option<String>,
+    /// E.164, when the number on record could be normalised.
+    pub phone: Option<String>,
+    /// The number exactly as recorded (to dial by hand when normalising failed).
+    pub phone_as_recorded: Option<String>,
+    pub dialable: bool,
+    pub refusal: Option<NumberRefusal>,
+    pub callable: bool,
+}
+
+impl AppointmentInfo {
+    /// Reads the worker's appointment entry; missing fields are treated as unknown.
+    pub fn from_json(entry: &Value) -> Option<Self> {
+        let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+        let patient = entry.get("patient");
+        let field = |name: &str| patient.and_then(|p| p.get(name));
+        Some(Self {
+            id: text(entry.get("id"))?,
+            start: text(entry.get("start")),
+            description: text(entry.get("description")),
+            patient_name: text(field("name")),
+            phone: text(field("phone")),
+            phone_as_recorded: text(field("phoneAsRecorded")),
+            dialable: field("dialable").and_then(Value::as_bool).unwrap_or(false),
+            refusal: field("refusal").and_then(|r| {
+                Some(NumberRefusal {
+                    code: text(r.get("code"))?,
+                    message: text(r.get("message")).unwrap_or_default(),
+                })
+            }),
+            callable: entry
+                .get("callable")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+        })
+    }
+
+    /// The number to show for dialing by hand, and its `tel:` link.
+    pub fn manual_number(&self) -> Option<(String, String)> {
+        match (&self.phone, &self.phone_as_recorded) {
+            (Some(e164), recorded) => Some((
+                recorded.clone().unwrap_or_else(|| e164.clone()),
+                format!("tel:{e164}"),
+            )),
+            (None, Some(recorded)) => {
+                let dialable: String = recorded
+                    .chars()
+                    .filter(|c| c.is_ascii_digit() || *c == '+')
+                    .collect();
+                Some((recorded.clone(), format!("tel:{dialable}")))
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// "09:00 · Medication review": the start time (UTC, HH:MM) and description.
+    pub fn summary_line(&self) -> String {
+        let time = self
+            .start
+            .as_deref()
+            .and_then(|s| s.get(11..16))
+            .map(str::to_owned);
+        match (time, &self.description) {
+            (Some(time), Some(description)) => format!("{time} · {description}"),
+            (Some(time), None) => time,
+            (None, Some(description)) => description.clone(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_worker_entry_and_offers_a_tel_link() {
+        let entry = json!({
+            "id": "appt-mobile", "start": "2026-11-25T09:30:00Z", "description": "Review",
+            "patient": {"id": "p", "name": "Pat Example", "phone": "+447700900123",
+                        "phoneAsRecorded": "07700 900123", "dialable": true, "refusal": null},
+            "callable": true,
+        });
+        let info = AppointmentInfo::from_json(&entry).expect("entry");
+        assert_eq!(info.patient_name.as_deref(), Some("Pat Example"));
+        assert_eq!(
+            info.manual_number(),
+            Some(("07700 900123".into(), "tel:+447700900123".into()))
+        );
+        assert_eq!(info.summary_line(), "09:30 · Review");
+        assert!(info.dialable && info.callable && info.refusal.is_none());
+    }
+
+    #[test]
+    fn a_number_that_could_not_be_normalised_is_still_offered_as_recorded() {
+        let entry = json!({"id": "a", "patient": {"phone": null, "phoneAsRecorded": "020 7946 0123 ext 4",
+            "dialable": false, "refusal": {"code": "number_invalid", "message": "Not valid."}}});
+        let info = AppointmentInfo::from_json(&entry).expect("entry");
+        assert_eq!(
+            info.manual_number(),
+            Some((
+                "020 7946 0123 ext 4".into(),
+                "tel:02079460123 4".replace(' ', "")
+            ))
+        );
+        assert_eq!(
+            info.refusal.map(|r| r.code),
+            Some("number_invalid".to_owned())
+        );
+        assert_eq!(AppointmentInfo::from_json(&json!({"patient": {}})), None);
+        let bare = AppointmentInfo::from_json(&json!({"id": "b"})).expect("entry");
+        assert_eq!(bare.manual_number(), None);
+        assert_eq!(bare.summary_line(), "");
+    }
+}

@@ -1,0 +1,795 @@
+//! `CallClient`, the module's public API for host pages: it owns one [`Session`] and performs
+//! the session's effects through `glue` (socket, media, HTTP, timers, panel DOM), feeding what
+//! happens back in as inputs. Everything it owns (socket, peer connection, timers, listeners,
+//! panel) is dropped with it; callbacks hold weak references, so nothing outlives the client.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+
+use serde_json::{json, Value};
+use shared::call_quality::{Monitor, Warning};
+use shared::call_session::{
+    Effect, Input, LedgerRecord, Link, Microphone, Phase, Session, TokenState,
+};
+use shared::readiness::MicrophonePermission;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
+
+use crate::appointment::AppointmentInfo;
+use crate::glue::events::{self, Listeners, WindowListener};
+use crate::glue::http::{to_js, Api, EventStream, RequestError};
+use crate::glue::media::{self, Media, MicrophoneError};
+use crate::glue::panel::{copy_to_clipboard, Panel, PanelAction};
+use crate::glue::signaling::Socket;
+use crate::glue::timer::{now_ms, Interval};
+use crate::panel::{view, PanelView};
+
+/// Twilio's public STUN server, used when signaling is Twilio's (not the local simulator).
+const TWILIO_STUN: &str = "stun:global.stun.twilio.com:3478";
+/// Seconds between attempts to reopen a closed ledger stream.
+const LEDGER_RETRY_MS: u64 = 5_000;
+
+struct Inner {
+    session: Session,
+    api: Api,
+    signaling_url: Option<String>,
+    socket: Option<Socket>,
+    media: Option<Media>,
+    ticker: Option<Interval>,
+    network: Vec<WindowListener>,
+    ledger: Option<(String, EventStream)>,
+    ledger_closed_at: u64,
+    panel: Option<Panel>,
+    appointment_id: Option<String>,
+    appointment: Option<AppointmentInfo>,
+    loading: bool,
+    load_error: Option<String>,
+    keypad_open: bool,
+    manual_status: Option<String>,
+    monitor: Monitor,
+    warnings: Vec<Warning>,
+    sampling: bool,
+    listeners: Listeners,
+    last_snapshot: String,
+}
+
+struct Shared {
+    inner: RefCell<Inner>,
+    queue: RefCell<VecDeque<Input>>,
+    draining: Cell<bool>,
+}
+
+/// The browser calling client. See docs/EMBEDDING.md.
+#[wasm_bindgen]
+pub struct CallClient {
+    shared: Rc<Shared>,
+}
+
+fn dispatch_weak(weak: &Weak<Shared>, input: Input) {
+    if let Some(shared) = weak.upgrade() {
+        dispatch(&shared, input);
+    }
+}
+
+/// Queues `input` and, unless already draining (a re-entrant call), runs the session until the
+/// queue is empty; then renders.
+fn dispatch(shared: &Rc<Shared>, input: Input) {
+    shared.queue.borrow_mut().push_back(input);
+    if shared.draining.replace(true) {
+        return;
+    }
+    loop {
+        let next = shared.queue.borrow_mut().pop_front();
+        let Some(input) = next else { break };
+        let effects = shared.inner.borrow_mut().session.handle(input, now_ms());
+        for effect in effects {
+            perform(shared, effect);
+        }
+    }
+    shared.draining.set(false);
+    render(shared);
+}
+
+fn perform(shared: &Rc<Shared>, effect: Effect) {
+    let weak = Rc::downgrade(shared);
+    match effect {
+        Effect::FetchToken => spawn_local(fetch_token(weak)),
+        Effect::OpenSocket => open_socket(shared),
+        Effect::CloseSocket => shared.inner.borrow_mut().socket = None,
+        Effect::Send(text) => {
+            if let Some(socket) = &shared.inner.borrow().socket {
+                socket.send(&text);
+            }
+        }
+        Effect::AcquireMicrophone => spawn_local(acquire_microphone(weak)),
+        Effect::CreateOffer { ice_restart } => {
+            if let Some(pc) = shared.inner.borrow().media.as_ref().map(Media::connection) {
+                spawn_local(async move {
+                    match media::local_offer(pc, ice_restart).await {
+                        Ok(sdp) => dispatch_weak(&weak, Input::OfferReady { sdp }),
+                        Err(_) => dispatch_weak(&weak, Input::MediaFailed),
+                    }
+                });
+            }
+        }
+        Effect::AnswerOffer { sdp } => {
+            if let Some(pc) = shared.inner.borrow().media.as_ref().map(Media::connection) {
+                spawn_local(async move {
+                    match media::local_answer(pc, sdp).await {
+                        Ok(sdp) => dispatch_weak(&weak, Input::AnswerReady { sdp }),
+                        Err(_) => dispatch_weak(&weak, Input::MediaFailed),
+                    }
+                });
+            }
+        }
+        Effect::ApplyAnswer { sdp } => {
+            if let Some(pc) = shared.inner.borrow().media.as_ref().map(Media::connection) {
+                spawn_local(async move {
+                    if media::apply_answer(pc, sdp).await.is_err() {
+                        dispatch_weak(&weak, Input::MediaFailed);
+                    }
+                });
+            }
+        }
+        Effect::SetMicrophoneEnabled(enabled) => {
+            if let Some(media) = &shared.inner.borrow().media {
+                media.set_microphone_enabled(enabled);
+            }
+        }
+        Effect::InsertDtmf(digits) => {
+            if let Some(media) = &shared.inner.borrow().media {
+                media.insert_dtmf(&digits);
+            }
+        }
+        Effect::CloseMedia => {
+            let mut inner = shared.inner.borrow_mut();
+            inner.media = None;
+            inner.monitor = Monitor::new();
+            inner.warnings.clear();
+            inner.keypad_open = false;
+        }
+        Effect::EndOnServer { call_sid } => {
+            let (api, appointment) = {
+                let inner = shared.inner.borrow();
+                (inner.api.clone(), inner.appointment_id.clone())
+            };
+            if let Some(appointment) = appointment {
+                spawn_local(async move {
+                    let path = format!("/api/v1/appointments/{appointment}/call/end");
+                    let _ = api
+                        .json("POST", &path, Some(&json!({"callSid": call_sid})))
+                        .await;
+                });
+            }
+        }
+        Effect::WatchLedger { appointment } => watch_ledger(shared, &appointment),
+        Effect::IncomingCall => {
+            let (handlers, payload) = {
+                let inner = shared.inner.borrow();
+                let call = inner.session.call.as_ref();
+                (
+                    inner.listeners.for_event("incoming"),
+                    json!({
+                        "callSid": call.and_then(|c| c.call_sid.clone()),
+                        "appointmentId": call.and_then(|c| c.appointment.clone()),
+                    }),
+                )
+            };
+            events::emit(&handlers, &to_js(&payload));
+        }
+        Effect::CallEnded => {
+            let handlers = shared.inner.borrow().listeners.for_event("ended");
+            let snapshot = snapshot_json(&shared.inner.borrow());
+            // After the current dispatch, so the snapshot shows the ended state.
+            spawn_local(async move { events::emit(&handlers, &to_js(&snapshot)) });
+        }
+    }
+}
+
+fn open_socket(shared: &Rc<Shared>) {
+    let Some(url) = shared.inner.borrow().signaling_url.clone() else {
+        dispatch_later(shared, Input::SocketClosed);
+        return;
+    };
+    let (open, text, close) = (
+        Rc::downgrade(shared),
+        Rc::downgrade(shared),
+        Rc::downgrade(shared),
+    );
+    let socket = Socket::open(
+        &url,
+        move || dispatch_weak(&open, Input::SocketOpened),
+        move |frame| dispatch_weak(&text, Input::Received(frame)),
+        move || dispatch_weak(&close, Input::SocketClosed),
+    );
+    match socket {
+        Ok(socket) => shared.inner.borrow_mut().socket = Some(socket),
+        Err(_) => dispatch_later(shared, Input::SocketClosed),
+    }
+}
+
+/// Queues an input for after the current effect (a failure learnt synchronously).
+fn dispatch_later(shared: &Rc<Shared>, input: Input) {
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move { dispatch_weak(&weak, input) });
+}
+
+async fn fetch_token(weak: Weak<Shared>) {
+    let Some(api) = weak.upgrade().map(|s| s.inner.borrow().api.clone()) else {
+        return;
+    };
+    let input = match api.json("POST", "/api/v1/twilio/access-token", None).await {
+        Ok(reply) if reply.status == 200 => {
+            let token = reply.body.get("token").and_then(Value::as_str);
+            let ttl = reply.body.get("ttlSeconds").and_then(Value::as_u64);
+            let url = reply.body.get("signalingUrl").and_then(Value::as_str);
+            match (token, ttl, url) {
+                (Some(token), Some(ttl), Some(url)) => {
+                    if let Some(shared) = weak.upgrade() {
+                        shared.inner.borrow_mut().signaling_url = Some(url.to_owned());
+                    }
+                    Input::TokenIssued {
+                        token: token.to_owned(),
+                        ttl_seconds: u32::try_from(ttl).unwrap_or(u32::MAX),
+                    }
+                }
+                _ => Input::TokenRefused {
+                    code: "bad_reply".into(),
+                    message: "the call service sent an unexpected reply".into(),
+                    retryable: true,
+                },
+            }
+        }
+        Ok(reply) => {
+            let error = reply.body.get("error");
+            let field = |name: &str| {
+                error
+                    .and_then(|e| e.get(name))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            Input::TokenRefused {
+                code: field("code").unwrap_or_else(|| format!("http_{}", reply.status)),
+                message: field("message").unwrap_or_else(|| format!("HTTP {}", reply.status)),
+                retryable: reply.status >= 500 || reply.status == 429,
+            }
+        }
+        Err(RequestError::NoSession) => Input::TokenRefused {
+            code: "not_signed_in".into(),
+            message: "you are not signed in".into(),
+            retryable: true,
+        },
+        Err(RequestError::Unreachable) => Input::TokenRefused {
+            code: "unreachable".into(),
+            message: "the call service cannot be reached".into(),
+            retryable: true,
+        },
+    };
+    dispatch_weak(&weak, input);
+}
+
+async fn acquire_microphone(weak: Weak<Shared>) {
+    match media::acquire_microphone().await {
+        Ok(stream) => {
+            let Some(shared) = weak.upgrade() else { return };
+            let servers: Vec<String> = match &shared.inner.borrow().signaling_url {
+                Some(url) if url.starts_with("wss://") => vec![TWILIO_STUN.to_owned()],
+                _ => Vec::new(),
+            };
+            let ice = Rc::downgrade(&shared);
+            let created = Media::new(stream, &servers, move |state| on_ice_state(&ice, &state));
+            match created {
+                Ok(media) => {
+                    shared.inner.borrow_mut().media = Some(media);
+                    dispatch(&shared, Input::MicrophoneReady);
+                }
+                Err(_) => dispatch(&shared, Input::MicrophoneFailed(Microphone::Absent)),
+            }
+        }
+        Err(error) => dispatch_weak(
+            &weak,
+            Input::MicrophoneFailed(match error {
+                MicrophoneError::Denied => Microphone::Denied,
+                MicrophoneError::Absent => Microphone::Absent,
+            }),
+        ),
+    }
+}
+
+fn on_ice_state(weak: &Weak<Shared>, state: &str) {
+    let Some(shared) = weak.upgrade() else { return };
+    match state {
+        "connected" | "completed" => {
+            let rtp_dtmf = shared
+                .inner
+                .borrow()
+                .media
+                .as_ref()
+                .is_some_and(Media::can_insert_dtmf);
+            dispatch(&shared, Input::MediaConnected { rtp_dtmf });
+        }
+        "failed" => dispatch(&shared, Input::MediaFailed),
+        _ => {}
+    }
+}
+
+/// Opens the ledger's event stream for `appointment` unless it is already open.
+fn watch_ledger(shared: &Rc<Shared>, appointment: &str) {
+    if shared
+        .inner
+        .borrow()
+        .ledger
+        .as_ref()
+        .is_some_and(|(id, _)| id == appointment)
+    {
+        return;
+    }
+    let (on_event, on_end) = (Rc::downgrade(shared), Rc::downgrade(shared));
+    let path = format!("/api/v1/appointments/{appointment}/call/events");
+    let api = shared.inner.borrow().api.clone();
+    let watched = appointment.to_owned();
+    let stream = api.events(
+        &path,
+        move |event| {
+            let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
+                return;
+            };
+            match event.name.as_str() {
+                // The snapshot's newest record only tells of a call already live (a reload).
+                "snapshot" => {
+                    let newest = data
+                        .get("calls")
+                        .and_then(Value::as_array)
+                        .and_then(|calls| calls.first())
+                        .and_then(LedgerRecord::from_json);
+                    if let Some(record) = newest.filter(|r| !r.terminal) {
+                        dispatch_weak(&on_event, Input::Ledger(record));
+                    }
+                }
+                "call" => {
+                    if let Some(record) = LedgerRecord::from_json(&data) {
+                        dispatch_weak(&on_event, Input::Ledger(record));
+                    }
+                }
+                _ => {}
+            }
+        },
+        move || {
+            if let Some(shared) = on_end.upgrade() {
+                let mut inner = shared.inner.borrow_mut();
+                if inner.ledger.as_ref().is_some_and(|(id, _)| *id == watched) {
+                    inner.ledger = None;
+                    inner.ledger_closed_at = now_ms();
+                }
+            }
+        },
+    );
+    if let Some(stream) = stream {
+        shared.inner.borrow_mut().ledger = Some((appointment.to_owned(), stream));
+    }
+}
+
+/// Once a second: the session's tick, a quality sample while connected, and a ledger stream
+/// reopened if it closed.
+fn tick(shared: &Rc<Shared>) {
+    dispatch(shared, Input::Tick);
+    let (sample_from, reopen) = {
+        let mut inner = shared.inner.borrow_mut();
+        let connected = matches!(inner.session.phase, Phase::Connected { .. });
+        let sample_from = match (&inner.media, connected, inner.sampling) {
+            (Some(media), true, false) => Some((
+                media.connection(),
+                inner.session.call.as_ref().is_some_and(|c| c.muted),
+            )),
+            _ => None,
+        };
+        if sample_from.is_some() {
+            inner.sampling = true;
+        }
+        let reopen = match (&inner.ledger, &inner.appointment_id, inner.loading) {
+            (None, Some(id), false) if now_ms() >= inner.ledger_closed_at + LEDGER_RETRY_MS => {
+                Some(id.clone())
+            }
+            _ => None,
+        };
+        (sample_from, reopen)
+    };
+    if let Some(id) = reopen {
+        watch_ledger(shared, &id);
+    }
+    if let Some((pc, muted)) = sample_from {
+        let weak = Rc::downgrade(shared);
+        spawn_local(async move {
+            let sample = media::sample(pc, muted).await;
+            if let Some(shared) = weak.upgrade() {
+                {
+                    let mut inner = shared.inner.borrow_mut();
+                    inner.sampling = false;
+                    if let Some(sample) = sample {
+                        if matches!(inner.session.phase, Phase::Connected { .. }) {
+                            inner.warnings = inner.monitor.observe(sample);
+                        }
+                    }
+                }
+                render(&shared);
+            }
+        });
+    }
+}
+
+fn snapshot_json(inner: &Inner) -> Value {
+    let session = &inner.session;
+    let call = session.call.as_ref();
+    let panel = panel_view(inner);
+    json!({
+        "state": panel.state,
+        "outcome": panel.outcome,
+        "status": panel.status,
+        "muted": call.is_some_and(|c| c.muted),
+        "appointmentId": inner.appointment_id,
+        "callSid": call.and_then(|c| c.call_sid.clone()),
+        "durationSeconds": session.duration_seconds(),
+        "identity": session.identity,
+        "ready": {
+            "microphone": !matches!(session.microphone, Microphone::Denied | Microphone::Absent),
+            "token": matches!(session.token, TokenState::Valid { .. }),
+            "signaling": session.link == Link::Ready,
+        },
+        "reason": session.blocker().map(|b| b.code()),
+        "warnings": inner.warnings.iter().map(|w| w.code()).collect::<Vec<_>>(),
+        "digits": call.map(|c| c.digits.clone()),
+    })
+}
+
+fn panel_view(inner: &Inner) -> PanelView {
+    let mut v = view(
+        &inner.session,
+        inner.appointment.as_ref(),
+        inner.loading,
+        &inner.warnings,
+    );
+    if let (Some(error), false) = (&inner.load_error, inner.session.phase.in_call()) {
+        v.state = "unavailable";
+        v.status = error.clone();
+        v.call.visible = false;
+        v.fallback = Some(crate::panel::FallbackView {
+            reason: error.clone(),
+            number: None,
+        });
+    }
+    v
+}
+
+fn render(shared: &Rc<Shared>) {
+    let (handlers, snapshot) = {
+        let mut inner = shared.inner.borrow_mut();
+        if let Some(panel) = &inner.panel {
+            let view = panel_view(&inner);
+            panel.update(&view, inner.keypad_open, inner.manual_status.as_deref());
+        }
+        let snapshot = snapshot_json(&inner);
+        let text = snapshot.to_string();
+        if text == inner.last_snapshot {
+            return;
+        }
+        inner.last_snapshot = text;
+        (inner.listeners.for_event("change"), snapshot)
+    };
+    events::emit(&handlers, &to_js(&snapshot));
+}
+
+fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
+    let Some(shared) = weak.upgrade() else { return };
+    match action {
+        PanelAction::Call => place_call(&shared),
+        PanelAction::Mute => dispatch(&shared, Input::ToggleMute),
+        PanelAction::End => dispatch(&shared, Input::Hangup),
+        PanelAction::Accept => dispatch(&shared, Input::Accept),
+        PanelAction::Decline => dispatch(&shared, Input::Decline),
+        PanelAction::Digit(digit) => dispatch(&shared, Input::Digits(digit)),
+        PanelAction::Keypad => {
+            {
+                let mut inner = shared.inner.borrow_mut();
+                inner.keypad_open = !inner.keypad_open;
+            }
+            render(&shared);
+        }
+        PanelAction::CopyNumber => {
+            let number = shared
+                .inner
+                .borrow()
+                .appointment
+                .as_ref()
+                .and_then(AppointmentInfo::manual_number);
+            if let Some((shown, _)) = number {
+                copy_to_clipboard(&shown);
+            }
+        }
+        PanelAction::ManualOutcome { outcome, minutes } => {
+            let seconds = minutes
+                .trim()
+                .parse::<u32>()
+                .unwrap_or(0)
+                .saturating_mul(60);
+            let weak = Rc::downgrade(&shared);
+            spawn_local(async move {
+                let _ = record_manual(weak, outcome, seconds).await;
+            });
+        }
+    }
+}
+
+fn place_call(shared: &Rc<Shared>) {
+    let appointment = shared.inner.borrow().appointment_id.clone();
+    if let Some(appointment) = appointment {
+        let local_sid = events::new_local_call_sid();
+        dispatch(
+            shared,
+            Input::Call {
+                appointment,
+                local_sid,
+            },
+        );
+    }
+}
+
+/// Stores the outcome of a call dialled by hand through the call-end endpoint.
+async fn record_manual(
+    weak: Weak<Shared>,
+    outcome: String,
+    seconds: u32,
+) -> Result<Value, JsValue> {
+    let Some((api, appointment)) = weak.upgrade().and_then(|s| {
+        let inner = s.inner.borrow();
+        Some((inner.api.clone(), inner.appointment_id.clone()?))
+    }) else {
+        return Err(JsValue::from_str("no appointment is mounted"));
+    };
+    let body = json!({"manual": {"outcome": outcome, "durationSeconds": seconds}});
+    let path = format!("/api/v1/appointments/{appointment}/call/end");
+    let result = api.json("POST", &path, Some(&body)).await;
+    let (message, answer) = match &result {
+        Ok(reply) if reply.status == 201 || reply.status == 200 => (
+            "Outcome saved to the appointment.".to_owned(),
+            Ok(reply.body.clone()),
+        ),
+        Ok(reply) => {
+            let message = reply
+                .body
+                .get("error")
+                .and_then(|e| e.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("the call service refused it")
+                .to_owned();
+            (
+                format!("Not saved: {message}."),
+                Err(JsValue::from_str(&message)),
+            )
+        }
+        Err(_) => (
+            "Not saved: the call service cannot be reached. Note the outcome in the record."
+                .to_owned(),
+            Err(JsValue::from_str("unreachable")),
+        ),
+    };
+    if let Some(shared) = weak.upgrade() {
+        shared.inner.borrow_mut().manual_status = Some(message);
+        render(&shared);
+    }
+    answer
+}
+
+async fn load_appointment(weak: Weak<Shared>, appointment: String) {
+    let Some(api) = weak.upgrade().map(|s| s.inner.borrow().api.clone()) else {
+        return;
+    };
+    let reply = api
+        .json(
+            "GET",
+            &format!("/api/v1/appointments/{appointment}/call"),
+            None,
+        )
+        .await;
+    let Some(shared) = weak.upgrade() else { return };
+    if shared.inner.borrow().appointment_id.as_deref() != Some(appointment.as_str()) {
+        return;
+    }
+    let mut live = None;
+    {
+        let mut inner = shared.inner.borrow_mut();
+        inner.loading = false;
+        match reply {
+            Ok(reply) if reply.status == 200 => {
+                inner.appointment = reply
+                    .body
+                    .get("appointment")
+                    .and_then(AppointmentInfo::from_json);
+                live = reply.body.get("live").and_then(LedgerRecord::from_json);
+                inner.load_error = None;
+            }
+            Ok(reply) => {
+                let message = reply
+                    .body
+                    .get("error")
+                    .and_then(|e| e.get("message"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("the call service refused the request")
+                    .to_owned();
+                inner.load_error = Some(format!(
+                    "This appointment could not be loaded ({message}). Dial the patient by hand using the number in their record."
+                ));
+            }
+            Err(_) => {
+                inner.load_error = Some(
+                    "The call service cannot be reached. Dial the patient by hand using the number in their record.".into(),
+                );
+            }
+        }
+    }
+    if let Some(record) = live {
+        dispatch(&shared, Input::Ledger(record));
+    }
+    watch_ledger(&shared, &appointment);
+    render(&shared);
+}
+
+async fn observe_microphone(weak: Weak<Shared>) {
+    let permission = crate::glue::browser::microphone_permission_now().await;
+    let present = media::has_audio_input().await;
+    let state = match (present, permission) {
+        (Some(false), _) => Microphone::Absent,
+        (_, MicrophonePermission::Granted) => Microphone::Granted,
+        (_, MicrophonePermission::Denied) => Microphone::Denied,
+        (_, MicrophonePermission::Prompt) => Microphone::Prompt,
+        (_, MicrophonePermission::Unknown) => Microphone::Unknown,
+    };
+    dispatch_weak(&weak, Input::MicrophoneObserved(state));
+}
+
+#[wasm_bindgen]
+impl CallClient {
+    /// `options`: `{apiBase?: string, sessionToken: () => string | Promise<string>}`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> Result<CallClient, JsValue> {
+        let session_token = events::option_function(&options, "sessionToken")
+            .ok_or_else(|| JsValue::from_str("CallClient needs options.sessionToken, a function returning the Medplum access token"))?;
+        let base = events::option_string(&options, "apiBase").unwrap_or_default();
+        let inner = Inner {
+            session: Session::new(events::browser_info()),
+            api: Api::new(base, session_token),
+            signaling_url: None,
+            socket: None,
+            media: None,
+            ticker: None,
+            network: Vec::new(),
+            ledger: None,
+            ledger_closed_at: 0,
+            panel: None,
+            appointment_id: None,
+            appointment: None,
+            loading: false,
+            load_error: None,
+            keypad_open: false,
+            manual_status: None,
+            monitor: Monitor::new(),
+            warnings: Vec::new(),
+            sampling: false,
+            listeners: Listeners::default(),
+            last_snapshot: String::new(),
+        };
+        Ok(CallClient {
+            shared: Rc::new(Shared {
+                inner: RefCell::new(inner),
+                queue: RefCell::new(VecDeque::new()),
+                draining: Cell::new(false),
+            }),
+        })
+    }
+
+    /// Adds a handler: `change`, `incoming`, `ended` (each gets a snapshot or call details).
+    pub fn on(&self, name: String, handler: js_sys::Function) {
+        self.shared.inner.borrow_mut().listeners.add(name, handler);
+    }
+
+    /// Fetches a token, connects signaling and registers for incoming calls. Resolves once the
+    /// microphone has been looked at; progress arrives as `change` events.
+    pub async fn start(&self) -> Result<(), JsValue> {
+        let weak = Rc::downgrade(&self.shared);
+        {
+            let mut inner = self.shared.inner.borrow_mut();
+            if inner.ticker.is_none() {
+                let tick_weak = weak.clone();
+                inner.ticker = Interval::every(1_000, move || {
+                    if let Some(shared) = tick_weak.upgrade() {
+                        tick(&shared);
+                    }
+                });
+                for name in ["online", "offline"] {
+                    let network_weak = weak.clone();
+                    if let Some(listener) = WindowListener::new(name, move || {
+                        dispatch_weak(&network_weak, Input::NetworkChanged)
+                    }) {
+                        inner.network.push(listener);
+                    }
+                }
+            }
+        }
+        dispatch(&self.shared, Input::Start);
+        observe_microphone(weak).await;
+        Ok(())
+    }
+
+    /// Renders the call panel for `appointment_id` into `element` (replacing its content).
+    pub async fn mount(&self, element: JsValue, appointment_id: String) -> Result<(), JsValue> {
+        let host = events::as_element(&element)
+            .ok_or_else(|| JsValue::from_str("mount needs an element"))?;
+        if shared::ids::AppointmentId::parse(&appointment_id).is_err() {
+            return Err(JsValue::from_str("not an appointment id"));
+        }
+        let weak = Rc::downgrade(&self.shared);
+        let action_weak = weak.clone();
+        let panel = Panel::mount(&host, move |action| on_panel_action(&action_weak, action))?;
+        {
+            let mut inner = self.shared.inner.borrow_mut();
+            let switching = inner.appointment_id.as_deref() != Some(appointment_id.as_str());
+            inner.panel = Some(panel);
+            if switching {
+                inner.appointment_id = Some(appointment_id.clone());
+                inner.appointment = None;
+                inner.load_error = None;
+                inner.manual_status = None;
+                inner.ledger = None;
+                inner.loading = true;
+            }
+        }
+        render(&self.shared);
+        load_appointment(weak, appointment_id).await;
+        Ok(())
+    }
+
+    /// Places a call for the mounted appointment (what Call now does).
+    pub fn call(&self) {
+        place_call(&self.shared);
+    }
+
+    #[wasm_bindgen(js_name = toggleMute)]
+    pub fn toggle_mute(&self) {
+        dispatch(&self.shared, Input::ToggleMute);
+    }
+
+    pub fn hangup(&self) {
+        dispatch(&self.shared, Input::Hangup);
+    }
+
+    /// Sends DTMF digits (0-9, *, #) during a connected call.
+    #[wasm_bindgen(js_name = sendDigits)]
+    pub fn send_digits(&self, digits: String) {
+        dispatch(&self.shared, Input::Digits(digits));
+    }
+
+    pub fn accept(&self) {
+        dispatch(&self.shared, Input::Accept);
+    }
+
+    pub fn decline(&self) {
+        dispatch(&self.shared, Input::Decline);
+    }
+
+    /// Records the outcome of a call dialled by hand (`completed`, `busy`, `no-answer`, `failed`).
+    #[wasm_bindgen(js_name = recordManualOutcome)]
+    pub async fn record_manual_outcome(
+        &self,
+        outcome: String,
+        duration_seconds: u32,
+    ) -> Result<JsValue, JsValue> {
+        record_manual(Rc::downgrade(&self.shared), outcome, duration_seconds)
+            .await
+            .map(|body| to_js(&body))
+    }
+
+    /// The client's state as a plain object (see docs/EMBEDDING.md).
+    pub fn snapshot(&self) -> JsValue {
+        to_js(&snapshot_json(&self.shared.inner.borrow()))
+    }
+}

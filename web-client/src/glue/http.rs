@@ -1,0 +1,174 @@
+//! Calls to the worker: JSON requests with the clinician's Medplum bearer (asked of the host page
+//! each time, never stored by the module), and the ledger's Server-Sent Events read from a fetch
+//! body stream (EventSource cannot send a bearer). An [`EventStream`] aborts its fetch when dropped.
+
+use js_sys::{Function, Object, Reflect, Uint8Array};
+use serde_json::Value;
+use shared::sse;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, ReadableStreamDefaultReader, Response};
+
+/// A worker's answer: status and parsed JSON body (`Null` when it was not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// The host page gave no session token.
+    NoSession,
+    /// The worker could not be reached.
+    Unreachable,
+}
+
+/// The worker's base URL and the host's session-token function.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    session_token: Function,
+}
+
+impl Api {
+    pub fn new(base: String, session_token: Function) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            session_token,
+        }
+    }
+
+    /// Asks the host for the Medplum bearer; accepts a string or a promise of one.
+    async fn bearer(&self) -> Result<String, RequestError> {
+        let value = self
+            .session_token
+            .call0(&JsValue::NULL)
+            .map_err(|_| RequestError::NoSession)?;
+        let value = match value.dyn_into::<js_sys::Promise>() {
+            Ok(promise) => JsFuture::from(promise)
+                .await
+                .map_err(|_| RequestError::NoSession)?,
+            Err(value) => value,
+        };
+        value
+            .as_string()
+            .filter(|t| !t.is_empty())
+            .ok_or(RequestError::NoSession)
+    }
+
+    async fn fetch(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        signal: Option<&web_sys::AbortSignal>,
+    ) -> Result<Response, RequestError> {
+        let bearer = self.bearer().await?;
+        let init = web_sys::RequestInit::new();
+        init.set_method(method);
+        let headers = web_sys::Headers::new().map_err(|_| RequestError::Unreachable)?;
+        let _ = headers.set("authorization", &format!("Bearer {bearer}"));
+        let _ = headers.set("accept", "application/json, text/event-stream");
+        if let Some(body) = body {
+            let _ = headers.set("content-type", "application/json");
+            init.set_body(&JsValue::from_str(&body.to_string()));
+        }
+        init.set_headers(&headers);
+        init.set_cache(web_sys::RequestCache::NoStore);
+        if let Some(signal) = signal {
+            init.set_signal(Some(signal));
+        }
+        let window = web_sys::window().ok_or(RequestError::Unreachable)?;
+        let url = format!("{}{path}", self.base);
+        let response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
+            .await
+            .map_err(|_| RequestError::Unreachable)?;
+        response.dyn_into().map_err(|_| RequestError::Unreachable)
+    }
+
+    /// Sends a JSON request and reads the JSON reply.
+    pub async fn json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, RequestError> {
+        let response = self.fetch(method, path, body, None).await?;
+        let status = response.status();
+        let text = match response.text() {
+            Ok(promise) => JsFuture::from(promise)
+                .await
+                .ok()
+                .and_then(|t| t.as_string())
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        Ok(Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        })
+    }
+
+    /// Opens an event stream at `path`; `on_event` gets each event, `on_end` when it stops.
+    pub fn events(
+        &self,
+        path: &str,
+        mut on_event: impl FnMut(sse::Event) + 'static,
+        on_end: impl FnOnce() + 'static,
+    ) -> Option<EventStream> {
+        let controller = AbortController::new().ok()?;
+        let signal = controller.signal();
+        let api = self.clone();
+        let path = path.to_owned();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Ok(response) = api.fetch("GET", &path, None, Some(&signal)).await {
+                if response.ok() {
+                    if let Some(reader) = response.body().and_then(|body| {
+                        body.get_reader()
+                            .dyn_into::<ReadableStreamDefaultReader>()
+                            .ok()
+                    }) {
+                        let mut parser = sse::Parser::new();
+                        while let Ok(chunk) = JsFuture::from(reader.read()).await {
+                            if Reflect::get(&chunk, &"done".into())
+                                .ok()
+                                .and_then(|d| d.as_bool())
+                                .unwrap_or(true)
+                            {
+                                break;
+                            }
+                            let Ok(bytes) = Reflect::get(&chunk, &"value".into())
+                                .and_then(|v| v.dyn_into::<Uint8Array>())
+                            else {
+                                break;
+                            };
+                            for event in parser.feed(&bytes.to_vec()) {
+                                on_event(event);
+                            }
+                        }
+                    }
+                }
+            }
+            on_end();
+        });
+        Some(EventStream { controller })
+    }
+}
+
+/// An open event stream; dropping it aborts the request.
+pub struct EventStream {
+    controller: AbortController,
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.controller.abort();
+    }
+}
+
+/// Parses JSON text into a JS value (for events handed to the host page).
+pub fn to_js(value: &Value) -> JsValue {
+    js_sys::JSON::parse(&value.to_string()).unwrap_or_else(|_| Object::new().into())
+}

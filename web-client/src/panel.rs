@@ -1,0 +1,302 @@
+//! What the call panel shows, computed from the session and the appointment: plain Rust, tested
+//! natively; `glue::panel` only copies a [`PanelView`] into the DOM.
+
+use shared::call_quality::Warning;
+use shared::call_session::{
+    Blocker, Direction, Link, Microphone, Outcome, Phase, Session, TokenState,
+};
+
+use crate::appointment::AppointmentInfo;
+
+/// One button: shown or hidden, enabled or not, and its label.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ButtonView {
+    pub visible: bool,
+    pub enabled: bool,
+    pub label: String,
+}
+
+impl ButtonView {
+    fn shown(label: &str, enabled: bool) -> Self {
+        Self {
+            visible: true,
+            enabled,
+            label: label.to_owned(),
+        }
+    }
+}
+
+/// One readiness line: microphone, token, signaling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadinessItem {
+    pub check: &'static str,
+    pub ok: bool,
+    pub text: String,
+}
+
+/// The manual-dial section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackView {
+    pub reason: String,
+    /// (shown number, `tel:` link); `None` when there is no number on record.
+    pub number: Option<(String, String)>,
+}
+
+/// Everything the panel shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanelView {
+    /// `data-state`: loading, idle, unavailable, connecting, ringing, connected, ended,
+    /// incoming, elsewhere, fallback.
+    pub state: &'static str,
+    /// `data-outcome` after a call, e.g. `busy`.
+    pub outcome: Option<&'static str>,
+    pub heading: String,
+    pub appointment_line: String,
+    /// The live region's sentence.
+    pub status: String,
+    pub timer: Option<String>,
+    pub warning: Option<String>,
+    pub readiness: Vec<ReadinessItem>,
+    pub call: ButtonView,
+    pub mute: ButtonView,
+    pub muted: bool,
+    pub end: ButtonView,
+    pub keypad: ButtonView,
+    pub accept: ButtonView,
+    pub decline: ButtonView,
+    pub fallback: Option<FallbackView>,
+}
+
+/// Formats seconds as `MM:SS` (or `H:MM:SS` past an hour).
+pub fn clock(seconds: u32) -> String {
+    let (hours, minutes, secs) = (seconds / 3_600, seconds / 60 % 60, seconds % 60);
+    if hours > 0 {
+        format!("{hours}:{minutes:02}:{secs:02}")
+    } else {
+        format!("{minutes:02}:{secs:02}")
+    }
+}
+
+fn readiness(session: &Session) -> Vec<ReadinessItem> {
+    let microphone = match session.microphone {
+        Microphone::Granted => (true, "Microphone allowed."),
+        Microphone::Prompt | Microphone::Unknown => {
+            (true, "The browser will ask to use the microphone.")
+        }
+        Microphone::Denied => (false, "Microphone blocked for this site."),
+        Microphone::Absent => (false, "No microphone found."),
+    };
+    let token = match &session.token {
+        TokenState::Valid { .. } => (true, "Signed in for calls."),
+        TokenState::Missing | TokenState::Fetching => (false, "Getting a calling token…"),
+        TokenState::Refused { .. } => (false, "Calling token refused."),
+        TokenState::Unreachable { .. } => (false, "Call service unreachable; retrying."),
+    };
+    let signaling = match session.link {
+        Link::Ready => (true, "Connected to the phone network."),
+        Link::Retrying { .. } => (false, "Phone network unreachable; reconnecting."),
+        _ => (false, "Connecting to the phone network…"),
+    };
+    [
+        ("microphone", microphone),
+        ("token", token),
+        ("signaling", signaling),
+    ]
+    .into_iter()
+    .map(|(check, (ok, text))| ReadinessItem {
+        check,
+        ok,
+        text: text.to_owned(),
+    })
+    .collect()
+}
+
+/// The appointment's own reason the browser can't call it, if any.
+fn appointment_blocker(appointment: Option<&AppointmentInfo>) -> Option<String> {
+    let appointment = appointment?;
+    if !appointment.callable {
+        return Some("This appointment is cancelled or finished, so it cannot be called.".into());
+    }
+    if let Some(refusal) = &appointment.refusal {
+        return Some(refusal.message.clone());
+    }
+    if appointment.phone.is_none() && appointment.phone_as_recorded.is_none() {
+        return Some("The patient has no phone number on record.".into());
+    }
+    None
+}
+
+/// Computes the panel for `session` and the mounted `appointment` (`None` while loading).
+pub fn view(
+    session: &Session,
+    appointment: Option<&AppointmentInfo>,
+    loading: bool,
+    warnings: &[Warning],
+) -> PanelView {
+    let name = appointment
+        .and_then(|a| a.patient_name.clone())
+        .unwrap_or_else(|| "the patient".to_owned());
+    let call = session.call.as_ref();
+    let muted = call.is_some_and(|c| c.muted);
+    let blocker = session.blocker();
+    let appointment_problem = appointment_blocker(appointment);
+    let manual_number = appointment.and_then(AppointmentInfo::manual_number);
+
+    let mut v = PanelView {
+        state: "idle",
+        outcome: None,
+        heading: appointment
+            .and_then(|a| a.patient_name.clone())
+            .unwrap_or_else(|| "Phone appointment".to_owned()),
+        appointment_line: appointment
+            .map(AppointmentInfo::summary_line)
+            .unwrap_or_default(),
+        status: String::new(),
+        timer: None,
+        warning: None,
+        readiness: readiness(session),
+        call: ButtonView::default(),
+        mute: ButtonView::default(),
+        muted,
+        end: ButtonView::default(),
+        keypad: ButtonView::default(),
+        accept: ButtonView::default(),
+        decline: ButtonView::default(),
+        fallback: None,
+    };
+    let fallback = |reason: String| FallbackView {
+        reason,
+        number: manual_number.clone(),
+    };
+
+    match &session.phase {
+        Phase::Idle | Phase::Ended { .. } if loading => {
+            v.state = "loading";
+            v.status = "Loading the appointment…".into();
+        }
+        Phase::Idle | Phase::Ended { .. } => {
+            let ended = match &session.phase {
+                Phase::Ended {
+                    outcome,
+                    duration_seconds,
+                } => Some((outcome, *duration_seconds)),
+                _ => None,
+            };
+            let again = ended.is_some();
+            if let Some((outcome, duration)) = ended {
+                v.state = "ended";
+                v.outcome = Some(outcome.code());
+                v.timer = (duration > 0).then(|| clock(duration));
+                v.status = match (outcome, duration) {
+                    (Outcome::Completed, d) if d > 0 => {
+                        format!("Call ended after {}.", clock(d))
+                    }
+                    _ => outcome.describe(),
+                };
+                if outcome.offers_manual_dial() {
+                    v.fallback = Some(fallback(outcome.describe()));
+                }
+            }
+            match (&appointment_problem, &blocker) {
+                (Some(problem), _) => {
+                    v.state = if again { v.state } else { "unavailable" };
+                    if !again {
+                        v.status = problem.clone();
+                    }
+                    v.fallback = Some(fallback(problem.clone()));
+                }
+                (None, Some(blocker)) if blocker.needs_manual_dial() => {
+                    let reason = blocker.describe();
+                    if !again {
+                        v.state = "fallback";
+                        v.status = reason.clone();
+                    }
+                    v.fallback = Some(fallback(reason.clone()));
+                    v.call = ButtonView::shown(call_label(blocker), false);
+                }
+                (None, Some(blocker)) => {
+                    if !again {
+                        v.status = blocker.describe();
+                    }
+                    v.call = ButtonView::shown(call_label(blocker), false);
+                }
+                (None, None) => {
+                    if !again {
+                        v.status = format!("Ready to call {name}.");
+                    }
+                    v.call = ButtonView::shown(if again { "Call again" } else { "Call now" }, true);
+                }
+            }
+        }
+        Phase::Preparing | Phase::Connecting | Phase::Answering => {
+            v.state = "connecting";
+            v.status = match session.phase {
+                Phase::Preparing => "Starting the microphone…".into(),
+                Phase::Answering => "Answering…".into(),
+                _ => format!("Calling {name}…"),
+            };
+            v.mute = ButtonView::shown(if muted { "Unmute" } else { "Mute" }, true);
+            v.end = ButtonView::shown("Cancel call", true);
+        }
+        Phase::Ringing => {
+            v.state = "ringing";
+            v.status = format!("Ringing {name}…");
+            v.mute = ButtonView::shown(if muted { "Unmute" } else { "Mute" }, true);
+            v.end = ButtonView::shown("Cancel call", true);
+        }
+        Phase::Connected { .. } => {
+            v.state = "connected";
+            let who = match call.map(|c| c.direction) {
+                Some(Direction::Incoming) => "the patient".to_owned(),
+                _ => name.clone(),
+            };
+            v.status = if muted {
+                format!("Connected with {who}. Your microphone is muted.")
+            } else {
+                format!("Connected with {who}.")
+            };
+            v.timer = Some(clock(session.duration_seconds()));
+            v.warning = warnings.first().map(|w| w.describe().to_owned());
+            v.mute = ButtonView::shown(if muted { "Unmute" } else { "Mute" }, true);
+            v.end = ButtonView::shown("End call", true);
+            v.keypad = ButtonView::shown("Keypad", true);
+        }
+        Phase::Incoming => {
+            v.state = "incoming";
+            let from = call
+                .and_then(|c| c.from.as_deref())
+                .map(|n| format!(" from {n}"))
+                .unwrap_or_default();
+            v.heading = "Patient calling back".into();
+            v.status = format!("Incoming call{from}.");
+            v.accept = ButtonView::shown("Accept", true);
+            v.decline = ButtonView::shown("Decline", true);
+        }
+        Phase::Elsewhere { status } => {
+            v.state = "elsewhere";
+            v.status = format!(
+                "A call for this appointment is {} (placed before this page was loaded).",
+                match status.as_str() {
+                    "in-progress" => "connected",
+                    "ringing" => "ringing",
+                    _ => "starting",
+                }
+            );
+            v.end = ButtonView::shown("End that call", true);
+        }
+    }
+    v
+}
+
+fn call_label(blocker: &Blocker) -> &'static str {
+    match blocker {
+        Blocker::Starting | Blocker::SignalingConnecting => "Call now (connecting…)",
+        Blocker::MicrophoneDenied | Blocker::MicrophoneAbsent => "Call now (no microphone)",
+        Blocker::TokenRefused { .. } => "Call now (not permitted)",
+        Blocker::ServiceUnreachable | Blocker::SignalingUnreachable => "Call now (offline)",
+        Blocker::InCall => "Call now",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,321 @@
+//! The panel's states, each reached by driving a real session, checked for what the clinician
+//! sees: the state, the sentence, the buttons, and the manual-dial fallback with the number.
+
+use super::*;
+use serde_json::json;
+use shared::call_session::{Input, LedgerRecord};
+use shared::signaling::ServerMessage;
+
+fn appointment() -> AppointmentInfo {
+    AppointmentInfo::from_json(&json!({
+        "id": "appt-mobile", "start": "2026-11-25T09:30:00Z", "description": "Review",
+        "patient": {"name": "Pat Example", "phone": "+447700900123", "phoneAsRecorded": "07700 900123",
+                    "dialable": true},
+        "callable": true,
+    }))
+    .expect("appointment")
+}
+
+fn frame(message: ServerMessage) -> Input {
+    Input::Received(message.encode())
+}
+
+fn ready() -> Session {
+    let mut s = Session::new(json!({}));
+    s.handle(Input::Start, 0);
+    s.handle(
+        Input::TokenIssued {
+            token: "t".into(),
+            ttl_seconds: 3_600,
+        },
+        1,
+    );
+    s.handle(Input::SocketOpened, 2);
+    s.handle(
+        frame(ServerMessage::Connected {
+            token: None,
+            region: None,
+            edge: None,
+        }),
+        3,
+    );
+    s
+}
+
+fn placed(s: &mut Session) {
+    s.handle(
+        Input::Call {
+            appointment: "appt-mobile".into(),
+            local_sid: "TJS1".into(),
+        },
+        10,
+    );
+    s.handle(Input::MicrophoneReady, 11);
+    s.handle(Input::OfferReady { sdp: "o".into() }, 12);
+}
+
+fn answered(s: &mut Session) {
+    placed(s);
+    s.handle(
+        frame(ServerMessage::Answer {
+            callsid: "CA1".into(),
+            sdp: Some("a".into()),
+            reconnect: None,
+        }),
+        1_000,
+    );
+}
+
+#[test]
+fn every_state_shows_the_right_words_and_buttons() {
+    let a = appointment();
+    struct Case {
+        name: &'static str,
+        session: Session,
+        state: &'static str,
+        status_contains: &'static str,
+        call_enabled: Option<bool>,
+        end_visible: bool,
+        fallback: bool,
+    }
+    let mut starting = Session::new(json!({}));
+    starting.handle(Input::Start, 0);
+    let mut denied = ready();
+    denied.handle(Input::MicrophoneObserved(Microphone::Denied), 5);
+    let mut refused_token = Session::new(json!({}));
+    refused_token.handle(Input::Start, 0);
+    refused_token.handle(
+        Input::TokenRefused {
+            code: "permission_missing".into(),
+            message: "your account cannot place browser calls".into(),
+            retryable: false,
+        },
+        1,
+    );
+    let mut connecting = ready();
+    placed(&mut connecting);
+    let mut ringing = ready();
+    placed(&mut ringing);
+    ringing.handle(
+        frame(ServerMessage::Ringing {
+            callsid: "CA1".into(),
+            sdp: None,
+        }),
+        100,
+    );
+    let mut connected = ready();
+    answered(&mut connected);
+    connected.handle(Input::Received("\n".into()), 66_000);
+    let mut busy = ready();
+    placed(&mut busy);
+    busy.handle(
+        Input::Ledger(LedgerRecord {
+            parent_call_sid: "CA1".into(),
+            status: "busy".into(),
+            terminal: true,
+            refused_code: None,
+            direction: "outbound-browser".into(),
+            duration_seconds: 0,
+        }),
+        500,
+    );
+    let mut completed = ready();
+    answered(&mut completed);
+    completed.handle(Input::Received("\n".into()), 13_000);
+    completed.handle(Input::Hangup, 13_000);
+
+    let cases = vec![
+        Case {
+            name: "starting",
+            session: starting,
+            state: "idle",
+            status_contains: "Getting ready",
+            call_enabled: Some(false),
+            end_visible: false,
+            fallback: false,
+        },
+        Case {
+            name: "ready",
+            session: ready(),
+            state: "idle",
+            status_contains: "Ready to call Pat Example",
+            call_enabled: Some(true),
+            end_visible: false,
+            fallback: false,
+        },
+        Case {
+            name: "denied",
+            session: denied,
+            state: "fallback",
+            status_contains: "microphone",
+            call_enabled: Some(false),
+            end_visible: false,
+            fallback: true,
+        },
+        Case {
+            name: "token refused",
+            session: refused_token,
+            state: "fallback",
+            status_contains: "cannot place browser calls",
+            call_enabled: Some(false),
+            end_visible: false,
+            fallback: true,
+        },
+        Case {
+            name: "connecting",
+            session: connecting,
+            state: "connecting",
+            status_contains: "Calling Pat Example",
+            call_enabled: None,
+            end_visible: true,
+            fallback: false,
+        },
+        Case {
+            name: "ringing",
+            session: ringing,
+            state: "ringing",
+            status_contains: "Ringing Pat Example",
+            call_enabled: None,
+            end_visible: true,
+            fallback: false,
+        },
+        Case {
+            name: "connected",
+            session: connected,
+            state: "connected",
+            status_contains: "Connected with Pat Example",
+            call_enabled: None,
+            end_visible: true,
+            fallback: false,
+        },
+        Case {
+            name: "busy",
+            session: busy,
+            state: "ended",
+            status_contains: "busy",
+            call_enabled: Some(true),
+            end_visible: false,
+            fallback: true,
+        },
+        Case {
+            name: "completed",
+            session: completed,
+            state: "ended",
+            status_contains: "Call ended after 00:12",
+            call_enabled: Some(true),
+            end_visible: false,
+            fallback: false,
+        },
+    ];
+    for case in cases {
+        let v = view(&case.session, Some(&a), false, &[]);
+        assert_eq!(v.state, case.state, "{}", case.name);
+        assert!(
+            v.status.contains(case.status_contains),
+            "{}: {:?}",
+            case.name,
+            v.status
+        );
+        match case.call_enabled {
+            Some(enabled) => {
+                assert!(v.call.visible, "{}", case.name);
+                assert_eq!(v.call.enabled, enabled, "{}", case.name);
+            }
+            None => assert!(!v.call.visible, "{}", case.name),
+        }
+        assert_eq!(v.end.visible, case.end_visible, "{}", case.name);
+        assert_eq!(v.fallback.is_some(), case.fallback, "{}", case.name);
+        if let Some(fallback) = &v.fallback {
+            assert_eq!(
+                fallback.number,
+                Some(("07700 900123".into(), "tel:+447700900123".into())),
+                "{}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_connected_panel_has_a_timer_mute_keypad_and_a_quality_warning() {
+    let mut s = ready();
+    answered(&mut s);
+    s.handle(Input::Received("\n".into()), 76_000);
+    s.handle(Input::ToggleMute, 76_000);
+    let v = view(&s, Some(&appointment()), false, &[Warning::PacketLoss]);
+    assert_eq!(v.timer.as_deref(), Some("01:15"));
+    assert!(v.muted);
+    assert_eq!(v.mute.label, "Unmute");
+    assert!(v.status.contains("muted"));
+    assert!(v.keypad.visible);
+    assert!(v
+        .warning
+        .as_deref()
+        .is_some_and(|w| w.contains("Poor connection")));
+}
+
+#[test]
+fn an_appointment_that_cannot_be_dialled_offers_its_number_with_the_reason() {
+    let mut a = appointment();
+    a.dialable = false;
+    a.refusal = Some(crate::appointment::NumberRefusal {
+        code: "number_blocked".into(),
+        message: "The number is in a premium-rate or special range.".into(),
+    });
+    let v = view(&ready(), Some(&a), false, &[]);
+    assert_eq!(v.state, "unavailable");
+    assert!(!v.call.visible);
+    let fallback = v.fallback.expect("fallback");
+    assert!(fallback.reason.contains("premium-rate"));
+    assert!(fallback.number.is_some());
+}
+
+#[test]
+fn incoming_loading_and_elsewhere_states() {
+    let mut s = ready();
+    s.handle(
+        frame(ServerMessage::Invite {
+            callsid: "CAin".into(),
+            sdp: "o".into(),
+            parameters: Some(json!({"From": "+447700900123"})),
+        }),
+        10,
+    );
+    let v = view(&s, Some(&appointment()), false, &[]);
+    assert_eq!(v.state, "incoming");
+    assert!(v.accept.visible && v.decline.visible);
+    assert!(v.status.contains("+447700900123"));
+
+    let v = view(&ready(), None, true, &[]);
+    assert_eq!(v.state, "loading");
+
+    let mut s = ready();
+    s.handle(
+        Input::Ledger(LedgerRecord {
+            parent_call_sid: "CA9".into(),
+            status: "in-progress".into(),
+            terminal: false,
+            refused_code: None,
+            direction: "outbound-browser".into(),
+            duration_seconds: 0,
+        }),
+        10,
+    );
+    let v = view(&s, Some(&appointment()), false, &[]);
+    assert_eq!(v.state, "elsewhere");
+    assert!(v.end.visible && v.status.contains("connected"));
+}
+
+#[test]
+fn clock_formats() {
+    let table = [
+        (0, "00:00"),
+        (59, "00:59"),
+        (61, "01:01"),
+        (3_600, "1:00:00"),
+        (3_725, "1:02:05"),
+    ];
+    for (seconds, text) in table {
+        assert_eq!(clock(seconds), text);
+    }
+}
