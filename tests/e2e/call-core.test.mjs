@@ -6,6 +6,9 @@ import assert from "node:assert/strict";
 import { startWorker, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
 import { signedPost, newCallSid, rfc2822, startFakeTwilioRest } from "../lib/twilio.mjs";
+import { sleep, waitFor as poll } from "../lib/wait.mjs";
+
+const waitFor = (what, probe, timeoutMs = 30_000) => poll(what, probe, timeoutMs, 250);
 
 const artifacts = artifactsDir();
 const EXTENSION_URL = "https://clinician-calls.example/fhir/StructureDefinition/twilio-voice-call";
@@ -36,18 +39,7 @@ after(async () => {
   await rest?.close();
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, probe, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    last = await probe();
-    if (last) return last;
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const webhook = (path) => `${worker.url}/api/v1/twilio/webhooks/${path}`;
 

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { startWorker, startTwilioSim, startTlsProxy, artifactsDir, freePort, TEST_SECRETS, REPO_ROOT } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
 import { launchBrowser, openPage, CHROMIUM_ARGS } from "../lib/browser.mjs";
+import { sleep, waitFor } from "../lib/wait.mjs";
 
 const artifacts = artifactsDir();
 const EXTENSION_URL = "https://clinician-calls.example/fhir/StructureDefinition/twilio-voice-call";
@@ -43,17 +44,7 @@ after(async () => {
   await medplum?.close();
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, probe, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value) return value;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function extensions(appointment) {
   const resource = await (await fetch(`${medplum.url}/__sim/resource/Appointment/${appointment}`)).json();

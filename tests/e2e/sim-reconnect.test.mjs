@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import jwt from "jsonwebtoken";
 import { startWorker, startTwilioSim, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
+import { sleep, waitFor } from "../lib/wait.mjs";
+import { connectSignaling } from "../lib/signaling.mjs";
 
 const artifacts = artifactsDir();
 let medplum;
@@ -34,7 +36,6 @@ after(async () => {
   await medplum?.close();
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const TOKEN = /^[0-9a-f]{32}$/;
 const json = { "content-type": "application/json" };
 
@@ -58,44 +59,10 @@ function mintedToken(identity) {
   );
 }
 
-/** A signaling client: sends frames, awaits frames by type, keeps everything it received. */
-async function connect() {
-  const socket = new WebSocket(twilio.signalingUrl);
-  const received = [];
-  const all = [];
-  const waiters = [];
-  socket.addEventListener("message", (event) => {
-    if (event.data === "\n") return;
-    const frame = JSON.parse(event.data);
-    all.push(frame);
-    const waiter = waiters.find((w) => w.type === frame.type);
-    if (waiter) {
-      waiters.splice(waiters.indexOf(waiter), 1);
-      waiter.resolve(frame);
-    } else {
-      received.push(frame);
-    }
-  });
-  const closed = new Promise((resolve) => socket.addEventListener("close", resolve));
-  await new Promise((resolve, reject) => {
-    socket.addEventListener("open", resolve, { once: true });
-    socket.addEventListener("error", reject, { once: true });
-  });
-  const send = (type, payload) => socket.send(JSON.stringify({ type, version: "1.6", payload }));
-  const next = (type, timeoutMs = 15_000) => {
-    const already = received.findIndex((f) => f.type === type);
-    if (already >= 0) return Promise.resolve(received.splice(already, 1)[0]);
-    return Promise.race([
-      new Promise((resolve) => waiters.push({ type, resolve })),
-      sleep(timeoutMs).then(() => { throw new Error(`no ${type} frame; got ${JSON.stringify(all.map((f) => f.type))}`); }),
-    ]);
-  };
-  return { socket, send, next, received, all, closed };
-}
 
 /** A client that has sent `listen` and got `connected` + `ready`. */
 async function signedIn(token, reconnectTimeout) {
-  const client = await connect();
+  const client = await connectSignaling(twilio.signalingUrl);
   client.send("listen", { token, browserinfo: { p: "browser", plugin: "rtc" }, reconnectTimeout });
   await client.next("connected");
   await client.next("ready");
@@ -113,15 +80,6 @@ async function simCall(sid) {
   return calls.find((c) => c.sid === sid);
 }
 
-async function waitFor(what, probe, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value) return value;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Twilio's REST "end call" on the simulator. */
 async function endByRest(sid) {

@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import jwt from "jsonwebtoken";
 import { startWorker, startTwilioSim, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
+import { sleep, waitFor } from "../lib/wait.mjs";
+import { connectSignaling } from "../lib/signaling.mjs";
 
 const artifacts = artifactsDir();
 const EXTENSION_URL = "https://clinician-calls.example/fhir/StructureDefinition/twilio-voice-call";
@@ -32,7 +34,6 @@ after(async () => {
   await medplum?.close();
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function signIn(practitioner) {
   const response = await fetch(`${medplum.url}/auth/dev-login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ practitioner }) });
@@ -45,41 +46,9 @@ async function twilioToken(practitioner = "clinician-ada") {
   return (await response.json()).token;
 }
 
-/** A signaling client: sends frames, awaits frames by type. */
-async function connect() {
-  const socket = new WebSocket(twilio.signalingUrl);
-  const received = [];
-  const waiters = [];
-  socket.addEventListener("message", (event) => {
-    if (event.data === "\n") return;
-    const frame = JSON.parse(event.data);
-    const waiter = waiters.find((w) => w.type === frame.type);
-    if (waiter) {
-      waiters.splice(waiters.indexOf(waiter), 1);
-      waiter.resolve(frame);
-    } else {
-      received.push(frame);
-    }
-  });
-  const closed = new Promise((resolve) => socket.addEventListener("close", resolve));
-  await new Promise((resolve, reject) => {
-    socket.addEventListener("open", resolve, { once: true });
-    socket.addEventListener("error", reject, { once: true });
-  });
-  const send = (type, payload) => socket.send(JSON.stringify({ type, version: "1.6", payload }));
-  const next = (type, timeoutMs = 15_000) => {
-    const already = received.findIndex((f) => f.type === type);
-    if (already >= 0) return Promise.resolve(received.splice(already, 1)[0]);
-    return Promise.race([
-      new Promise((resolve) => waiters.push({ type, resolve })),
-      sleep(timeoutMs).then(() => { throw new Error(`no ${type} frame; got ${JSON.stringify(received.map((f) => f.type))}`); }),
-    ]);
-  };
-  return { socket, send, next, received, closed };
-}
 
 async function signedIn(token) {
-  const client = await connect();
+  const client = await connectSignaling(twilio.signalingUrl);
   client.send("listen", { token, browserinfo: { p: "browser", plugin: "rtc" }, reconnectTimeout: 0 });
   return client;
 }
@@ -90,15 +59,6 @@ async function extensions(appointment) {
     Object.fromEntries(e.extension.map((p) => [p.url, p.valueString ?? p.valueCode ?? p.valueInteger ?? p.valueDateTime])));
 }
 
-async function waitFor(what, probe, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value) return value;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test("listen validates the token as Twilio does: forged 20101, expired 20104, valid → connected and ready", async () => {
   const forged = await signedIn(jwt.sign({ grants: { identity: "x", voice: {} } }, "not-the-secret", { header: { cty: "twilio-fpa;v=1", typ: "JWT" }, issuer: TEST_SECRETS.TWILIO_API_KEY, subject: TEST_SECRETS.TWILIO_ACCOUNT_SID, expiresIn: 60 }));

@@ -103,35 +103,24 @@ fn perform(shared: &Rc<Shared>, effect: Effect) {
             }
         }
         Effect::AcquireMicrophone => spawn_local(acquire_microphone(weak)),
-        Effect::CreateOffer { ice_restart } => {
-            if let Some(pc) = shared.inner.borrow().media.as_ref().map(Media::connection) {
-                spawn_local(async move {
-                    match media::local_offer(pc, ice_restart).await {
-                        Ok(sdp) => dispatch_weak(&weak, Input::OfferReady { sdp }),
-                        Err(_) => dispatch_weak(&weak, Input::MediaFailed),
-                    }
-                });
+        Effect::CreateOffer { ice_restart } => media_step(shared, move |pc| async move {
+            match media::local_offer(pc, ice_restart).await {
+                Ok(sdp) => Input::OfferReady { sdp },
+                Err(_) => Input::MediaFailed,
             }
-        }
-        Effect::AnswerOffer { sdp } => {
-            if let Some(pc) = shared.inner.borrow().media.as_ref().map(Media::connection) {
-                spawn_local(async move {
-                    match media::local_answer(pc, sdp).await {
-                        Ok(sdp) => dispatch_weak(&weak, Input::AnswerReady { sdp }),
-                        Err(_) => dispatch_weak(&weak, Input::MediaFailed),
-                    }
-                });
+        }),
+        Effect::AnswerOffer { sdp } => media_step(shared, move |pc| async move {
+            match media::local_answer(pc, sdp).await {
+                Ok(sdp) => Input::AnswerReady { sdp },
+                Err(_) => Input::MediaFailed,
             }
-        }
-        Effect::ApplyAnswer { sdp } => {
-            if let Some(pc) = shared.inner.borrow().media.as_ref().map(Media::connection) {
-                spawn_local(async move {
-                    if media::apply_answer(pc, sdp).await.is_err() {
-                        dispatch_weak(&weak, Input::MediaFailed);
-                    }
-                });
+        }),
+        Effect::ApplyAnswer { sdp } => media_step(shared, move |pc| async move {
+            match media::apply_answer(pc, sdp).await {
+                Ok(()) => Input::Tick,
+                Err(_) => Input::MediaFailed,
             }
-        }
+        }),
         Effect::SetMicrophoneEnabled(enabled) => {
             if let Some(media) = &shared.inner.borrow().media {
                 media.set_microphone_enabled(enabled);
@@ -185,6 +174,24 @@ fn perform(shared: &Rc<Shared>, effect: Effect) {
             spawn_local(async move { events::emit(&handlers, &to_js(&snapshot)) });
         }
     }
+}
+
+/// Runs an asynchronous step on the call's peer connection (if there is one) and feeds the
+/// input it ends with back into the session.
+fn media_step<F, Fut>(shared: &Rc<Shared>, step: F)
+where
+    F: FnOnce(media::Connection) -> Fut,
+    Fut: std::future::Future<Output = Input> + 'static,
+{
+    let Some(pc) = shared.inner.borrow().media.as_ref().map(Media::connection) else {
+        return;
+    };
+    let weak = Rc::downgrade(shared);
+    let future = step(pc);
+    spawn_local(async move {
+        let input = future.await;
+        dispatch_weak(&weak, input);
+    });
 }
 
 fn open_socket(shared: &Rc<Shared>) {

@@ -10,6 +10,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{HtmlAudioElement, MediaStream, MediaStreamTrack, RtcPeerConnection, RtcTrackEvent};
 
+/// The call's peer connection, as the async steps take it (a cheap handle).
+pub type Connection = RtcPeerConnection;
+
 /// Why the microphone could not be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MicrophoneError {
@@ -236,12 +239,14 @@ fn prefer_pcmu(pc: &RtcPeerConnection) {
 }
 
 /// Waits until ICE gathering completes (bounded: 5 s), so the SDP carries every candidate.
+/// Polled every 10 ms: on loopback gathering takes a few milliseconds, and the wait is on the
+/// path from Call now to ringing.
 async fn gathered(pc: &RtcPeerConnection) {
-    for _ in 0..50 {
+    for _ in 0..500 {
         if get(pc, "iceGatheringState").as_string().as_deref() == Some("complete") {
             return;
         }
-        super::timer::sleep(100).await;
+        super::timer::sleep(10).await;
     }
 }
 

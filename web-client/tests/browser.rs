@@ -1,0 +1,239 @@
+//! Glue tests that need a real browser (wasm-bindgen-test in headless Chromium with a fake
+//! microphone): media offers with PCMU first and every candidate, teardown, the panel DOM and its
+//! events, timers, and the event-stream reader. Run by `scripts/test` through chromedriver.
+#![cfg(target_arch = "wasm32")]
+// A test file: a failed expectation is the test failing.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use web_client::glue::http::Api;
+use web_client::glue::media::{self, Media};
+use web_client::glue::panel::{Panel, PanelAction};
+use web_client::glue::timer::{sleep, Interval};
+use web_client::panel::{ButtonView, FallbackView, PanelView, ReadinessItem};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn document() -> web_sys::Document {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .expect("document")
+}
+
+#[wasm_bindgen_test]
+async fn an_offer_prefers_pcmu_carries_candidates_and_teardown_releases_everything() {
+    let stream = media::acquire_microphone().await.expect("fake microphone");
+    let track: web_sys::MediaStreamTrack = stream
+        .get_audio_tracks()
+        .get(0)
+        .dyn_into()
+        .expect("audio track");
+    let states = Rc::new(RefCell::new(Vec::new()));
+    let seen = states.clone();
+    let media = Media::new(stream, &[], move |state| seen.borrow_mut().push(state)).expect("media");
+    let sdp = media::local_offer(media.connection(), false)
+        .await
+        .expect("offer");
+    let audio_line = sdp
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .expect("audio m-line");
+    let payloads: Vec<&str> = audio_line.split(' ').skip(3).collect();
+    assert_eq!(payloads.first(), Some(&"0"), "PCMU first: {audio_line}");
+    assert!(
+        payloads
+            .get(1)
+            .is_some_and(|p| sdp.contains(&format!("a=rtpmap:{p} opus/48000"))),
+        "Opus second: {audio_line}"
+    );
+    assert!(
+        sdp.contains("a=candidate:"),
+        "gathering completed into the SDP"
+    );
+    assert_eq!(
+        document()
+            .query_selector_all("[data-remote-audio]")
+            .expect("query")
+            .length(),
+        1
+    );
+    media.set_microphone_enabled(false);
+    assert!(!track.enabled());
+    media.set_microphone_enabled(true);
+    assert!(track.enabled());
+    let pc = media.connection();
+    drop(media);
+    assert_eq!(pc.signaling_state(), web_sys::RtcSignalingState::Closed);
+    assert_eq!(track.ready_state(), web_sys::MediaStreamTrackState::Ended);
+    assert_eq!(
+        document()
+            .query_selector_all("[data-remote-audio]")
+            .expect("query")
+            .length(),
+        0,
+        "the audio element goes with the media"
+    );
+}
+
+fn sample_view() -> PanelView {
+    PanelView {
+        state: "ended",
+        outcome: Some("busy"),
+        heading: "Pat Example".into(),
+        appointment_line: "09:30 · Review".into(),
+        status: "The patient's line is busy.".into(),
+        timer: None,
+        warning: None,
+        readiness: vec![ReadinessItem {
+            check: "microphone",
+            ok: true,
+            text: "Microphone allowed.".into(),
+        }],
+        call: ButtonView {
+            visible: true,
+            enabled: true,
+            label: "Call again".into(),
+        },
+        mute: ButtonView::default(),
+        muted: false,
+        end: ButtonView::default(),
+        keypad: ButtonView::default(),
+        accept: ButtonView::default(),
+        decline: ButtonView::default(),
+        fallback: Some(FallbackView {
+            reason: "The patient's line is busy.".into(),
+            number: Some(("07700 900123".into(), "tel:+447700900123".into())),
+        }),
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
+    let host = document().create_element("div").expect("div");
+    document()
+        .body()
+        .expect("body")
+        .append_child(&host)
+        .expect("append");
+    let actions = Rc::new(RefCell::new(Vec::new()));
+    let seen = actions.clone();
+    let panel = Panel::mount(&host, move |action| seen.borrow_mut().push(action)).expect("mount");
+    panel.update(&sample_view(), false, Some("Outcome saved."));
+
+    let root = host
+        .query_selector(".call-panel")
+        .ok()
+        .flatten()
+        .expect("panel");
+    assert_eq!(root.get_attribute("data-state").as_deref(), Some("ended"));
+    assert_eq!(root.get_attribute("data-outcome").as_deref(), Some("busy"));
+    let status = host
+        .query_selector(".call-status")
+        .ok()
+        .flatten()
+        .expect("status");
+    assert_eq!(status.get_attribute("aria-live").as_deref(), Some("polite"));
+    assert_eq!(
+        status.text_content().as_deref(),
+        Some("The patient's line is busy.")
+    );
+    let number = host
+        .query_selector("a.fallback-number")
+        .ok()
+        .flatten()
+        .expect("number");
+    assert_eq!(
+        number.get_attribute("href").as_deref(),
+        Some("tel:+447700900123")
+    );
+    let call: web_sys::HtmlElement = host
+        .query_selector("[data-action=call]")
+        .ok()
+        .flatten()
+        .expect("call")
+        .dyn_into()
+        .expect("button");
+    assert!(!call.hidden());
+    assert_eq!(call.text_content().as_deref(), Some("Call again"));
+    assert_eq!(
+        call.get_attribute("aria-keyshortcuts").as_deref(),
+        Some("Alt+C")
+    );
+    let end: web_sys::HtmlElement = host
+        .query_selector("[data-action=end]")
+        .ok()
+        .flatten()
+        .expect("end")
+        .dyn_into()
+        .expect("button");
+    assert!(end.hidden());
+
+    call.click();
+    let digit: web_sys::HtmlElement = host
+        .query_selector("[data-digit='#']")
+        .ok()
+        .flatten()
+        .expect("digit")
+        .dyn_into()
+        .expect("button");
+    digit.click();
+    assert_eq!(
+        *actions.borrow(),
+        vec![PanelAction::Call, PanelAction::Digit("#".into())]
+    );
+
+    drop(panel);
+    assert!(host.query_selector(".call-panel").ok().flatten().is_none());
+    call.click();
+    assert_eq!(actions.borrow().len(), 2, "no listener outlives the panel");
+    host.remove();
+}
+
+#[wasm_bindgen_test]
+async fn an_interval_ticks_until_dropped() {
+    let ticks = Rc::new(RefCell::new(0));
+    let counter = ticks.clone();
+    let interval = Interval::every(10, move || *counter.borrow_mut() += 1).expect("interval");
+    sleep(120).await;
+    drop(interval);
+    let at_drop = *ticks.borrow();
+    assert!(at_drop >= 2, "{at_drop} ticks");
+    sleep(80).await;
+    assert_eq!(*ticks.borrow(), at_drop);
+}
+
+#[wasm_bindgen_test]
+async fn the_event_stream_reader_delivers_events_across_chunks() {
+    let token = js_sys::Function::new_no_args("return 'test-session';");
+    let api = Api::new(String::new(), token);
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let ended = Rc::new(RefCell::new(false));
+    let (seen, done) = (events.clone(), ended.clone());
+    let body =
+        "event:%20snapshot%0Adata:%20%7B%22calls%22:[]%7D%0A%0Aevent:%20call%0Adata:%201%0A%0A";
+    let _stream = api
+        .events(
+            &format!("data:text/event-stream,{body}"),
+            move |event| seen.borrow_mut().push((event.name, event.data)),
+            move || *done.borrow_mut() = true,
+        )
+        .expect("stream");
+    for _ in 0..50 {
+        if *ended.borrow() {
+            break;
+        }
+        sleep(20).await;
+    }
+    assert!(*ended.borrow());
+    assert_eq!(
+        *events.borrow(),
+        vec![
+            ("snapshot".to_owned(), "{\"calls\":[]}".to_owned()),
+            ("call".to_owned(), "1".to_owned())
+        ]
+    );
+}
