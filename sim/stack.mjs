@@ -11,6 +11,12 @@ import { fileURLToPath } from "node:url";
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Fake secrets matching the simulators; the same names as .dev.vars.example. */
+/**
+ * The Datadog API key sim/sinks accepts. Not in TEST_SECRETS: only a worker that is also given
+ * `DATADOG_SITE` (the sinks) gets it, so no test worker ever posts to a real Datadog.
+ */
+export const SINKS_DATADOG_API_KEY = "fake-datadog-api-key";
+
 export const TEST_SECRETS = {
   MEDPLUM_CLIENT_ID: "clinician-calls-worker",
   MEDPLUM_CLIENT_SECRET: "fake-medplum-client-secret",
@@ -148,6 +154,49 @@ export async function startTwilioSim({ port, workerUrl, numbers = ["+44770090000
     throw new Error(`${error.message}; see ${logPath}`);
   }
   return { url, signalingUrl: `ws://127.0.0.1:${simPort}/signal`, stop: () => stopGroup(child), logPath, child };
+}
+
+/**
+ * Starts sim/sinks (local Datadog + Slack that record what they receive) as a child process on
+ * `port` (free by default). Received payloads are appended to `${logDir}/sinks-received.jsonl`.
+ * Returns {url, datadogUrl, slackUrl, stop, logPath, child, captured(), reset(), setFaults()};
+ * the last three call the sinks' `/__sinks/` API (async). Pass `datadogUrl` to the worker as the
+ * `DATADOG_SITE` var and `slackUrl` as the `SLACK_WEBHOOK_URL` secret.
+ */
+export async function startSinks({ port, apiKey = SINKS_DATADOG_API_KEY, logDir = artifactsDir(), name = "sinks" } = {}) {
+  const sinksPort = port ?? (await freePort());
+  const logPath = join(logDir, `${name}.log`);
+  const child = spawnGroup(process.execPath, [join(REPO_ROOT, "sim", "sinks", "server.mjs")], {
+    logPath,
+    env: { SINKS_PORT: String(sinksPort), SINKS_LOG_DIR: logDir, SINKS_DATADOG_API_KEY: apiKey },
+  });
+  const url = `http://127.0.0.1:${sinksPort}`;
+  try {
+    await waitForOk(`${url}/healthcheck`, 30_000, child, "sim/sinks");
+  } catch (error) {
+    await stopGroup(child);
+    throw new Error(`${error.message}; see ${logPath}`);
+  }
+  const getJson = async (path) => (await fetch(`${url}${path}`)).json();
+  const post = async (path, body) => (await fetch(`${url}${path}`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body ?? {}),
+  })).json();
+  return {
+    url,
+    datadogUrl: `${url}/datadog`,
+    slackUrl: `${url}/slack/T000/B000/XXXX`,
+    stop: () => stopGroup(child),
+    logPath,
+    child,
+    captured: async () => {
+      const [series, logs, slack] = await Promise.all(
+        ["/__sinks/datadog/series", "/__sinks/datadog/logs", "/__sinks/slack"].map(getJson),
+      );
+      return { series: series.received, logs: logs.received, slack: slack.received };
+    },
+    reset: () => post("/__sinks/reset"),
+    setFaults: (faults) => post("/__sinks/faults", faults),
+  };
 }
 
 /**

@@ -128,7 +128,9 @@ function showSessionFrom(current, snapshot) {
     current.told = true;
     document.getElementById("session").dataset.identity = snapshot.identity;
     setSession("token-ready", `Ready to call as ${snapshot.identity}.`);
-  } else if (ready.token || TOKEN_PROBLEMS.has(snapshot.reason) || (ready.token === false && snapshot.state === "fallback")) {
+  } else if (TOKEN_PROBLEMS.has(snapshot.reason) || (ready.token === false && snapshot.state === "fallback")) {
+    // Only when the client's token failed: asking again would spend the clinician's token
+    // allowance (20 a minute) on every sign-in.
     checkCallingToken(current);
   }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use shared::access_token::TokenTtl;
 use shared::dial_policy::{CallLimits, DestinationPolicy};
 use shared::ids::{AccountSid, ApiKeySid, TwimlAppSid, E164};
+use shared::telemetry::AlertConfig;
 
 /// The state of one setting, as `/api/v1/health` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -260,10 +261,20 @@ pub struct Config {
     /// Optional: Twilio's voice signaling WebSocket for browsers (default
     /// `wss://voice-js.roaming.twilio.com/signal`; sim/twilio locally).
     pub twilio_signaling_url: Setting<SignalingUrl>,
+    /// Optional: Datadog API key; without it nothing is sent to Datadog.
+    pub datadog_api_key: Setting<Secret>,
+    /// Optional: Datadog site (`datadoghq.com` default, `datadoghq.eu`, …) or, locally, a base URL.
+    pub datadog_site: Setting<DatadogSite>,
+    /// Optional: Slack incoming-webhook URL for alerts; without it alerts are only logged.
+    pub slack_webhook_url: Setting<Secret>,
+    /// Optional: salt of the anonymised clinician key in telemetry (default: the environment name).
+    pub telemetry_salt: Setting<Secret>,
+    /// Optional: alert thresholds, e.g. `failure_rate=0.5,window_minutes=15,min_samples=10`.
+    pub alert_rules: Setting<AlertConfig>,
 }
 
 /// How many settings there are.
-pub const SETTING_COUNT: usize = 20;
+pub const SETTING_COUNT: usize = 25;
 
 /// Names of every setting, in the order `/api/v1/health` lists them.
 pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
@@ -287,10 +298,20 @@ pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
     "PRACTICE_PHONE_NUMBER",
     "CALL_LIMITS_PER_HOUR",
     "TWILIO_SIGNALING_URL",
+    "DATADOG_API_KEY",
+    "DATADOG_SITE",
+    "SLACK_WEBHOOK_URL",
+    "TELEMETRY_SALT",
+    "ALERT_RULES",
 ];
 
 /// Settings that may be left unset (their defaults are documented in README.md).
-pub const OPTIONAL_SETTINGS: [&str; 9] = [
+pub const OPTIONAL_SETTINGS: [&str; 14] = [
+    "DATADOG_API_KEY",
+    "DATADOG_SITE",
+    "SLACK_WEBHOOK_URL",
+    "TELEMETRY_SALT",
+    "ALERT_RULES",
     "TWILIO_TOKEN_TTL_SECONDS",
     "TWILIO_AUTH_TOKEN_PREVIOUS",
     "DIAL_POLICY",
@@ -301,6 +322,76 @@ pub const OPTIONAL_SETTINGS: [&str; 9] = [
     "CALL_LIMITS_PER_HOUR",
     "TWILIO_SIGNALING_URL",
 ];
+
+/// Where Datadog is: a site name (`datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`, …), or
+/// a base URL under which both APIs live (the local sink).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatadogSite {
+    Site(String),
+    BaseUrl(BaseUrl),
+}
+
+impl DatadogSite {
+    fn parse(value: &str) -> Result<Self, String> {
+        if value.starts_with("http://") || value.starts_with("https://") {
+            return BaseUrl::parse(value).map(Self::BaseUrl);
+        }
+        let ok = value.contains('.')
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if ok {
+            Ok(Self::Site(value.to_owned()))
+        } else {
+            Err("a Datadog site such as datadoghq.eu, or an http(s) base URL".to_owned())
+        }
+    }
+
+    /// The metrics v2 series endpoint.
+    pub fn series_url(&self) -> String {
+        match self {
+            Self::Site(site) => format!("https://api.{site}/api/v2/series"),
+            Self::BaseUrl(base) => format!("{}/api/v2/series", base.as_str()),
+        }
+    }
+
+    /// The logs intake endpoint.
+    pub fn logs_url(&self) -> String {
+        match self {
+            Self::Site(site) => format!("https://http-intake.logs.{site}/api/v2/logs"),
+            Self::BaseUrl(base) => format!("{}/api/v2/logs", base.as_str()),
+        }
+    }
+}
+
+fn parse_alert_rules(value: &str) -> Result<AlertConfig, &'static str> {
+    const FORMAT: &str = "comma-separated failure_rate=0..1, window_minutes, min_samples, dedupe_minutes, backlog_minutes, forged_burst";
+    let mut rules = AlertConfig::default();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, number) = part.split_once('=').ok_or(FORMAT)?;
+        let number = number.trim();
+        let whole = || number.parse::<u64>().ok().filter(|n| *n > 0).ok_or(FORMAT);
+        match key.trim() {
+            "failure_rate" => {
+                rules.failure_rate = number
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| *r > 0.0 && *r <= 1.0)
+                    .ok_or(FORMAT)?
+            }
+            "window_minutes" => rules.window_ms = whole()? * 60_000,
+            "window_seconds" => rules.window_ms = whole()? * 1_000,
+            "min_samples" => rules.min_samples = u32::try_from(whole()?).map_err(|_| FORMAT)?,
+            "dedupe_minutes" => rules.dedupe_ms = whole()? * 60_000,
+            "dedupe_seconds" => rules.dedupe_ms = whole()? * 1_000,
+            "backlog_minutes" => rules.backlog_limit_seconds = whole()? * 60,
+            "backlog_seconds" => rules.backlog_limit_seconds = whole()?,
+            "forged_burst" => rules.forged_burst = u32::try_from(whole()?).map_err(|_| FORMAT)?,
+            _ => return Err(FORMAT),
+        }
+    }
+    Ok(rules)
+}
 
 fn parse_call_limits(value: &str) -> Result<CallLimits, &'static str> {
     let mut limits = CallLimits::default();
@@ -396,6 +487,52 @@ impl Config {
                 "TWILIO_SIGNALING_URL",
                 SignalingUrl::parse,
             )),
+            datadog_api_key: optional(setting(&lookup, "DATADOG_API_KEY", Secret::parse)),
+            datadog_site: optional(setting(&lookup, "DATADOG_SITE", DatadogSite::parse)),
+            slack_webhook_url: optional(setting(&lookup, "SLACK_WEBHOOK_URL", |v| {
+                BaseUrl::parse(v).and_then(|_| Secret::parse(v))
+            })),
+            telemetry_salt: optional(setting(&lookup, "TELEMETRY_SALT", Secret::parse)),
+            alert_rules: optional(setting(&lookup, "ALERT_RULES", parse_alert_rules)),
+        }
+    }
+
+    /// The alert rules in force.
+    pub fn alert_rules(&self) -> AlertConfig {
+        match &self.alert_rules {
+            Setting::Present(rules) => *rules,
+            _ => AlertConfig::default(),
+        }
+    }
+
+    /// The salt of the anonymised clinician key.
+    pub fn telemetry_salt(&self) -> String {
+        match (&self.telemetry_salt, &self.environment) {
+            (Setting::Present(secret), _) => secret.expose().to_owned(),
+            (_, Setting::Present(environment)) => format!("clinician-calls-{environment:?}"),
+            _ => "clinician-calls".to_owned(),
+        }
+    }
+
+    /// Datadog's endpoints and key, when telemetry to Datadog is configured.
+    pub fn datadog(&self) -> Option<(DatadogSite, &str)> {
+        let key = match &self.datadog_api_key {
+            Setting::Present(secret) => secret.expose(),
+            _ => return None,
+        };
+        let site = match &self.datadog_site {
+            Setting::Present(site) => site.clone(),
+            Setting::Default | Setting::Missing => DatadogSite::Site("datadoghq.com".to_owned()),
+            Setting::Invalid(_) => return None,
+        };
+        Some((site, key))
+    }
+
+    /// Slack's incoming-webhook URL, when alerts go to Slack.
+    pub fn slack_webhook_url(&self) -> Option<&str> {
+        match &self.slack_webhook_url {
+            Setting::Present(secret) => Some(secret.expose()),
+            _ => None,
         }
     }
 
@@ -472,6 +609,11 @@ impl Config {
             self.practice_phone_number.state(),
             self.call_limits.state(),
             self.twilio_signaling_url.state(),
+            self.datadog_api_key.state(),
+            self.datadog_site.state(),
+            self.slack_webhook_url.state(),
+            self.telemetry_salt.state(),
+            self.alert_rules.state(),
         ];
         let mut out = [("", SettingState::Missing); SETTING_COUNT];
         for (slot, (name, state)) in out.iter_mut().zip(SETTING_NAMES.into_iter().zip(states)) {

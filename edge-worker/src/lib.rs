@@ -16,6 +16,7 @@ pub mod medplum;
 pub mod page;
 pub mod reply;
 pub mod router;
+pub mod telemetry;
 pub mod twilio_rest;
 pub mod twilio_webhook;
 pub mod webcrypto;
@@ -28,7 +29,15 @@ use crate::reply::Reply;
 use crate::router::{Endpoint, Route};
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let response = respond(req, &env).await;
+    // Telemetry goes out after the response, so no webhook waits for it.
+    telemetry::flush_after_response(&env, &ctx);
+    response
+}
+
+async fn respond(mut req: Request, env: &Env) -> Result<Response> {
+    let env = env.clone();
     let config = Config::from_env(&env);
     if !router::is_api(&req.path()) {
         return match page::serve(req, &env, &config).await {
@@ -82,7 +91,15 @@ async fn dispatch(
             };
             Ok(handlers::health::health(config, probes.as_deref()))
         }
-        Endpoint::AccessToken => handlers::access_token::issue(req, env, config, now_unix()).await,
+        Endpoint::AccessToken => {
+            let issued = handlers::access_token::issue(req, env, config, now_unix()).await;
+            if let Err(refusal) = &issued {
+                telemetry::emit(shared::telemetry::Event::TokenRefused {
+                    reason: refusal.code().to_owned(),
+                });
+            }
+            issued
+        }
         Endpoint::TwilioIdentity(practitioner) => {
             handlers::twilio_identity::provision(req, config, &practitioner).await
         }
@@ -104,6 +121,10 @@ async fn dispatch(
             handlers::admin_pool::number_pool(req, env, config, route.method).await
         }
         Endpoint::AdminLeases => handlers::admin_pool::leases(req, env, config, None).await,
+        Endpoint::AdminCallStats => handlers::telemetry::call_stats(req, env, config).await,
+        Endpoint::ManualFallbackReport => {
+            handlers::telemetry::manual_fallback(req, config, now_unix()).await
+        }
         Endpoint::AdminLease(call_sid) => {
             handlers::admin_pool::leases(req, env, config, Some(call_sid.as_str())).await
         }

@@ -26,6 +26,8 @@ pub enum Endpoint {
     AdminNumberPool,
     AdminLeases,
     AdminLease(CallSid),
+    AdminCallStats,
+    ManualFallbackReport,
 }
 
 impl Endpoint {
@@ -42,12 +44,14 @@ impl Endpoint {
             | Endpoint::EndAppointmentCall(_)
             | Endpoint::InboundWebhook
             | Endpoint::InboundCompleteWebhook
-            | Endpoint::AdminLeases => &["POST"],
+            | Endpoint::AdminLeases
+            | Endpoint::ManualFallbackReport => &["POST"],
             Endpoint::AdminNumberPool => &["GET", "POST", "DELETE"],
             Endpoint::AdminLease(_) => &["DELETE"],
             Endpoint::Appointments
             | Endpoint::AppointmentCalls(_)
-            | Endpoint::AppointmentCallEvents(_) => &["GET"],
+            | Endpoint::AppointmentCallEvents(_)
+            | Endpoint::AdminCallStats => &["GET"],
         }
     }
 }
@@ -86,6 +90,8 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["api", "v1", "twilio", "webhooks", "inbound-complete"] => Endpoint::InboundCompleteWebhook,
         ["api", "v1", "admin", "number-pool"] => Endpoint::AdminNumberPool,
         ["api", "v1", "admin", "number-pool", "leases"] => Endpoint::AdminLeases,
+        ["api", "v1", "admin", "call-stats"] => Endpoint::AdminCallStats,
+        ["api", "v1", "telemetry", "manual-fallback"] => Endpoint::ManualFallbackReport,
         ["api", "v1", "admin", "number-pool", "leases", sid] => {
             Endpoint::AdminLease(CallSid::parse(sid).map_err(|_| RouteError::NotFound)?)
         }
@@ -128,6 +134,21 @@ mod tests {
                 Err(RouteError::MethodNotAllowed { allow: &["GET"] }),
             ),
             ("GET", "/api/v1/healthz", Err(RouteError::NotFound)),
+            (
+                "GET",
+                "/api/v1/admin/call-stats",
+                Ok(Endpoint::AdminCallStats),
+            ),
+            (
+                "POST",
+                "/api/v1/telemetry/manual-fallback",
+                Ok(Endpoint::ManualFallbackReport),
+            ),
+            (
+                "GET",
+                "/api/v1/telemetry/manual-fallback",
+                Err(RouteError::MethodNotAllowed { allow: &["POST"] }),
+            ),
             (
                 "DELETE",
                 "/api/v1/admin/number-pool",

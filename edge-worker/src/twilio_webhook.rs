@@ -90,6 +90,9 @@ pub fn verify(
                 "webhook_signature_refused",
                 &[("reason", reason), ("path", path)],
             );
+            crate::telemetry::emit(shared::telemetry::Event::SignatureRejected {
+                route: path.rsplit('/').next().unwrap_or("unknown").to_owned(),
+            });
             Err(AppError::InvalidSignature)
         }
     }

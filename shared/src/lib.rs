@@ -19,6 +19,7 @@ pub mod number_pool;
 pub mod readiness;
 pub mod signaling;
 pub mod sse;
+pub mod telemetry;
 pub mod time;
 pub mod twiml;
 pub mod webhook_signature;

@@ -52,6 +52,8 @@ struct Inner {
     sampling: bool,
     listeners: Listeners,
     last_snapshot: String,
+    /// Manual-dial fallbacks already reported, as `appointment/reason`.
+    reported_fallbacks: Vec<String>,
 }
 
 struct Shared {
@@ -468,12 +470,63 @@ fn panel_view(inner: &Inner) -> PanelView {
     v
 }
 
+/// Why the panel offers manual dialing now, as a code for telemetry (`None` when it does not).
+fn fallback_reason(inner: &Inner, view: &PanelView) -> Option<String> {
+    view.fallback.as_ref()?;
+    if inner.load_error.is_some() {
+        return Some("appointment-unavailable".into());
+    }
+    if let Phase::Ended { outcome, .. } = &inner.session.phase {
+        if outcome.offers_manual_dial() {
+            return Some(match outcome {
+                shared::call_session::Outcome::Refused(code) => code.clone(),
+                other => other.code().to_owned(),
+            });
+        }
+    }
+    if let Some(refusal) = inner.appointment.as_ref().and_then(|a| a.refusal.as_ref()) {
+        return Some(refusal.code.clone());
+    }
+    if let Some(blocker) = inner.session.blocker().filter(|b| b.needs_manual_dial()) {
+        return Some(blocker.code().to_owned());
+    }
+    Some("appointment-not-callable".into())
+}
+
+/// Reports a fallback once per appointment and reason (best effort: telemetry only).
+fn report_fallback(inner: &mut Inner, view: &PanelView) {
+    let (Some(reason), Some(appointment)) = (fallback_reason(inner, view), &inner.appointment_id)
+    else {
+        return;
+    };
+    let key = format!("{appointment}/{reason}");
+    if inner.reported_fallbacks.contains(&key) {
+        return;
+    }
+    inner.reported_fallbacks.push(key);
+    let api = inner.api.clone();
+    spawn_local(async move {
+        let _ = api
+            .json(
+                "POST",
+                "/api/v1/telemetry/manual-fallback",
+                Some(&json!({ "reason": reason })),
+            )
+            .await;
+    });
+}
+
 fn render(shared: &Rc<Shared>) {
     let (handlers, snapshot) = {
         let mut inner = shared.inner.borrow_mut();
-        if let Some(panel) = &inner.panel {
+        if inner.panel.is_some() {
             let view = panel_view(&inner);
-            panel.update(&view, inner.keypad_open, inner.manual_status.as_deref());
+            if let Some(panel) = &inner.panel {
+                panel.update(&view, inner.keypad_open, inner.manual_status.as_deref());
+            }
+            if !inner.loading {
+                report_fallback(&mut inner, &view);
+            }
         }
         let snapshot = snapshot_json(&inner);
         let text = snapshot.to_string();
@@ -684,6 +737,7 @@ impl CallClient {
             sampling: false,
             listeners: Listeners::default(),
             last_snapshot: String::new(),
+            reported_fallbacks: Vec::new(),
         };
         Ok(CallClient {
             shared: Rc::new(Shared {

@@ -28,6 +28,7 @@ use shared::fhir::{
     call_extension, extension_patch, upsert_call_extension, CallDirection, CallRecordFields,
 };
 use shared::ids::{CallSid, PractitionerId};
+use shared::telemetry::{Event, Stamped};
 use shared::time::rfc3339_utc;
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
@@ -423,7 +424,11 @@ impl CallLedger {
         if changed {
             self.broadcast(&record);
         }
-        Response::from_json(&json!({"changed": changed, "record": record}))
+        Response::from_json(&json!({
+            "changed": changed,
+            "becameTerminal": terminal_now && !was_terminal,
+            "record": record,
+        }))
     }
 
     /// Frees the caller-ID number the call held. A failure is logged; the lease expires anyway.
@@ -558,9 +563,15 @@ impl CallLedger {
             .sql()
             .exec("SELECT parent_sid, revision, attempts FROM ledger_fhir_outbox WHERE next_attempt_ms <= ?", vec![now_ms.into()])?
             .to_array()?;
+        let mut events = Vec::new();
+        let attempts_of = |row: &OutboxRow| u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
         for row in due {
             match self.write_to_fhir(config, &row.parent_sid).await {
                 Ok(_) => {
+                    events.push(Event::OutboxWritten {
+                        call_sid: row.parent_sid.clone(),
+                        attempts: attempts_of(&row),
+                    });
                     // Only if nothing newer was queued meanwhile.
                     self.sql().exec(
                         "DELETE FROM ledger_fhir_outbox WHERE parent_sid = ? AND revision = ?",
@@ -581,9 +592,30 @@ impl CallLedger {
                         "fhir_write_retry",
                         &[("error", &error), ("retry_in_ms", &delay.to_string())],
                     );
+                    let waiting_since = self
+                        .attempt(&row.parent_sid)?
+                        .map_or(now_ms, |attempt| attempt.created_ms);
+                    events.push(Event::OutboxRetry {
+                        call_sid: row.parent_sid.clone(),
+                        attempt: attempts_of(&row),
+                        backlog_age_seconds: u64::try_from((now_ms - waiting_since) / 1_000)
+                            .unwrap_or(0),
+                    });
                 }
             }
         }
+        let stamped_at = u64::try_from(now_ms).unwrap_or(0);
+        crate::telemetry::deliver(
+            &self.env,
+            events
+                .into_iter()
+                .map(|event| Stamped {
+                    at_ms: stamped_at,
+                    event,
+                })
+                .collect(),
+        )
+        .await;
         Ok(())
     }
 

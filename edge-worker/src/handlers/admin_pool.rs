@@ -36,7 +36,7 @@ async fn pool(
         .map_err(|_| AppError::StorageUnavailable)
 }
 
-fn admin(req: &Request, config: &Config) -> Result<(), AppError> {
+pub fn admin(req: &Request, config: &Config) -> Result<(), AppError> {
     authenticate_service(req, config.admin_token.require("ADMIN_TOKEN")?)
 }
 

@@ -171,6 +171,12 @@ pub async fn end(
             });
             let answer = ledger(env, appointment, Method::Post, "/manual", Some(&body)).await?;
             crate::log::event("manual_call_recorded", &[("outcome", outcome.as_str())]);
+            if let Some(record) = answer.get("record") {
+                crate::telemetry::emit(crate::handlers::call_status::outcome_event(
+                    record,
+                    &config.telemetry_salt(),
+                ));
+            }
             Ok(Reply::json(201, &answer))
         }
         _ => Err(AppError::BadRequest(

@@ -34,6 +34,7 @@ fn number<T: std::str::FromStr>(form: &TwilioForm, key: &str) -> Option<T> {
 
 async fn store(
     env: &Env,
+    config: &Config,
     appointment: &AppointmentId,
     body: serde_json::Value,
 ) -> Result<(), AppError> {
@@ -47,11 +48,41 @@ async fn store(
     )
     .await
     {
-        Ok((200, _)) => Ok(()),
+        Ok((200, answer)) => {
+            if answer.get("becameTerminal") == Some(&serde_json::Value::Bool(true)) {
+                if let Some(record) = answer.get("record") {
+                    crate::telemetry::emit(outcome_event(record, &config.telemetry_salt()));
+                }
+            }
+            Ok(())
+        }
         _ => {
             crate::log::event("ledger_write_failed", &[("route", "callback")]);
             Err(AppError::StorageUnavailable)
         }
+    }
+}
+
+/// The telemetry event of a call record that just ended (codes, our pool number, an
+/// anonymised clinician key: nothing about the patient).
+pub fn outcome_event(record: &serde_json::Value, salt: &str) -> shared::telemetry::Event {
+    let text = |name: &str| record.get(name).and_then(serde_json::Value::as_str);
+    shared::telemetry::Event::CallOutcome {
+        status: text("status")
+            .and_then(|s| CallStatus::parse(s).ok())
+            .unwrap_or(CallStatus::Failed),
+        duration_seconds: record
+            .get("durationSeconds")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|d| u32::try_from(d).ok())
+            .unwrap_or(0),
+        pool_number: text("callerId").map(str::to_owned),
+        clinician_key: text("practitioner").map(|p| shared::telemetry::clinician_key(p, salt)),
+        error_code: record
+            .get("errorCode")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|c| u32::try_from(c).ok()),
+        direction: text("direction").unwrap_or("outbound-browser").to_owned(),
     }
 }
 
@@ -78,6 +109,7 @@ pub async fn call_status(
     };
     store(
         env,
+        config,
         &appointment,
         json!({"appointmentId": appointment.as_str(), "callSid": call_sid, "parentSid": form.get("ParentCallSid"), "event": event}),
     )
@@ -109,6 +141,7 @@ pub async fn dial_complete(
         };
         store(
             env,
+            config,
             &appointment,
             json!({"appointmentId": appointment.as_str(), "callSid": child_sid, "parentSid": parent_sid, "event": event}),
         )

@@ -8,5 +8,6 @@ pub mod call_status;
 pub mod dev_sign_in;
 pub mod health;
 pub mod inbound;
+pub mod telemetry;
 pub mod twilio_identity;
 pub mod voice;

@@ -174,6 +174,7 @@ async fn lease_caller_id(
             .ok_or(CallRefusal::ServiceUnavailable),
         409 => {
             crate::log::event("pool_exhausted", &[]);
+            crate::telemetry::emit(shared::telemetry::Event::PoolExhausted);
             Err(CallRefusal::NoLineFree)
         }
         429 => Err(match answer.get("code").and_then(|c| c.as_str()) {

@@ -1,0 +1,386 @@
+//! Tests of telemetry: masking (table and property), codes and keys, the alert rules with their
+//! deduplication and resolution, the Datadog and Slack payloads, and the call statistics.
+
+use super::*;
+use proptest::prelude::*;
+
+#[test]
+fn redact_removes_phone_numbers_in_every_format_and_keeps_the_rest() {
+    let table: &[(&str, &str)] = &[
+        ("call to +447700900123 failed", "call to [number] failed"),
+        ("07700 900123", "[number]"),
+        ("+44 (0)7700 900456", "[number]"),
+        ("0044 7700 900789", "[number]"),
+        ("07700-900-321", "[number]"),
+        ("020 7946 0123 then", "[number] then"),
+        ("tel:+12025550143", "tel:[number]"),
+        ("447700900123", "[number]"),
+        // SIDs, dates, times, small counts survive.
+        (
+            "CA0123456789abcdef0123456789abcdef",
+            "CA0123456789abcdef0123456789abcdef",
+        ),
+        ("at 2026-11-25T09:30:00Z", "at 2026-11-25T09:30:00Z"),
+        ("2026-11-25", "2026-11-25"),
+        ("took 1234 ms, 3 calls", "took 1234 ms, 3 calls"),
+        ("error 31005", "error 31005"),
+        ("clinician-ada", "clinician-ada"),
+        ("", ""),
+        ("(call)", "(call)"),
+    ];
+    for (input, expected) in table {
+        assert_eq!(redact(input), *expected, "{input:?}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn no_uk_or_nanp_number_survives_redaction(
+        national in "7[0-9]{9}|20[0-9]{8}",
+        style in 0usize..5,
+        before in "[a-z ,:=]{0,12}",
+        after in "[ ,.;:]{0,3}[a-z ]{0,12}",
+    ) {
+        let number = match style {
+            0 => format!("+44{national}"),
+            1 => format!("0{national}"),
+            2 => format!("0044 {} {}", &national[..4], &national[4..]),
+            3 => format!("+44 (0){}-{}", &national[..4], &national[4..]),
+            _ => format!("44{national}"),
+        };
+        let text = format!("{before}{number}{after}");
+        let redacted = redact(&text);
+        prop_assert!(!redacted.contains(&national[national.len() - 6..]), "{text} → {redacted}");
+    }
+
+    #[test]
+    fn redaction_never_grows_a_clean_text(text in "[a-zA-Z ,.:_-]{0,60}") {
+        prop_assert_eq!(redact(&text), text);
+    }
+}
+
+#[test]
+fn codes_and_keys_carry_no_free_text() {
+    assert_eq!(code("permission_missing"), "permission_missing");
+    assert_eq!(code("no-line-free"), "no-line-free");
+    assert_eq!(code("Dr Ada +447700900123"), "other");
+    assert_eq!(code(""), "other");
+    let key = clinician_key("clinician-ada", "salt");
+    assert_eq!(key.len(), 12);
+    assert_eq!(key, clinician_key("clinician-ada", "salt"), "stable");
+    assert_ne!(key, clinician_key("clinician-cy", "salt"));
+    assert_ne!(key, clinician_key("clinician-ada", "other salt"));
+    assert!(!key.contains("ada"));
+    let buckets = [
+        (0, "none"),
+        (30, "under-1m"),
+        (60, "1m-5m"),
+        (600, "5m-15m"),
+        (1_000, "15m-30m"),
+        (7_200, "30m-plus"),
+    ];
+    for (seconds, bucket) in buckets {
+        assert_eq!(duration_bucket(seconds), bucket);
+    }
+}
+
+fn outcome(at_ms: u64, status: CallStatus, pool: &str) -> Stamped {
+    Stamped {
+        at_ms,
+        event: Event::CallOutcome {
+            status,
+            duration_seconds: if status == CallStatus::Completed {
+                90
+            } else {
+                0
+            },
+            pool_number: Some(pool.into()),
+            clinician_key: Some(clinician_key("clinician-ada", "s")),
+            error_code: None,
+            direction: "outbound-browser".into(),
+        },
+    }
+}
+
+/// A fixed "now" for rules that read the clock (the backlog age).
+const NOW: u64 = 1_000_000;
+
+fn config() -> AlertConfig {
+    AlertConfig {
+        failure_rate: 0.5,
+        window_ms: 60_000,
+        min_samples: 4,
+        dedupe_ms: 300_000,
+        backlog_limit_seconds: 600,
+        forged_burst: 3,
+    }
+}
+
+#[test]
+fn failure_rate_needs_a_minimum_sample_and_is_judged_overall_and_per_number() {
+    let cfg = config();
+    // (statuses on pool A, statuses on pool B, expected condition keys)
+    use CallStatus::{Busy, Canceled, Completed, Failed, NoAnswer};
+    let table: Vec<(Vec<CallStatus>, Vec<CallStatus>, Vec<&str>)> = vec![
+        (vec![Busy, Busy, Busy], vec![], vec![]),
+        (
+            vec![Busy, Busy, Failed, Completed],
+            vec![],
+            vec!["failure-rate:overall", "failure-rate:+447700900001"],
+        ),
+        (
+            vec![Busy, NoAnswer, Failed, Failed],
+            vec![Completed; 6],
+            vec!["failure-rate:+447700900001"],
+        ),
+        (vec![Completed; 4], vec![Completed; 4], vec![]),
+        // Cancelled calls are not failures and do not count.
+        (
+            vec![Canceled, Canceled, Canceled, Canceled, Busy],
+            vec![],
+            vec![],
+        ),
+    ];
+    for (a, b, expected) in table {
+        let mut windows = Windows::default();
+        for (i, status) in a.iter().enumerate() {
+            windows.record(&outcome(i as u64, *status, "+447700900001"));
+        }
+        for (i, status) in b.iter().enumerate() {
+            windows.record(&outcome(i as u64, *status, "+447700900002"));
+        }
+        let keys: Vec<String> = conditions(&windows, &cfg, NOW)
+            .iter()
+            .map(Condition::key)
+            .collect();
+        assert_eq!(keys, expected, "{a:?} / {b:?}");
+    }
+}
+
+#[test]
+fn alerts_fire_once_repeat_after_the_dedupe_period_and_resolve() {
+    let cfg = config();
+    let mut windows = Windows::default();
+    let mut book = AlertBook::default();
+    for i in 0..4 {
+        windows.record(&outcome(1_000 + i, CallStatus::Failed, "+447700900001"));
+    }
+    let fired = book.step(&conditions(&windows, &cfg, NOW), &cfg, 2_000);
+    assert_eq!(fired.len(), 2, "overall and the number: {fired:?}");
+    assert!(fired
+        .iter()
+        .all(|n| matches!(n, Notification::Firing { .. })));
+    assert!(
+        matches!(&fired[0], Notification::Firing { text, .. } if text.contains("100%") && text.contains("4 of 4"))
+    );
+    // Still failing a minute later: deduplicated, nothing sent.
+    windows.record(&outcome(50_000, CallStatus::Busy, "+447700900001"));
+    assert!(book
+        .step(&conditions(&windows, &cfg, NOW), &cfg, 60_000)
+        .is_empty());
+    // After the dedupe period: one reminder each.
+    let again = book.step(&conditions(&windows, &cfg, NOW), &cfg, 302_000);
+    assert_eq!(again.len(), 2);
+    assert!(again
+        .iter()
+        .all(|n| matches!(n, Notification::StillFiring { .. })));
+    // The window moves on; the failures leave it; the alerts resolve once.
+    windows.prune(400_000, cfg.window_ms);
+    let resolved = book.step(&conditions(&windows, &cfg, NOW), &cfg, 400_000);
+    assert_eq!(resolved.len(), 2);
+    assert!(resolved
+        .iter()
+        .all(|n| matches!(n, Notification::Resolved { .. })));
+    assert!(book
+        .step(&conditions(&windows, &cfg, NOW), &cfg, 401_000)
+        .is_empty());
+    assert!(book.active.is_empty());
+}
+
+#[test]
+fn pool_exhaustion_backlog_and_forged_bursts_are_conditions() {
+    let cfg = config();
+    let mut windows = Windows::default();
+    windows.record(&Stamped {
+        at_ms: 10,
+        event: Event::PoolExhausted,
+    });
+    for at in [1, 2] {
+        windows.record(&Stamped {
+            at_ms: at,
+            event: Event::SignatureRejected {
+                route: "voice".into(),
+            },
+        });
+    }
+    windows.record(&Stamped {
+        at_ms: 5,
+        event: Event::OutboxRetry {
+            call_sid: "CA1".into(),
+            attempt: 4,
+            backlog_age_seconds: 900,
+        },
+    });
+    let keys: Vec<String> = conditions(&windows, &cfg, NOW)
+        .iter()
+        .map(Condition::key)
+        .collect();
+    assert_eq!(keys, vec!["pool-exhausted", "outbox-backlog"]);
+    windows.record(&Stamped {
+        at_ms: 3,
+        event: Event::SignatureRejected {
+            route: "call-status".into(),
+        },
+    });
+    windows.record(&Stamped {
+        at_ms: 6,
+        event: Event::OutboxWritten {
+            call_sid: "CA1".into(),
+            attempts: 5,
+        },
+    });
+    let found = conditions(&windows, &cfg, NOW);
+    let keys: Vec<String> = found.iter().map(Condition::key).collect();
+    assert_eq!(keys, vec!["pool-exhausted", "forged-webhooks"]);
+    for condition in &found {
+        assert!(condition.describe(&cfg).ends_with('.'));
+    }
+    windows.prune(NOW, cfg.window_ms);
+    assert!(conditions(&windows, &cfg, NOW).is_empty());
+    // Two records waiting: the backlog is the older one's age, and clears only when both land.
+    windows.record(&Stamped {
+        at_ms: NOW,
+        event: Event::OutboxRetry {
+            call_sid: "CA2".into(),
+            attempt: 1,
+            backlog_age_seconds: 700,
+        },
+    });
+    windows.record(&Stamped {
+        at_ms: NOW,
+        event: Event::OutboxRetry {
+            call_sid: "CA3".into(),
+            attempt: 1,
+            backlog_age_seconds: 30,
+        },
+    });
+    assert_eq!(windows.backlog_age_seconds(NOW + 10_000), 710);
+    windows.record(&Stamped {
+        at_ms: NOW,
+        event: Event::OutboxWritten {
+            call_sid: "CA2".into(),
+            attempts: 2,
+        },
+    });
+    assert_eq!(windows.backlog_age_seconds(NOW), 30);
+    assert!(conditions(&windows, &cfg, NOW).is_empty());
+}
+
+#[test]
+fn datadog_and_slack_payloads_are_tagged_and_free_of_patient_data() {
+    let events = vec![
+        outcome(1_700_000_000_000, CallStatus::Busy, "+447700900001"),
+        Stamped {
+            at_ms: 1_700_000_001_000,
+            event: Event::TokenRefused {
+                reason: "permission_missing".into(),
+            },
+        },
+        Stamped {
+            at_ms: 1_700_000_002_000,
+            event: Event::ManualFallback {
+                reason: "Patient +447700900123".into(),
+            },
+        },
+        Stamped {
+            at_ms: 1_700_000_003_000,
+            event: Event::OutboxRetry {
+                call_sid: "CA0123456789abcdef0123456789abcdef".into(),
+                attempt: 2,
+                backlog_age_seconds: 30,
+            },
+        },
+    ];
+    let series = datadog_series(&events, "local");
+    let list = series["series"].as_array().expect("series");
+    assert_eq!(list[0]["metric"], "clinician_calls.call.outcome");
+    assert_eq!(list[0]["type"], 1);
+    assert_eq!(list[0]["points"][0]["timestamp"], 1_700_000_000);
+    let tags: Vec<&str> = list[0]["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        tags.contains(&"status:busy")
+            && tags.contains(&"pool_number:+447700900001")
+            && tags.contains(&"env:local")
+    );
+    assert_eq!(list[1]["metric"], "clinician_calls.call.duration_seconds");
+    assert!(list.iter().any(
+        |s| s["metric"] == "clinician_calls.manual_fallback" && s["tags"][1] == "reason:other"
+    ));
+    assert!(list
+        .iter()
+        .any(|s| s["metric"] == "clinician_calls.outbox.backlog_age_seconds" && s["type"] == 3));
+    let logs = datadog_logs(&events, "local", "clinician-calls");
+    let text = logs.to_string();
+    assert!(!text.contains("900123"), "{text}");
+    assert_eq!(logs.as_array().map(Vec::len), Some(4));
+    let slack = Notification::Resolved {
+        key: "k".into(),
+        text: "x 07700 900123".into(),
+    }
+    .slack_body("staging");
+    assert_eq!(
+        slack["text"],
+        ":white_check_mark: [staging] Resolved: x [number]"
+    );
+}
+
+#[test]
+fn call_stats_per_number_and_day() {
+    let at = 1_795_600_000; // 2026-11-25
+    let records = vec![
+        OutcomeRecord {
+            at_unix: at,
+            status: CallStatus::Completed,
+            duration_seconds: 60,
+            pool_number: Some("+447700900001".into()),
+        },
+        OutcomeRecord {
+            at_unix: at + 10,
+            status: CallStatus::Completed,
+            duration_seconds: 180,
+            pool_number: Some("+447700900001".into()),
+        },
+        OutcomeRecord {
+            at_unix: at + 20,
+            status: CallStatus::Busy,
+            duration_seconds: 0,
+            pool_number: Some("+447700900002".into()),
+        },
+        OutcomeRecord {
+            at_unix: at + 86_400,
+            status: CallStatus::NoAnswer,
+            duration_seconds: 0,
+            pool_number: None,
+        },
+    ];
+    let stats = call_stats(&records);
+    assert_eq!(stats["overall"]["calls"], 4);
+    assert_eq!(stats["overall"]["answered"], 2);
+    assert_eq!(stats["overall"]["answerRate"], 0.5);
+    assert_eq!(stats["overall"]["medianDurationSeconds"], 120);
+    assert_eq!(stats["overall"]["outcomes"]["busy"], 1);
+    let per_number = stats["perNumber"].as_array().expect("per number");
+    assert_eq!(per_number.len(), 3);
+    assert_eq!(per_number[0]["poolNumber"], "+447700900001");
+    assert_eq!(per_number[0]["answerRate"], 1.0);
+    let per_day = stats["perDay"].as_array().expect("per day");
+    assert_eq!(per_day.len(), 2);
+    assert_eq!(per_day[0]["date"], "2026-11-25");
+    assert_eq!(per_day[1]["calls"], 1);
+    assert_eq!(call_stats(&[])["overall"]["answerRate"], Value::Null);
+}

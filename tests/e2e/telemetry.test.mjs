@@ -1,0 +1,154 @@
+//! End-to-end telemetry: call outcomes, token refusals, forged webhooks and manual fallbacks reach
+//! the local Datadog sink as metrics and logs; alerts reach the local Slack sink, fire once,
+//! deduplicate and resolve; a Datadog outage changes nothing for calls and loses no batch; the
+//! admin statistics count the outcomes. Everything is checked for patient data.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startWorker, startSinks, artifactsDir, freePort, TEST_SECRETS, SINKS_DATADOG_API_KEY } from "../../sim/stack.mjs";
+import { startMedplumServer } from "../../sim/medplum/server.mjs";
+import { signedPost, newCallSid, rfc2822 } from "../lib/twilio.mjs";
+import { waitFor } from "../lib/wait.mjs";
+
+const artifacts = artifactsDir();
+const POOL = ["+447700900001", "+447700900002"];
+/** Alert rules small enough to watch: 3 outcomes, half failed, in a 20 s window. */
+const ALERT_RULES = "failure_rate=0.5,window_seconds=20,min_samples=3,dedupe_seconds=600,backlog_seconds=600,forged_burst=3";
+let medplum;
+let worker;
+let sinks;
+
+before(async () => {
+  medplum = await startMedplumServer({ port: await freePort(), clientId: TEST_SECRETS.MEDPLUM_CLIENT_ID, clientSecret: TEST_SECRETS.MEDPLUM_CLIENT_SECRET });
+  sinks = await startSinks({ port: await freePort(), logDir: artifacts });
+  worker = await startWorker({
+    logDir: artifacts,
+    name: "telemetry-worker",
+    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_CALLER_IDS: POOL.join(","), DATADOG_SITE: sinks.datadogUrl, ALERT_RULES },
+    secrets: { ...TEST_SECRETS, DATADOG_API_KEY: SINKS_DATADOG_API_KEY, SLACK_WEBHOOK_URL: sinks.slackUrl },
+  });
+});
+
+after(async () => {
+  await worker?.stop();
+  await sinks?.stop();
+  await medplum?.close();
+});
+
+const webhook = (name) => `${worker.url}/api/v1/twilio/webhooks/${name}`;
+const sink = async (path) => (await (await fetch(`${sinks.url}/__sinks/${path}`)).json()).received;
+const series = async () => (await sink("datadog/series")).flatMap((r) => r.body.series ?? []);
+const slack = async () => (await sink("slack")).map((r) => r.body.text);
+const tagged = (s, tag) => (s.tags ?? []).includes(tag);
+
+/** One browser call to `appointment` that ends with `status`, as Twilio would report it. */
+async function callEndingWith(appointment, status, duration = 0) {
+  const parentSid = newCallSid();
+  const childSid = newCallSid();
+  const voice = await signedPost(webhook("voice"), {
+    AccountSid: TEST_SECRETS.TWILIO_ACCOUNT_SID, ApiVersion: "2010-04-01", CallSid: parentSid, CallStatus: "ringing",
+    Direction: "inbound", From: "client:clinician-ada", To: "", AppointmentId: appointment,
+  });
+  assert.equal(voice.status, 200);
+  assert.match(await voice.text(), /<Dial/);
+  const callback = (callStatus, sequence, extra = {}) => signedPost(`${webhook("call-status")}?appointment=${appointment}`, {
+    AccountSid: TEST_SECRETS.TWILIO_ACCOUNT_SID, CallSid: childSid, ParentCallSid: parentSid, CallStatus: callStatus,
+    SequenceNumber: String(sequence), Timestamp: rfc2822(), CallbackSource: "call-progress-events",
+    Direction: "outbound-dial", From: POOL[0], To: "+447700900123", ...extra,
+  });
+  assert.equal((await callback("initiated", 0)).status, 200);
+  const final = await callback(status, 1, duration ? { CallDuration: String(duration) } : {});
+  assert.equal(final.status, 200);
+  return parentSid;
+}
+
+async function clinicianBearer(practitioner = "clinician-ada") {
+  const response = await fetch(`${medplum.url}/auth/dev-login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ practitioner }) });
+  return (await response.json()).access_token;
+}
+
+test("call outcomes become Datadog metrics and logs; a failure-rate alert fires once, deduplicates and resolves", async () => {
+  await callEndingWith("appt-mobile", "completed", 42);
+  const outcome = await waitFor("the outcome metric", async () =>
+    (await series()).find((s) => s.metric === "clinician_calls.call.outcome" && tagged(s, "status:completed")), 20_000);
+  assert.ok(tagged(outcome, "env:local"));
+  assert.ok(tagged(outcome, "duration_bucket:under-1m"));
+  assert.ok(outcome.tags.some((t) => /^clinician:[0-9a-f]{12}$/.test(t)), outcome.tags.join(","));
+  assert.ok(outcome.tags.some((t) => /^pool_number:\+4477009000\d\d$/.test(t)), outcome.tags.join(","));
+  const logs = await waitFor("the outcome log", async () => (await sink("datadog/logs")).flatMap((r) => [].concat(r.body)).find((l) => l.event?.kind === "call-outcome"));
+  assert.equal(logs.service, "clinician-calls");
+
+  for (const appointment of ["appt-landline", "appt-formatted", "appt-dashes"]) {
+    await callEndingWith(appointment, "busy");
+  }
+  // Three outcomes (the minimum), two of them busy: 66% ≥ 50%.
+  const fired = await waitFor("the failure-rate alert in Slack", async () => (await slack()).find((t) => /Call failure rate \d+% over the last 20 s/.test(t) && !/Resolved/.test(t)), 20_000);
+  assert.match(fired, /^:rotating_light: \[local\] Call failure rate (66|75)%/);
+  // More failures while it fires: deduplicated, no second message for the same rule.
+  await callEndingWith("appt-two-numbers", "no-answer");
+  await new Promise((r) => setTimeout(r, 4_000));
+  const overall = (await slack()).filter((t) => /Call failure rate/.test(t) && !/pool number/.test(t) && !/Resolved/.test(t));
+  assert.equal(overall.length, 1, overall.join("\n"));
+  // The window (20 s) empties; the alarm re-evaluates and sends "Resolved".
+  const resolved = await waitFor("the resolved message", async () => (await slack()).find((t) => /Resolved: Call failure rate/.test(t)), 45_000);
+  assert.match(resolved, /^:white_check_mark: \[local\] Resolved/);
+});
+
+test("forged webhooks, token refusals and manual fallbacks are counted; a forged burst alerts", async () => {
+  for (let i = 0; i < 3; i++) {
+    const response = await signedPost(webhook("voice"), { CallSid: newCallSid(), AppointmentId: "appt-mobile" }, { signature: "forged" });
+    assert.equal(response.status, 403);
+  }
+  await waitFor("the forged-webhook alert", async () => (await slack()).some((t) => /bad Twilio signatures/.test(t)), 20_000);
+  await waitFor("the signature metric", async () => (await series()).some((s) => s.metric === "clinician_calls.webhook.signature_rejected" && tagged(s, "route:voice")));
+
+  const refused = await fetch(`${worker.url}/api/v1/twilio/access-token`, { method: "POST", headers: { authorization: `Bearer ${await clinicianBearer("clinician-bob")}` } });
+  assert.equal(refused.status, 403);
+  await waitFor("the token refusal metric", async () => (await series()).some((s) => s.metric === "clinician_calls.token.refused" && tagged(s, "reason:permission_missing")));
+
+  const report = await fetch(`${worker.url}/api/v1/telemetry/manual-fallback`, {
+    method: "POST", headers: { authorization: `Bearer ${await clinicianBearer()}`, "content-type": "application/json" },
+    body: JSON.stringify({ reason: "microphone-denied" }),
+  });
+  assert.equal(report.status, 202);
+  const smuggled = await fetch(`${worker.url}/api/v1/telemetry/manual-fallback`, {
+    method: "POST", headers: { authorization: `Bearer ${await clinicianBearer()}`, "content-type": "application/json" },
+    body: JSON.stringify({ reason: "patient 07700 900123" }),
+  });
+  assert.equal(smuggled.status, 202);
+  await waitFor("the fallback metrics", async () => {
+    const all = await series();
+    return all.some((s) => s.metric === "clinician_calls.manual_fallback" && tagged(s, "reason:microphone-denied"))
+      && all.some((s) => s.metric === "clinician_calls.manual_fallback" && tagged(s, "reason:other"));
+  });
+  const unauthenticated = await fetch(`${worker.url}/api/v1/telemetry/manual-fallback`, { method: "POST", body: "{}" });
+  assert.equal(unauthenticated.status, 401);
+});
+
+test("a Datadog outage never touches a call, and the batch arrives once Datadog is back", async () => {
+  await fetch(`${sinks.url}/__sinks/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ failDatadog: true }) });
+  const before = (await series()).length;
+  const started = Date.now();
+  const parentSid = await callEndingWith("appt-intl-prefix", "completed", 7);
+  assert.ok(Date.now() - started < 15_000, "the webhooks answered");
+  await new Promise((r) => setTimeout(r, 3_000));
+  assert.equal((await series()).length, before, "nothing accepted while Datadog fails");
+  await fetch(`${sinks.url}/__sinks/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  await waitFor("the held batch after recovery", async () =>
+    (await series()).some((s) => s.metric === "clinician_calls.call.outcome" && tagged(s, "duration_bucket:under-1m") && s.points?.[0]?.timestamp >= Math.floor(started / 1000) - 1), 60_000);
+  assert.ok(parentSid);
+});
+
+test("the admin statistics count outcomes per number and per day", async () => {
+  const unauthorised = await fetch(`${worker.url}/api/v1/admin/call-stats`);
+  assert.equal(unauthorised.status, 401);
+  const stats = await waitFor("the statistics", async () => {
+    const response = await fetch(`${worker.url}/api/v1/admin/call-stats`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } });
+    const body = await response.json();
+    return body.overall?.calls >= 6 ? body : null;
+  });
+  assert.equal(stats.overall.outcomes.completed, 2);
+  assert.equal(stats.overall.outcomes.busy, 3);
+  assert.equal(stats.overall.answered, 2);
+  assert.equal(stats.perDay.length, 1);
+  assert.ok(stats.perNumber.every((n) => /^\+4477009000\d\d$|^none$/.test(n.poolNumber)));
+});
