@@ -210,15 +210,26 @@ export async function startTlsProxy(targetPort) {
     keySize: 2048,
     extensions: [{ name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }] }],
   });
+  const open = new Set();
   const server = createTlsServer({ key: pems.private, cert: pems.cert }, (tlsSocket) => {
     const upstream = tcpConnect(targetPort, "127.0.0.1");
     tlsSocket.pipe(upstream).pipe(tlsSocket);
-    const closeBoth = () => { tlsSocket.destroy(); upstream.destroy(); };
-    tlsSocket.on("error", closeBoth);
-    upstream.on("error", closeBoth);
+    const pair = { tlsSocket, upstream };
+    open.add(pair);
+    // Either side ending ends both, so no half-open pair keeps the server from closing.
+    const closeBoth = () => { tlsSocket.destroy(); upstream.destroy(); open.delete(pair); };
+    for (const socket of [tlsSocket, upstream]) {
+      socket.on("error", closeBoth);
+      socket.on("close", closeBoth);
+    }
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { port: server.address().port, close: () => new Promise((resolve) => server.close(resolve)) };
+  const close = () => new Promise((resolve) => {
+    for (const { tlsSocket, upstream } of open) { tlsSocket.destroy(); upstream.destroy(); }
+    open.clear();
+    server.close(resolve);
+  });
+  return { port: server.address().port, close };
 }
 
 /**

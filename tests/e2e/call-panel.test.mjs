@@ -198,6 +198,10 @@ test("manual fallback: microphone denied, worker unreachable, number refused by 
     await page.waitForSelector(`${PANEL} .call-fallback:not([hidden]) a.fallback-number[href="tel:+447700900123"]`, { timeout: 20_000 });
     assert.match(await page.textContent(`${PANEL} .fallback-reason`), /microphone/i);
     await shot(page, "10-fallback-microphone-denied");
+    // The panel reports the fallback (a code, nothing else) for the operators' figures.
+    const { readFile } = await import("node:fs/promises");
+    await waitFor("the fallback reported to the worker", async () =>
+      (await readFile(worker.logPath, "utf8")).includes('{"event":"manual_fallback","reason":"microphone-denied"}'));
     // The outcome of the call dialled by hand is recorded through the call-end endpoint.
     await page.selectOption(`${PANEL} .manual-outcome select`, "completed");
     await page.fill(`${PANEL} .manual-outcome input[name="minutes"]`, "3");

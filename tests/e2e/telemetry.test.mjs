@@ -12,13 +12,15 @@ import { waitFor } from "../lib/wait.mjs";
 const artifacts = artifactsDir();
 const POOL = ["+447700900001", "+447700900002"];
 /** Alert rules small enough to watch: 3 outcomes, half failed, in a 20 s window. */
-const ALERT_RULES = "failure_rate=0.5,window_seconds=20,min_samples=3,dedupe_seconds=600,backlog_seconds=600,forged_burst=3";
+const ALERT_RULES = "failure_rate=0.5,window_seconds=20,min_samples=3,dedupe_seconds=600,backlog_seconds=4,forged_burst=3";
 let medplum;
+let medplumPort;
 let worker;
 let sinks;
 
 before(async () => {
-  medplum = await startMedplumServer({ port: await freePort(), clientId: TEST_SECRETS.MEDPLUM_CLIENT_ID, clientSecret: TEST_SECRETS.MEDPLUM_CLIENT_SECRET });
+  medplumPort = await freePort();
+  medplum = await startLocalMedplum();
   sinks = await startSinks({ port: await freePort(), logDir: artifacts });
   worker = await startWorker({
     logDir: artifacts,
@@ -34,14 +36,16 @@ after(async () => {
   await medplum?.close();
 });
 
+const startLocalMedplum = () => startMedplumServer({ port: medplumPort, clientId: TEST_SECRETS.MEDPLUM_CLIENT_ID, clientSecret: TEST_SECRETS.MEDPLUM_CLIENT_SECRET });
 const webhook = (name) => `${worker.url}/api/v1/twilio/webhooks/${name}`;
 const sink = async (path) => (await (await fetch(`${sinks.url}/__sinks/${path}`)).json()).received;
 const series = async () => (await sink("datadog/series")).flatMap((r) => r.body.series ?? []);
 const slack = async () => (await sink("slack")).map((r) => r.body.text);
 const tagged = (s, tag) => (s.tags ?? []).includes(tag);
 
-/** One browser call to `appointment` that ends with `status`, as Twilio would report it. */
-async function callEndingWith(appointment, status, duration = 0) {
+/** One browser call to `appointment` that ends with `status`, as Twilio would report it;
+ * `beforeEnd` runs between the call's start and its final callback. */
+async function callEndingWith(appointment, status, duration = 0, beforeEnd = async () => {}) {
   const parentSid = newCallSid();
   const childSid = newCallSid();
   const voice = await signedPost(webhook("voice"), {
@@ -56,6 +60,7 @@ async function callEndingWith(appointment, status, duration = 0) {
     Direction: "outbound-dial", From: POOL[0], To: "+447700900123", ...extra,
   });
   assert.equal((await callback("initiated", 0)).status, 200);
+  await beforeEnd();
   const final = await callback(status, 1, duration ? { CallDuration: String(duration) } : {});
   assert.equal(final.status, 200);
   return parentSid;
@@ -152,3 +157,29 @@ test("the admin statistics count outcomes per number and per day", async () => {
   assert.equal(stats.perDay.length, 1);
   assert.ok(stats.perNumber.every((n) => /^\+4477009000\d\d$|^none$/.test(n.poolNumber)));
 });
+
+test("pool exhaustion and a FHIR backlog (Medplum down) alert, and the backlog resolves once Medplum is back", async () => {
+  const admin = (path, method, body) => fetch(`${worker.url}/api/v1/admin/number-pool${path}`, {
+    method, headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined,
+  });
+  const held = [newCallSid(), newCallSid()];
+  for (const callSid of held) assert.equal((await admin("/leases", "POST", { callSid, destination: "+447700900999" })).status, 200);
+  const refused = await signedPost(webhook("voice"), {
+    AccountSid: TEST_SECRETS.TWILIO_ACCOUNT_SID, ApiVersion: "2010-04-01", CallSid: newCallSid(), CallStatus: "ringing",
+    Direction: "inbound", From: "client:clinician-ada", To: "", AppointmentId: "appt-mobile",
+  });
+  assert.match(await refused.text(), /All lines are busy/);
+  for (const callSid of held) await admin(`/leases/${callSid}`, "DELETE");
+  await waitFor("the pool-exhausted alert", async () => (await slack()).some((t) => /ran out of free lines/.test(t)), 20_000);
+  await waitFor("the exhaustion metric", async () => (await series()).some((s) => s.metric === "clinician_calls.pool.exhausted"));
+
+  // Medplum goes down after the call starts: its record cannot be written and waits in the outbox.
+  await callEndingWith("appt-mobile", "completed", 12, async () => { await medplum.close(); });
+  const backlog = await waitFor("the backlog alert", async () => (await slack()).find((t) => /Call records are waiting to reach Medplum/.test(t) && !/Resolved/.test(t)), 30_000);
+  assert.match(backlog, /^:rotating_light: \[local\]/);
+  assert.ok((await series()).some((s) => s.metric === "clinician_calls.outbox.retry"));
+  medplum = await startLocalMedplum();
+  await waitFor("the record written and the backlog resolved", async () => (await slack()).some((t) => /Resolved: Call records are waiting/.test(t)), 60_000);
+  assert.ok((await series()).some((s) => s.metric === "clinician_calls.outbox.written"));
+});
+

@@ -470,33 +470,15 @@ fn panel_view(inner: &Inner) -> PanelView {
     v
 }
 
-/// Why the panel offers manual dialing now, as a code for telemetry (`None` when it does not).
-fn fallback_reason(inner: &Inner, view: &PanelView) -> Option<String> {
-    view.fallback.as_ref()?;
-    if inner.load_error.is_some() {
-        return Some("appointment-unavailable".into());
-    }
-    if let Phase::Ended { outcome, .. } = &inner.session.phase {
-        if outcome.offers_manual_dial() {
-            return Some(match outcome {
-                shared::call_session::Outcome::Refused(code) => code.clone(),
-                other => other.code().to_owned(),
-            });
-        }
-    }
-    if let Some(refusal) = inner.appointment.as_ref().and_then(|a| a.refusal.as_ref()) {
-        return Some(refusal.code.clone());
-    }
-    if let Some(blocker) = inner.session.blocker().filter(|b| b.needs_manual_dial()) {
-        return Some(blocker.code().to_owned());
-    }
-    Some("appointment-not-callable".into())
-}
-
 /// Reports a fallback once per appointment and reason (best effort: telemetry only).
 fn report_fallback(inner: &mut Inner, view: &PanelView) {
-    let (Some(reason), Some(appointment)) = (fallback_reason(inner, view), &inner.appointment_id)
-    else {
+    let reason = crate::panel::fallback_reason(
+        &inner.session,
+        inner.appointment.as_ref(),
+        inner.load_error.is_some(),
+        view,
+    );
+    let (Some(reason), Some(appointment)) = (reason, &inner.appointment_id) else {
         return;
     };
     let key = format!("{appointment}/{reason}");

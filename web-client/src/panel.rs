@@ -288,6 +288,37 @@ pub fn view(
     v
 }
 
+/// Why the panel offers manual dialing, as a code for telemetry (`None` when it does not): the
+/// most specific reason first.
+pub fn fallback_reason(
+    session: &Session,
+    appointment: Option<&AppointmentInfo>,
+    load_failed: bool,
+    view: &PanelView,
+) -> Option<String> {
+    view.fallback.as_ref()?;
+    if load_failed {
+        return Some("appointment-unavailable".into());
+    }
+    if let Some(refusal) = appointment.and_then(|a| a.refusal.as_ref()) {
+        return Some(refusal.code.clone());
+    }
+    let ended = match &session.phase {
+        Phase::Ended { outcome, .. } if outcome.offers_manual_dial() => Some(outcome),
+        _ => None,
+    };
+    if let Some(Outcome::Refused(code)) = ended {
+        return Some(code.clone());
+    }
+    if let Some(blocker) = session.blocker().filter(Blocker::needs_manual_dial) {
+        return Some(blocker.code().to_owned());
+    }
+    if let Some(outcome) = ended {
+        return Some(outcome.code().to_owned());
+    }
+    Some("appointment-not-callable".into())
+}
+
 fn call_label(blocker: &Blocker) -> &'static str {
     match blocker {
         Blocker::Starting | Blocker::SignalingConnecting => "Call now (connecting…)",

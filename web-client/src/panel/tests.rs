@@ -319,3 +319,66 @@ fn clock_formats() {
         assert_eq!(clock(seconds), text);
     }
 }
+
+#[test]
+fn fallback_reasons_are_codes_most_specific_first() {
+    let a = appointment();
+    let reason = |s: &Session, a: &AppointmentInfo, load_failed: bool| {
+        fallback_reason(s, Some(a), load_failed, &view(s, Some(a), false, &[]))
+    };
+    assert_eq!(
+        reason(&ready(), &a, false),
+        None,
+        "no fallback, nothing to report"
+    );
+    let mut denied = ready();
+    denied.handle(
+        Input::Call {
+            appointment: "appt-mobile".into(),
+            local_sid: "TJS1".into(),
+        },
+        10,
+    );
+    denied.handle(Input::MicrophoneFailed(Microphone::Denied), 20);
+    assert_eq!(
+        reason(&denied, &a, false).as_deref(),
+        Some("microphone-denied")
+    );
+    let mut busy = ready();
+    placed(&mut busy);
+    busy.handle(
+        Input::Ledger(LedgerRecord {
+            parent_call_sid: "CA1".into(),
+            status: "refused".into(),
+            terminal: true,
+            refused_code: Some("no_line_free".into()),
+            direction: "outbound-browser".into(),
+            duration_seconds: 0,
+        }),
+        30,
+    );
+    assert_eq!(reason(&busy, &a, false).as_deref(), Some("no_line_free"));
+    let mut blocked = a.clone();
+    blocked.refusal = Some(crate::appointment::NumberRefusal {
+        code: "number_blocked".into(),
+        message: "Premium rate.".into(),
+    });
+    assert_eq!(
+        reason(&ready(), &blocked, false).as_deref(),
+        Some("number_blocked")
+    );
+    let mut unreachable = Session::new(json!({}));
+    unreachable.handle(Input::Start, 0);
+    unreachable.handle(
+        Input::TokenRefused {
+            code: "unreachable".into(),
+            message: "x".into(),
+            retryable: true,
+        },
+        1,
+    );
+    assert_eq!(
+        reason(&unreachable, &a, false).as_deref(),
+        Some("service-unreachable")
+    );
+}
