@@ -264,6 +264,35 @@ test("no free line: the call is refused, the panel says all lines are busy and o
   }
 });
 
+test("a silent microphone is flagged in plain words during the call", async () => {
+  // Chromium's fake microphone reads a WAV file: one of pure silence (8 kHz, 16-bit, 10 s).
+  const { writeFile } = await import("node:fs/promises");
+  const samples = 8_000 * 10;
+  const wav = Buffer.alloc(44 + samples * 2);
+  wav.write("RIFF", 0); wav.writeUInt32LE(36 + samples * 2, 4); wav.write("WAVE", 8); wav.write("fmt ", 12);
+  wav.writeUInt32LE(16, 16); wav.writeUInt16LE(1, 20); wav.writeUInt16LE(1, 22); wav.writeUInt32LE(8_000, 24);
+  wav.writeUInt32LE(16_000, 28); wav.writeUInt16LE(2, 32); wav.writeUInt16LE(16, 34); wav.write("data", 36); wav.writeUInt32LE(samples * 2, 40);
+  const silence = join(artifacts, "silence.wav");
+  await writeFile(silence, wav);
+  const { chromium } = await import("playwright-core");
+  const silentBrowser = await chromium.launch({ executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium", args: [...CHROMIUM_ARGS, `--use-file-for-fake-audio-capture=${silence}`] });
+  try {
+    const { page } = await signedInPage("clinician-ada", await silentBrowser.newContext());
+    await choose(page, "appt-two-numbers");
+    await callNow(page);
+    await waitState(page, "connected");
+    await page.waitForSelector(`${PANEL} .call-warning:not([hidden])`, { timeout: 20_000 });
+    assert.match(await page.textContent(`${PANEL} .call-warning`), /microphone is sending silence/);
+    assert.equal(await page.getAttribute(`${PANEL} .call-warning`, "role"), "alert");
+    await shot(page, "17-silent-microphone-warning");
+    await page.click(`${PANEL} [data-action="end"]`);
+    await waitState(page, "ended");
+    assert.equal(await page.isHidden(`${PANEL} .call-warning`), true, "the warning goes with the call");
+  } finally {
+    await silentBrowser.close();
+  }
+});
+
 test("a patient calling back rings in the panel; accepted, it connects with audio", async () => {
   const { page } = await signedInPage();
   await choose(page, "appt-mobile");
