@@ -1055,37 +1055,13 @@ impl Sim {
                 ("completed", child.sid)
             }
             Some(IncomingReply::Rejected) => {
-                self.close_route(&child.sid);
-                self.set_status(&child.sid, "busy");
-                self.status_callback(
-                    dial,
-                    &child,
-                    Progress {
-                        event: "completed",
-                        status: "busy",
-                        sequence: 2,
-                        duration: None,
-                    },
-                    &mut held,
-                )
-                .await;
+                self.end_unanswered_leg(dial, &child, "busy", &mut held)
+                    .await;
                 ("busy", child.sid)
             }
             Some(IncomingReply::Lost) => {
-                self.close_route(&child.sid);
-                self.set_status(&child.sid, "no-answer");
-                self.status_callback(
-                    dial,
-                    &child,
-                    Progress {
-                        event: "completed",
-                        status: "no-answer",
-                        sequence: 2,
-                        duration: None,
-                    },
-                    &mut held,
-                )
-                .await;
+                self.end_unanswered_leg(dial, &child, "no-answer", &mut held)
+                    .await;
                 ("no-answer", child.sid)
             }
             None => {
@@ -1095,31 +1071,45 @@ impl Sim {
                         callsid: child.sid.clone(),
                     },
                 );
-                self.close_route(&child.sid);
-                self.set_status(&child.sid, "no-answer");
-                self.status_callback(
-                    dial,
-                    &child,
-                    Progress {
-                        event: "completed",
-                        status: "no-answer",
-                        sequence: 2,
-                        duration: None,
-                    },
-                    &mut held,
-                )
-                .await;
+                self.end_unanswered_leg(dial, &child, "no-answer", &mut held)
+                    .await;
                 ("no-answer", child.sid)
             }
         }
     }
+
+    /// Ends a leg that rang the browser but was never answered: its route closes, and its
+    /// final status goes out as the `completed` callback.
+    async fn end_unanswered_leg(
+        &self,
+        dial: &twiml::Dial,
+        child: &CallLog,
+        status: &'static str,
+        held: &mut Vec<Vec<(String, String)>>,
+    ) {
+        self.close_route(&child.sid);
+        self.set_status(&child.sid, status);
+        self.status_callback(
+            dial,
+            child,
+            Progress {
+                event: "completed",
+                status,
+                sequence: 2,
+                duration: None,
+            },
+            held,
+        )
+        .await;
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sim() -> Arc<Sim> {
+    /// A simulator with the fake account of `.dev.vars.example` (shared with routing's tests).
+    pub(crate) fn sim() -> Arc<Sim> {
         Sim::new(SimConfig {
             account_sid: "AC00000000000000000000000000000001".into(),
             auth_token: "fake-twilio-auth-token".into(),

@@ -329,21 +329,9 @@ impl Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{CallLog, SimConfig};
+    use crate::engine::tests::sim;
+    use crate::engine::CallLog;
     use shared::signaling::Frame;
-
-    fn sim() -> Arc<Sim> {
-        Sim::new(SimConfig {
-            account_sid: "AC00000000000000000000000000000001".into(),
-            auth_token: "fake-twilio-auth-token".into(),
-            api_key: "SK00000000000000000000000000000001".into(),
-            api_secret: "fake-twilio-api-secret".into(),
-            voice_url: "http://127.0.0.1:1/voice".into(),
-            inbound_url: "http://127.0.0.1:1/inbound".into(),
-            numbers: vec!["+447700900001".into()],
-            time_scale: 1.0,
-        })
-    }
 
     fn socket() -> (Outbox, mpsc::UnboundedReceiver<String>) {
         mpsc::unbounded_channel()
