@@ -251,13 +251,7 @@ async fn fetch_token(weak: Weak<Shared>) {
             }
         }
         Ok(reply) => {
-            let error = reply.body.get("error");
-            let field = |name: &str| {
-                error
-                    .and_then(|e| e.get(name))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            };
+            let field = |name: &str| reply.error_field(name).map(str::to_owned);
             Input::TokenRefused {
                 code: field("code").unwrap_or_else(|| format!("http_{}", reply.status)),
                 message: field("message").unwrap_or_else(|| format!("HTTP {}", reply.status)),
@@ -598,10 +592,7 @@ async fn record_manual(
         ),
         Ok(reply) => {
             let message = reply
-                .body
-                .get("error")
-                .and_then(|e| e.get("message"))
-                .and_then(Value::as_str)
+                .error_field("message")
                 .unwrap_or("the call service refused it")
                 .to_owned();
             (
@@ -652,10 +643,7 @@ async fn load_appointment(weak: Weak<Shared>, appointment: String) {
             }
             Ok(reply) => {
                 let message = reply
-                    .body
-                    .get("error")
-                    .and_then(|e| e.get("message"))
-                    .and_then(Value::as_str)
+                    .error_field("message")
                     .unwrap_or("the call service refused the request")
                     .to_owned();
                 inner.load_error = Some(format!(

@@ -16,6 +16,16 @@ pub struct Reply {
     pub body: Value,
 }
 
+impl Reply {
+    /// A field of the worker's error body `{"error": {"code", "message"}}`.
+    pub fn error_field(&self, name: &str) -> Option<&str> {
+        self.body
+            .get("error")
+            .and_then(|e| e.get(name))
+            .and_then(Value::as_str)
+    }
+}
+
 /// Why a request got no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestError {
