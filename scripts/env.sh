@@ -23,3 +23,5 @@ export CLOUDFLARE_CF_FETCH_ENABLED=false
 export WRANGLER_LOG_SANITIZE=true
 export NO_UPDATE_NOTIFIER=1
 export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
+# schemathesis (PyPI, tests/api/requirements.txt) for scripts/api-check: a virtualenv outside the repo.
+export API_CHECK_VENV="${API_CHECK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/clinician-calls/api-check-venv}"

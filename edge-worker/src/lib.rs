@@ -45,8 +45,10 @@ async fn respond(mut req: Request, env: &Env) -> Result<Response> {
             Err(error) => into_response(error.into_reply(), false),
         };
     }
-    let method = req.method();
-    let route = router::route(method.as_ref(), &req.path());
+    // The method as received: `worker::Method` reads any method it does not know (QUERY,
+    // PROPFIND, …) as GET, which would answer it as a GET instead of 405.
+    let method = req.inner().method();
+    let route = router::route(&method, &req.path());
     // The one streaming endpoint passes the Durable Object's response through.
     if let Ok(Route {
         endpoint: Endpoint::AppointmentCallEvents(appointment),
@@ -71,7 +73,7 @@ async fn respond(mut req: Request, env: &Env) -> Result<Response> {
         Err(error) => Err(AppError::from(error)),
     }
     .unwrap_or_else(AppError::into_reply);
-    let head_only = method == worker::Method::Head;
+    let head_only = method == "HEAD";
     into_response(reply, head_only)
 }
 

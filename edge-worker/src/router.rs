@@ -134,6 +134,24 @@ mod tests {
                 Err(RouteError::MethodNotAllowed { allow: &["GET"] }),
             ),
             ("GET", "/api/v1/healthz", Err(RouteError::NotFound)),
+            // Methods are matched exactly as received: an unknown one is never read as GET.
+            (
+                "QUERY",
+                "/api/v1/health",
+                Err(RouteError::MethodNotAllowed { allow: &["GET"] }),
+            ),
+            (
+                "PROPFIND",
+                "/api/v1/admin/number-pool",
+                Err(RouteError::MethodNotAllowed {
+                    allow: &["GET", "POST", "DELETE"],
+                }),
+            ),
+            (
+                "get",
+                "/api/v1/appointments",
+                Err(RouteError::MethodNotAllowed { allow: &["GET"] }),
+            ),
             (
                 "GET",
                 "/api/v1/admin/call-stats",

@@ -284,7 +284,8 @@ export function buildSeedResources({ clientId, clientSecret, now = new Date() })
   if (!clientId || !clientSecret) throw new Error("buildSeedResources needs clientId and clientSecret");
   const date = seedDate(now);
   return [
-    { resourceType: "Project", id: PROJECT_ID, name: PROJECT_NAME, strictMode: true },
+    // `features: ["bots"]`: Medplum runs and deploys bots only for projects with this feature.
+    { resourceType: "Project", id: PROJECT_ID, name: PROJECT_NAME, strictMode: true, features: ["bots"] },
     ...Object.values(policies).map(policyResource),
     ...Object.values(practitioners).flatMap(practitionerResources),
     { resourceType: "ClientApplication", id: clientId, name: "Clinician calls worker (sim)", secret: clientSecret },

