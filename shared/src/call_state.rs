@@ -140,8 +140,13 @@ fn precedence(event: &StatusEvent) -> (u8, Option<u32>, i64, CallStatus) {
 /// Derives a call's progress from every callback received for it (duplicates allowed, any order).
 /// `None` when there are no events.
 pub fn progress(events: &[StatusEvent]) -> Option<CallProgress> {
+    // Of two different events claiming one dedupe key (say both legs of a call sending the same
+    // sequence number), keep the greatest, whichever arrived first: look at them greatest first.
+    let whole = |e: &StatusEvent| (precedence(e), e.duration_seconds, e.error_code);
+    let mut greatest_first: Vec<&StatusEvent> = events.iter().collect();
+    greatest_first.sort_by_key(|e| std::cmp::Reverse(whole(e)));
     let mut distinct: Vec<&StatusEvent> = Vec::with_capacity(events.len());
-    for event in events {
+    for event in greatest_first {
         if !distinct
             .iter()
             .any(|e| e.dedupe_key() == event.dedupe_key())
@@ -149,7 +154,6 @@ pub fn progress(events: &[StatusEvent]) -> Option<CallProgress> {
             distinct.push(event);
         }
     }
-    // Of two different events claiming one sequence number, keep the greatest (deterministic).
     distinct.sort_by_key(|e| precedence(e));
     let winner = *distinct.last()?;
     let earliest_of = |wanted: &dyn Fn(CallStatus) -> bool| {
@@ -370,6 +374,34 @@ mod tests {
         assert_eq!(record.last_sequence, Some(3));
     }
 
+    /// Found by `any_callbacks_in_any_order_with_repeats_converge`: two different callbacks with
+    /// one sequence number (the ledger stores both legs' callbacks under the parent call) kept
+    /// whichever arrived first, so the record depended on arrival order.
+    #[test]
+    fn one_sequence_number_twice_keeps_the_same_event_in_any_order() {
+        let t0 = 1_800_000_000;
+        let plain = event(3, Ringing, t0);
+        let failed = StatusEvent {
+            error_code: Some(31005),
+            ..event(3, Failed, t0 + 1)
+        };
+        let one_way = progress(&[plain.clone(), failed.clone()]);
+        assert_eq!(progress(&[failed, plain]), one_way);
+        assert_eq!(
+            one_way.map(|p| (p.status, p.error_code)),
+            Some((Failed, Some(31005)))
+        );
+        let quiet = event(2, Queued, t0);
+        let coded = StatusEvent {
+            error_code: Some(13214),
+            ..quiet.clone()
+        };
+        assert_eq!(
+            progress(&[quiet.clone(), coded.clone()]),
+            progress(&[coded, quiet])
+        );
+    }
+
     fn lifecycle() -> impl Strategy<Value = Vec<StatusEvent>> {
         let terminal = prop_oneof![
             Just(Completed),
@@ -390,6 +422,48 @@ mod tests {
             events.truncate(events.len().min(stop_after + 1).max(1));
             events
         })
+    }
+
+    /// Any callback: few sequence numbers and times, so that collisions are common.
+    fn arbitrary_event() -> impl Strategy<Value = StatusEvent> {
+        let status = prop_oneof![
+            Just(Queued),
+            Just(Initiated),
+            Just(Ringing),
+            Just(InProgress),
+            Just(Completed),
+            Just(Busy),
+            Just(NoAnswer),
+            Just(Failed),
+            Just(Canceled)
+        ];
+        (
+            proptest::option::of(0u32..4),
+            status,
+            0i64..6,
+            proptest::option::of(0u32..3),
+            proptest::option::of(prop_oneof![Just(13214u32), Just(31005u32)]),
+        )
+            .prop_map(
+                |(sequence, status, at, duration_seconds, error_code)| StatusEvent {
+                    sequence,
+                    status,
+                    timestamp_unix: 1_800_000_000 + at,
+                    duration_seconds,
+                    error_code,
+                },
+            )
+    }
+
+    /// A deterministic Fisher–Yates shuffle from the seed.
+    fn shuffle(events: &mut [StatusEvent], seed: u64) {
+        let mut state = seed | 1;
+        for i in (1..events.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            events.swap(i, (state % (i as u64 + 1)) as usize);
+        }
     }
 
     proptest! {
@@ -415,6 +489,28 @@ mod tests {
                 delivered.swap(i, (state % (i as u64 + 1)) as usize);
             }
             prop_assert_eq!(progress(&delivered), expected);
+        }
+
+        /// The same with arbitrary callbacks: gaps, missing sequence numbers, both legs of a
+        /// call sending the same sequence number with different content, statuses that go
+        /// backwards. The record depends on the set of callbacks only, never on their order.
+        #[test]
+        fn any_callbacks_in_any_order_with_repeats_converge(
+            events in proptest::collection::vec(arbitrary_event(), 1..8),
+            repeats in proptest::collection::vec(0usize..3, 8),
+            seed in any::<u64>(),
+        ) {
+            let mut delivered: Vec<StatusEvent> = Vec::new();
+            for (i, e) in events.iter().enumerate() {
+                for _ in 0..=repeats[i] {
+                    delivered.push(e.clone());
+                }
+            }
+            let in_order = progress(&delivered);
+            shuffle(&mut delivered, seed);
+            prop_assert_eq!(progress(&delivered), in_order.clone());
+            delivered.reverse();
+            prop_assert_eq!(progress(&delivered), in_order);
         }
 
         /// Once a terminal status is in the set, no other event changes the status.

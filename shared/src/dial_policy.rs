@@ -529,6 +529,58 @@ mod tests {
             }
         }
 
+        /// However a number in a blocked range is written in a patient record (national,
+        /// `00`, `+`, `+44 (0)`, with separators anywhere), no policy admits it: the answer is
+        /// a refusal, and a blocked-range refusal whenever the number itself is well-formed.
+        #[test]
+        fn no_policy_admits_a_blocked_number_in_any_written_form(
+            range in 0usize..BLOCKED_RANGES.len(),
+            tail in "[0-9]{0,10}",
+            form in 0usize..4,
+            separators in proptest::collection::vec(
+                (0usize..16, prop_oneof![Just(" "), Just("-"), Just("."), Just("\u{a0}"), Just("(")]),
+                0..4,
+            ),
+        ) {
+            let blocked = &BLOCKED_RANGES[range];
+            let digits = format!("{}{}", blocked.prefix, tail);
+            let uk_national = digits.strip_prefix("44");
+            let (head, rest) = match (form, uk_national) {
+                (0, _) => ("+", digits.as_str()),
+                (1, _) => ("00", digits.as_str()),
+                (2, Some(national)) => ("0", national),
+                (3, Some(national)) => ("+44 (0)", national),
+                _ => ("+", digits.as_str()),
+            };
+            let mut rest = rest.to_owned();
+            for (at, separator) in separators {
+                let mut at = at.min(rest.len());
+                while !rest.is_char_boundary(at) {
+                    at -= 1;
+                }
+                rest.insert_str(at, separator);
+            }
+            let written = format!("{head}{rest}");
+            let policies = [
+                DestinationPolicy::UkOnly,
+                DestinationPolicy::Countries(COUNTRIES.iter().map(|c| c.iso).collect()),
+            ];
+            let exception = ALLOWED_INSIDE_BLOCKED.iter().any(|p| digits.starts_with(p));
+            let in_range = !exception && digits.len() >= blocked.min_digits;
+            for policy in &policies {
+                let decision = check(policy, &written);
+                if let Ok(number) = &decision {
+                    prop_assert!(!in_range, "{:?} admitted {} as {}", policy, written, number);
+                }
+                if let Ok(number) = normalise(&written) {
+                    prop_assert_eq!(number.digits(), digits.as_str(), "{}", written);
+                    if in_range {
+                        prop_assert!(matches!(decision, Err(Refusal::BlockedRange(_))), "{} → {:?}", written, decision);
+                    }
+                }
+            }
+        }
+
         /// Formatting noise never changes the result.
         #[test]
         fn formatting_is_irrelevant(national in "7700900[0-9]{3}", separator in prop_oneof![Just(" "), Just("-"), Just("."), Just("")]) {

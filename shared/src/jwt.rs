@@ -180,7 +180,7 @@ pub fn check_medplum_claims(
     }
     if claims
         .nbf
-        .is_some_and(|nbf| now_unix + CLOCK_SKEW_SECONDS < nbf)
+        .is_some_and(|nbf| now_unix.saturating_add(CLOCK_SKEW_SECONDS) < nbf)
     {
         return Err(JwtError::NotYetValid);
     }
@@ -320,6 +320,18 @@ mod tests {
         );
         future.nbf = Some(now + CLOCK_SKEW_SECONDS);
         assert!(check_medplum_claims(&future, iss, now).is_ok());
+    }
+
+    /// Found by fuzz/fuzz_targets/jwt_tokens.rs (corpus file `clock-at-the-end-of-time`): a
+    /// clock within a minute of `i64::MAX` overflowed the `nbf` skew addition (a panic in
+    /// debug builds). Only a broken clock gets there; the rule must still answer.
+    #[test]
+    fn a_clock_at_the_end_of_time_does_not_overflow() {
+        let mut far = claims("iss", i64::MAX, Some("Practitioner/dr-1"));
+        far.nbf = Some(i64::MAX);
+        assert!(check_medplum_claims(&far, "iss", i64::MAX - 1).is_ok());
+        far.nbf = Some(i64::MIN);
+        assert!(check_medplum_claims(&far, "iss", i64::MIN).is_ok());
     }
 
     #[test]

@@ -280,5 +280,111 @@ mod tests {
             let chosen = choose(&numbers, &request("CA1", &destination, None, 5_000)).unwrap();
             prop_assert!(numbers.iter().all(|n| n.last_used_ms >= numbers[chosen].last_used_ms));
         }
+
+        /// A live lease is never taken over by another call (only its own release or expiry ends
+        /// it), and a call is refused a line only when every active number is busy. Mixed
+        /// countries, sticky numbers and retiring numbers included.
+        #[test]
+        fn a_live_lease_is_never_taken_and_no_line_is_refused_while_one_is_free(
+            ops in proptest::collection::vec(prop_oneof![
+                (0u8..10, any::<bool>(), any::<bool>()).prop_map(|(call, abroad, sticky)| PoolOp::Lease { call, abroad, sticky }),
+                (0u8..10).prop_map(PoolOp::Release),
+                (0i64..LEASE_MS / 3).prop_map(PoolOp::Advance),
+                (0usize..5).prop_map(PoolOp::Retire),
+            ], 1..150),
+        ) {
+            let mut numbers = pool(&[("+447700900001", 0), ("+447700900002", 5), ("+447700900003", 9), ("+12025550100", 0), ("+12025550101", 3)]);
+            let home = e164("+447700900123");
+            let abroad = e164("+12025550143");
+            let sticky = e164("+447700900002");
+            let mut now = 1_000;
+            for op in ops {
+                let before = numbers.clone();
+                match op {
+                    PoolOp::Lease { call, abroad: far, sticky: use_sticky } => {
+                        let sid = format!("CA{call}");
+                        let destination = if far { &abroad } else { &home };
+                        let held_before = before.iter().position(|n| n.lease.as_ref().is_some_and(|l| l.call_sid == sid && l.expires_at_ms > now));
+                        let leased = lease(&mut numbers, &request(&sid, destination, use_sticky.then_some(&sticky), now));
+                        match &leased {
+                            Some(number) => {
+                                let index = numbers.iter().position(|n| &n.number == number).unwrap();
+                                prop_assert_eq!(numbers[index].lease.as_ref().map(|l| l.call_sid.as_str()), Some(sid.as_str()));
+                                if let Some(held) = held_before {
+                                    prop_assert_eq!(index, held, "a retry gets the number it holds");
+                                } else {
+                                    prop_assert!(before[index].is_free(now) && before[index].status == NumberStatus::Active);
+                                }
+                            }
+                            None => prop_assert!(
+                                before.iter().all(|n| n.status != NumberStatus::Active || !n.is_free(now)),
+                                "refused while a line was free"
+                            ),
+                        }
+                    }
+                    PoolOp::Release(call) => { release(&mut numbers, &format!("CA{call}")); }
+                    PoolOp::Advance(ms) => now += ms,
+                    PoolOp::Retire(index) => {
+                        if numbers[index].status == NumberStatus::Active {
+                            numbers[index].status = NumberStatus::Retiring;
+                        }
+                    }
+                }
+                let released = match &op { PoolOp::Release(call) => Some(format!("CA{call}")), _ => None };
+                for (old, new) in before.iter().zip(&numbers) {
+                    if let Some(lease) = old.lease.as_ref().filter(|l| l.expires_at_ms > now) {
+                        if released.as_deref() != Some(lease.call_sid.as_str()) {
+                            prop_assert_eq!(new.lease.as_ref().map(|l| l.call_sid.as_str()), Some(lease.call_sid.as_str()), "a live lease was taken");
+                        }
+                    }
+                }
+            }
+        }
+
+        /// In any pool state (leases live and expired, retiring numbers, two countries), the
+        /// chosen number is active and free, of the destination's country when one such is free,
+        /// the sticky number when that qualifies, and otherwise the least recently used of them.
+        #[test]
+        fn the_choice_is_free_local_sticky_then_least_recently_used(
+            state in proptest::collection::vec((0i64..50, proptest::option::of(0i64..200), 0u8..3), 6),
+            sticky_index in proptest::option::of(0usize..6),
+            abroad in any::<bool>(),
+        ) {
+            let names = ["+447700900001", "+447700900002", "+447700900003", "+12025550100", "+12025550101", "+12025550102"];
+            let now = 100;
+            let numbers: Vec<PoolNumber> = names.iter().zip(&state).enumerate().map(|(i, (name, (used, lease_until, status)))| PoolNumber {
+                number: e164(name),
+                status: [NumberStatus::Active, NumberStatus::Active, NumberStatus::Retiring][usize::from(*status)],
+                last_used_ms: *used,
+                lease: lease_until.map(|until| Lease { call_sid: format!("CA-other-{i}"), expires_at_ms: until }),
+            }).collect();
+            let destination = e164(if abroad { "+12025550143" } else { "+447700900123" });
+            let sticky = sticky_index.map(|i| numbers[i].number.clone());
+            let eligible: Vec<usize> = (0..numbers.len()).filter(|&i| numbers[i].status == NumberStatus::Active && numbers[i].is_free(now)).collect();
+            let local: Vec<usize> = eligible.iter().copied().filter(|&i| country_of(&numbers[i].number) == country_of(&destination)).collect();
+            let class = if local.is_empty() { eligible } else { local };
+            match choose(&numbers, &request("CA-new", &destination, sticky.as_ref(), now)) {
+                None => prop_assert!(class.is_empty()),
+                Some(chosen) => {
+                    prop_assert!(class.contains(&chosen), "chose {} outside {:?}", chosen, class);
+                    match sticky.as_ref().and_then(|s| class.iter().find(|&&i| &numbers[i].number == s)) {
+                        Some(&sticky_free) => prop_assert_eq!(chosen, sticky_free),
+                        None => prop_assert!(class.iter().all(|&i| numbers[i].last_used_ms >= numbers[chosen].last_used_ms)),
+                    }
+                }
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum PoolOp {
+        Lease {
+            call: u8,
+            abroad: bool,
+            sticky: bool,
+        },
+        Release(u8),
+        Advance(i64),
+        Retire(usize),
     }
 }

@@ -1,7 +1,8 @@
 //! A small typed TwiML writer: the verbs the worker answers Twilio with, escaped correctly.
 //!
 //! Output is always well-formed XML: text and attribute values are escaped, and characters XML
-//! 1.0 forbids are dropped.
+//! 1.0 forbids are dropped. Whitespace a parser would normalise (CR in text; tab, LF and CR in
+//! attribute values) is written as character references, so every value parses back exactly.
 
 /// One TwiML verb inside `<Response>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +101,18 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 
-/// Escapes text for element content and double-quoted attributes.
+/// Escapes text for element content (CR as a reference: XML turns a literal one into LF).
 pub fn escape(text: &str) -> String {
+    escape_as(text, false)
+}
+
+/// Escapes text for a double-quoted attribute value: also tab and LF, which XML's attribute
+/// value normalisation would otherwise turn into spaces.
+pub fn escape_attribute(value: &str) -> String {
+    escape_as(value, true)
+}
+
+fn escape_as(text: &str, in_attribute: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars().filter(|c| is_xml_char(*c)) {
         match c {
@@ -110,6 +121,9 @@ pub fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' if in_attribute => out.push_str("&#9;"),
+            '\n' if in_attribute => out.push_str("&#10;"),
             other => out.push(other),
         }
     }
@@ -120,7 +134,7 @@ fn attr(out: &mut String, name: &str, value: &str) {
     out.push(' ');
     out.push_str(name);
     out.push_str("=\"");
-    out.push_str(&escape(value));
+    out.push_str(&escape_attribute(value));
     out.push('"');
 }
 
@@ -268,6 +282,33 @@ mod tests {
         assert!(client.contains(r#"<Dial timeout="20"><Client>clinician-ada</Client></Dial>"#));
     }
 
+    /// Found by fuzz/fuzz_targets/twiml_writer.rs (corpus file `attribute-line-breaks`): a line
+    /// break in an attribute came back from the parser as a space, and CR in text as LF.
+    #[test]
+    fn whitespace_survives_a_parser_in_text_and_attributes() {
+        let value = "a\tb\nc\r\nd\re";
+        let xml = Response::new()
+            .with(Verb::Say(Say {
+                text: value.into(),
+                language: None,
+                voice: Some(value.into()),
+            }))
+            .render();
+        assert!(
+            xml.contains(
+                "<Say voice=\"a&#9;b&#10;c&#13;&#10;d&#13;e\">a\tb\nc&#13;\nd&#13;e</Say>"
+            ),
+            "{xml}"
+        );
+        let document = roxmltree::Document::parse(&xml).unwrap();
+        let say = document
+            .descendants()
+            .find(|n| n.has_tag_name("Say"))
+            .unwrap();
+        assert_eq!(say.attribute("voice"), Some(value));
+        assert_eq!(say.text(), Some(value));
+    }
+
     /// Well-formed by a real XML parser, with the spoken text and number surviving the round trip.
     fn well_formed(xml: &str) -> bool {
         roxmltree::Document::parse(xml).is_ok()
@@ -291,9 +332,9 @@ mod tests {
             let document = roxmltree::Document::parse(&xml).unwrap();
             let say = document.descendants().find(|n| n.has_tag_name("Say")).unwrap();
             let expected: String = text_for_check.chars().filter(|c| is_xml_char(*c)).collect();
-            // XML normalises CR and CRLF to LF in text content.
-            let expected = expected.replace("\r\n", "\n").replace('\r', "\n");
             prop_assert_eq!(say.text().unwrap_or(""), expected.as_str());
+            let dial = document.descendants().find(|n| n.has_tag_name("Dial")).unwrap();
+            prop_assert_eq!(dial.attribute("callerId"), Some(expected.as_str()));
         }
     }
 }

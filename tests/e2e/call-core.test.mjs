@@ -5,14 +5,13 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startWorker, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
-import { signedPost, newCallSid, rfc2822, startFakeTwilioRest } from "../lib/twilio.mjs";
+import { signedPost, newCallSid, startFakeTwilioRest } from "../lib/twilio.mjs";
 import { sleep, waitFor as poll } from "../lib/wait.mjs";
+import { callHelpers, lifecycle, callExtensions, POOL } from "../lib/calls.mjs";
 
 const waitFor = (what, probe, timeoutMs = 30_000) => poll(what, probe, timeoutMs, 250);
 
 const artifacts = artifactsDir();
-const EXTENSION_URL = "https://clinician-calls.example/fhir/StructureDefinition/twilio-voice-call";
-const POOL = ["+447700900001", "+447700900002"];
 let medplum;
 let medplumPort;
 let worker;
@@ -41,69 +40,10 @@ after(async () => {
 
 
 
-const webhook = (path) => `${worker.url}/api/v1/twilio/webhooks/${path}`;
-
-async function voice(appointment, { parentSid = newCallSid(), from = "client:clinician-ada", extra = {} } = {}) {
-  const response = await signedPost(webhook("voice"), {
-    AccountSid: TEST_SECRETS.TWILIO_ACCOUNT_SID, ApiVersion: "2010-04-01", CallSid: parentSid,
-    CallStatus: "ringing", Direction: "inbound", From: from, To: "", AppointmentId: appointment, ...extra,
-  });
-  assert.equal(response.status, 200);
-  assert.match(response.headers.get("content-type"), /text\/xml/);
-  return { parentSid, twiml: await response.text() };
-}
-
-function statusCallback(appointment, { parentSid, childSid, status, sequence, duration, at = new Date() }) {
-  const params = {
-    AccountSid: TEST_SECRETS.TWILIO_ACCOUNT_SID, CallSid: childSid, ParentCallSid: parentSid, CallStatus: status,
-    SequenceNumber: String(sequence), Timestamp: rfc2822(at), CallbackSource: "call-progress-events",
-    Direction: "outbound-dial", From: POOL[0], To: "+447700900123",
-  };
-  if (duration !== undefined) params.CallDuration = String(duration);
-  return signedPost(`${webhook("call-status")}?appointment=${appointment}`, params);
-}
-
-/** Sends a lifecycle's callbacks in order (or as given) and checks each is accepted. */
-async function sendAll(appointment, callbacks) {
-  for (const callback of callbacks) {
-    const response = await statusCallback(appointment, callback);
-    assert.equal(response.status, 200, await response.text());
-  }
-}
-
-function lifecycle(parentSid, childSid, outcome, duration = 42) {
-  const t0 = Date.now() - 120_000;
-  const at = (s) => new Date(t0 + s * 1000);
-  const base = { parentSid, childSid };
-  const events = [
-    { ...base, status: "initiated", sequence: 0, at: at(0) },
-    { ...base, status: "ringing", sequence: 1, at: at(1) },
-  ];
-  if (outcome === "completed") {
-    events.push({ ...base, status: "in-progress", sequence: 2, at: at(5) });
-    events.push({ ...base, status: "completed", sequence: 3, duration, at: at(5 + duration) });
-  } else {
-    events.push({ ...base, status: outcome, sequence: 2, at: at(20) });
-  }
-  return events;
-}
-
-async function appointment(id) {
-  return (await fetch(`${medplum.url}/__sim/resource/Appointment/${id}`)).json();
-}
-
-function callExtensions(resource) {
-  return (resource.extension ?? []).filter((e) => e.url === EXTENSION_URL).map((e) =>
-    Object.fromEntries(e.extension.map((p) => [p.url, p.valueString ?? p.valueCode ?? p.valueInteger ?? p.valueDateTime ?? p.valueReference?.reference])),
-  );
-}
-
-async function waitForExtension(appointmentId, predicate, what) {
-  return waitFor(what, async () => {
-    const found = callExtensions(await appointment(appointmentId)).filter(predicate);
-    return found.length ? found : null;
-  });
-}
+const { webhook, voice, statusCallback, sendAll, appointment, waitForExtension } = callHelpers({
+  workerUrl: () => worker.url,
+  medplumUrl: () => medplum.url,
+});
 
 async function signIn(practitioner) {
   const response = await fetch(`${medplum.url}/auth/dev-login`, {

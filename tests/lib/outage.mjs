@@ -1,0 +1,44 @@
+//! A loopback TCP proxy that can be switched off and on, to take a service "down" for a while
+//! without losing its state (sim/medplum keeps its data; only the network path fails).
+import { createServer, connect } from "node:net";
+
+/** Proxies 127.0.0.1:<port> → 127.0.0.1:<targetPort>. Returns {port, url, down(), up(), close()}. */
+export async function startSwitchableProxy(targetPort) {
+  let isDown = false;
+  const open = new Set();
+  const server = createServer((client) => {
+    if (isDown) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(targetPort, "127.0.0.1");
+    const pair = { client, upstream };
+    open.add(pair);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(pair);
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = server.address().port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    /** Refuses new connections and cuts the open ones, as an outage would. */
+    down() {
+      isDown = true;
+      for (const { client, upstream } of open) { client.destroy(); upstream.destroy(); }
+      open.clear();
+    },
+    up() { isDown = false; },
+    close: () => new Promise((resolve) => {
+      for (const { client, upstream } of open) { client.destroy(); upstream.destroy(); }
+      server.close(resolve);
+    }),
+  };
+}
