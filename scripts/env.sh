@@ -27,3 +27,5 @@ export NO_UPDATE_NOTIFIER=1
 export CHROMIUM_BIN="${CHROMIUM_BIN:-/usr/bin/chromium}"
 # schemathesis (PyPI, tests/api/requirements.txt) for scripts/api-check: a virtualenv outside the repo.
 export API_CHECK_VENV="${API_CHECK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/clinician-calls/api-check-venv}"
+# twilio-python (PyPI, scripts/bench/requirements.txt) for scripts/bench.mjs: another virtualenv.
+export BENCH_VENV="${BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/clinician-calls/bench-venv}"

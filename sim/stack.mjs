@@ -235,7 +235,8 @@ export async function startTlsProxy(targetPort) {
 /**
  * Starts `wrangler dev` for the repo's worker. Returns {url, stop, logPath}.
  * `vars` override [vars]; `secrets` default to TEST_SECRETS (pass null entries to omit one);
- * state lives in a fresh temporary directory unless `persistDir` is given.
+ * state lives in a fresh temporary directory unless `persistDir` is given; `config` is another
+ * wrangler.toml (scripts/bench.mjs: a copy with the token rate limit raised).
  */
 export async function startWorker({
   vars = {},
@@ -244,6 +245,7 @@ export async function startWorker({
   logDir = artifactsDir(),
   name = "worker",
   persistDir,
+  config,
 } = {}) {
   const workerPort = port ?? (await freePort());
   const inspectorPort = await freePort();
@@ -262,7 +264,7 @@ export async function startWorker({
   const child = spawnGroup(
     "wrangler",
     [
-      "dev", "--ip", "127.0.0.1", "--port", String(workerPort),
+      "dev", ...(config ? ["--config", config] : []), "--ip", "127.0.0.1", "--port", String(workerPort),
       "--inspector-port", String(inspectorPort),
       "--persist-to", persistDir ?? join(stateDir, "persist"),
       "--env-file", envFile,

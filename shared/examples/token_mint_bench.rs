@@ -1,36 +1,70 @@
-//! Prints the native cost of minting one Twilio access token (and of verifying one webhook
-//! signature), as a figure, not a test: `cargo run --release -p shared --example token_mint_bench`.
+//! Prints the native cost of minting one Twilio access token and of verifying one webhook
+//! signature, as figures, not a test. Same inputs as scripts/bench/primitives.{mjs,py}.
+//!
+//! `cargo run --release -p shared --example token_mint_bench` prints a table;
+//! `… -- --json --rounds 5 --seconds 0.5` prints `{"mint": {...}, "verify": {...}}` (median of the
+//! rounds) for scripts/bench.mjs; `… -- --only mint --iterations N` runs exactly N operations and
+//! prints nothing (for instruction counts under `valgrind --tool=callgrind`).
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use shared::access_token::{mint, TokenRequest, TokenTtl};
 use shared::ids::{AccountSid, ApiKeySid, Identity, TwimlAppSid};
 use shared::webhook_signature::{compute, verify_form};
 
-fn measure(label: &str, iterations: u32, mut op: impl FnMut()) {
-    for _ in 0..iterations / 10 {
-        op(); // warm-up
+/// Runs `op` in rounds of about `seconds` each; returns each round's nanoseconds per operation.
+fn measure(rounds: u32, seconds: f64, op: &mut dyn FnMut()) -> Vec<f64> {
+    // Calibrate: how many operations fill one round.
+    let mut batch: u64 = 64;
+    loop {
+        let start = Instant::now();
+        for _ in 0..batch {
+            op();
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= Duration::from_secs_f64(seconds / 4.0) || batch > 1 << 30 {
+            batch = ((batch as f64) * seconds / elapsed.as_secs_f64().max(1e-9)).max(1.0) as u64;
+            break;
+        }
+        batch *= 4;
     }
-    let start = Instant::now();
-    for _ in 0..iterations {
-        op();
-    }
-    let elapsed = start.elapsed();
-    let per_op_ns = elapsed.as_nanos() as f64 / f64::from(iterations);
-    println!(
-        "{label:<34} {per_op_ns:>9.0} ns/op  {:>10.0} ops/s  ({iterations} iterations)",
-        1e9 / per_op_ns
-    );
+    (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..batch {
+                op();
+            }
+            start.elapsed().as_nanos() as f64 / batch as f64
+        })
+        .collect()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+fn option<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    let rounds: u32 = option(&args, "--rounds").unwrap_or("5").parse()?;
+    let seconds: f64 = option(&args, "--seconds").unwrap_or("0.5").parse()?;
+
     let account = AccountSid::parse("AC00000000000000000000000000000001")?;
     let key = ApiKeySid::parse("SK00000000000000000000000000000001")?;
     let app = TwimlAppSid::parse("AP00000000000000000000000000000001")?;
     let identity = Identity::parse("clinician-ada")?;
     let mut now = 1_800_000_000;
-    measure("access token mint (HS256)", 200_000, || {
+    let mut mint_once = || {
         now += 1;
         let token = mint(&TokenRequest {
             account_sid: &account,
@@ -42,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             now_unix: now,
         });
         black_box(token.ok());
-    });
+    };
 
     let url =
         "https://calls.example.org/api/v1/twilio/webhooks/call-status?appointment=appt-mobile";
@@ -60,8 +94,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     let signature = compute("fake-twilio-auth-token", url, &params);
-    measure("webhook signature verify (8 params)", 200_000, || {
-        black_box(verify_form(&["fake-twilio-auth-token"], url, &params, Some(&signature)).is_ok());
-    });
+    let mut verify_once = || {
+        let ok = verify_form(&["fake-twilio-auth-token"], url, &params, Some(&signature)).is_ok();
+        black_box(ok);
+    };
+
+    if let Some(only) = option(&args, "--only") {
+        let iterations: u64 = option(&args, "--iterations").unwrap_or("1000").parse()?;
+        let op: &mut dyn FnMut() = match only {
+            "mint" => &mut mint_once,
+            "verify" => &mut verify_once,
+            "none" => return Ok(()),
+            other => return Err(format!("--only mint|verify|none, not {other}").into()),
+        };
+        for _ in 0..iterations {
+            op();
+        }
+        return Ok(());
+    }
+
+    if verify_form(&["fake-twilio-auth-token"], url, &params, Some(&signature)).is_err() {
+        return Err("the benchmark's own signature does not verify".into());
+    }
+    let mint_ns = measure(rounds, seconds, &mut mint_once);
+    let verify_ns = measure(rounds, seconds, &mut verify_once);
+    let report = |ns: &[f64]| serde_json::json!({"nsPerOp": median(ns), "opsPerSec": 1e9 / median(ns), "roundsNsPerOp": ns});
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"mint": report(&mint_ns), "verify": report(&verify_ns)})
+        );
+    } else {
+        for (label, ns) in [
+            ("access token mint (HS256)", &mint_ns),
+            ("webhook signature verify (8 params)", &verify_ns),
+        ] {
+            let per_op = median(ns);
+            println!(
+                "{label:<36} {per_op:>9.0} ns/op  {:>10.0} ops/s  (median of {rounds} rounds)",
+                1e9 / per_op
+            );
+        }
+    }
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! Tests of scripts/medplum-setup.mjs and the signup-hook Bot against an in-process sim/medplum and a recording stand-in for the worker (node --test sim/medplum/setup-script.test.mjs).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
 import { startMedplumServer } from "./server.mjs";
+import { runNodeScript } from "../../tests/lib/run-script.mjs";
 import { PROJECT_ID, policies } from "./fixtures.mjs";
 import { BOT_NAME, CLIENT_NAME, POLICY_NAME, POLICY_RESOURCES, SECRET_NAMES } from "../../scripts/medplum-setup.mjs";
 
@@ -54,19 +54,7 @@ const CREDENTIALS = {
 
 /** Runs the script as the operator would; the environment holds only PATH and `env`. */
 function runScript(args, { env = CREDENTIALS, stdin } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SCRIPT, ...args], {
-      env: { PATH: process.env.PATH, ...env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin ?? "");
-  });
+  return runNodeScript(SCRIPT, args, { env, stdin });
 }
 
 const setupArgs = (extra = []) => ["--base-url", sim.url, "--worker-url", worker.url, ...extra];

@@ -4,11 +4,11 @@
 //! against a healthy stack (one full call) and fails against a misconfigured one.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { startWorker, startTwilioSim, artifactsDir, freePort, TEST_SECRETS, REPO_ROOT } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
 import { signedPost, newCallSid, rfc2822 } from "../lib/twilio.mjs";
+import { runNodeScript } from "../lib/run-script.mjs";
 
 const artifacts = artifactsDir();
 const ACCOUNT_NUMBERS = ["+447700900001", "+447700900002", "+447700900003"];
@@ -40,15 +40,7 @@ after(async () => {
   await medplum?.close();
 });
 
-/** Runs a script with only the given environment (plus PATH/HOME); resolves {code, stdout, stderr}. */
-function runScript(script, args, env = {}) {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(REPO_ROOT, "scripts", script), ...args], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      timeout: 240_000,
-    }, (error, stdout, stderr) => resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr }));
-  });
-}
+const runScript = (script, args, env = {}) => runNodeScript(join(REPO_ROOT, "scripts", script), args, { env });
 
 const TWILIO_ENV = () => ({
   TWILIO_ACCOUNT_SID: TEST_SECRETS.TWILIO_ACCOUNT_SID,

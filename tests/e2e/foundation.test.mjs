@@ -59,6 +59,14 @@ test("the page is served with a strict content security policy", async () => {
   const connect = csp.split(";").map((d) => d.trim()).find((d) => d.startsWith("connect-src"));
   assert.equal(connect, "connect-src 'self' ws://127.0.0.1:8788");
   assert.equal(response.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(response.headers.get("referrer-policy"), "no-referrer");
+  assert.equal(response.headers.get("permissions-policy"), "microphone=(self), camera=(), geolocation=()");
+  assert.equal(response.headers.get("cross-origin-opener-policy"), "same-origin");
+  // The operators' page carries the same policy.
+  const admin = await fetch(`${worker.url}/admin.html`);
+  assert.equal(admin.status, 200);
+  assert.equal(admin.headers.get("content-security-policy"), csp);
+  assert.equal(admin.headers.get("referrer-policy"), "no-referrer");
   const wasm = await fetch(`${worker.url}/pkg/web_client_bg.wasm`);
   assert.equal(wasm.status, 200);
   assert.equal(wasm.headers.get("content-type"), "application/wasm");

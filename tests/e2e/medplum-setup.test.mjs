@@ -1,10 +1,10 @@
 //! End-to-end: scripts/medplum-setup.mjs against the local Medplum, then the real worker (under `wrangler dev`, with the ClientApplication the script created) provisions new clinicians through the signup-hook Bot.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { startMedplum, startWorker, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
 import { CLIENT_NAME, POLICY_NAME } from "../../scripts/medplum-setup.mjs";
+import { runNodeScript } from "../lib/run-script.mjs";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/medplum-setup.mjs", import.meta.url));
 const IDENTITY_SYSTEM = "http://twilio.com/voice/identity";
@@ -23,18 +23,7 @@ let workerClient;
 let adminToken;
 
 function runScript(args, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SCRIPT, ...args], {
-      env: { PATH: process.env.PATH, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return runNodeScript(SCRIPT, args, { env });
 }
 
 async function medplumApi(method, path, body, contentType = "application/fhir+json") {
