@@ -244,6 +244,8 @@ pub struct Config {
     pub provisioning_secret: Setting<Secret>,
     /// Optional: lifetime of clinicians' Twilio tokens (default 3600 s, 60 to 86,400).
     pub token_ttl: Setting<TokenTtl>,
+    /// How long a pool number stays leased to a call that never reports its end.
+    pub pool_lease_seconds: Setting<u32>,
     /// Optional: the previous auth token, accepted for webhook signatures while rotating.
     pub twilio_auth_token_previous: Setting<Secret>,
     /// Optional: `uk-only` (default) or `countries:GB,IE`.
@@ -274,7 +276,7 @@ pub struct Config {
 }
 
 /// How many settings there are.
-pub const SETTING_COUNT: usize = 25;
+pub const SETTING_COUNT: usize = 26;
 
 /// Names of every setting, in the order `/api/v1/health` lists them.
 pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
@@ -303,10 +305,12 @@ pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
     "SLACK_WEBHOOK_URL",
     "TELEMETRY_SALT",
     "ALERT_RULES",
+    "POOL_LEASE_SECONDS",
 ];
 
 /// Settings that may be left unset (their defaults are documented in README.md).
-pub const OPTIONAL_SETTINGS: [&str; 14] = [
+pub const OPTIONAL_SETTINGS: [&str; 15] = [
+    "POOL_LEASE_SECONDS",
     "DATADOG_API_KEY",
     "DATADOG_SITE",
     "SLACK_WEBHOOK_URL",
@@ -494,6 +498,12 @@ impl Config {
             })),
             telemetry_salt: optional(setting(&lookup, "TELEMETRY_SALT", Secret::parse)),
             alert_rules: optional(setting(&lookup, "ALERT_RULES", parse_alert_rules)),
+            pool_lease_seconds: optional(setting(&lookup, "POOL_LEASE_SECONDS", |v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|seconds| (5..=86_400).contains(seconds))
+                    .ok_or("a whole number of seconds from 5 to 86400")
+            })),
         }
     }
 
@@ -586,6 +596,14 @@ impl Config {
         })
     }
 
+    /// How long a lease lasts without its final callback (default [`shared::number_pool::LEASE_MS`]).
+    pub fn pool_lease_ms(&self) -> i64 {
+        match &self.pool_lease_seconds {
+            Setting::Present(seconds) => i64::from(*seconds) * 1000,
+            _ => shared::number_pool::LEASE_MS,
+        }
+    }
+
     /// Every setting's name and state, in [`SETTING_NAMES`] order.
     pub fn states(&self) -> [(&'static str, SettingState); SETTING_COUNT] {
         let states = [
@@ -614,6 +632,7 @@ impl Config {
             self.slack_webhook_url.state(),
             self.telemetry_salt.state(),
             self.alert_rules.state(),
+            self.pool_lease_seconds.state(),
         ];
         let mut out = [("", SettingState::Missing); SETTING_COUNT];
         for (slot, (name, state)) in out.iter_mut().zip(SETTING_NAMES.into_iter().zip(states)) {
@@ -781,6 +800,31 @@ mod tests {
         assert_eq!(config.token_ttl().unwrap().seconds(), 7200);
         let config = config_without("TWILIO_TOKEN_TTL_SECONDS", Some("100000"));
         assert_eq!(config.token_ttl().unwrap_err().state, SettingState::Invalid);
+    }
+
+    #[test]
+    fn pool_lease_is_optional_bounded_and_in_milliseconds() {
+        let config = config_without("POOL_LEASE_SECONDS", None);
+        assert_eq!(
+            state_of(&config, "POOL_LEASE_SECONDS"),
+            SettingState::Default
+        );
+        assert_eq!(config.pool_lease_ms(), shared::number_pool::LEASE_MS);
+        let config = config_without("POOL_LEASE_SECONDS", Some("90"));
+        assert_eq!(config.pool_lease_ms(), 90_000);
+        for bad in ["4", "86401", "-1", "10m"] {
+            let config = config_without("POOL_LEASE_SECONDS", Some(bad));
+            assert_eq!(
+                state_of(&config, "POOL_LEASE_SECONDS"),
+                SettingState::Invalid,
+                "{bad}"
+            );
+            assert_eq!(
+                config.pool_lease_ms(),
+                shared::number_pool::LEASE_MS,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

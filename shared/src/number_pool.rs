@@ -52,6 +52,8 @@ pub struct LeaseRequest<'a> {
     /// The number that last called this patient, if remembered.
     pub sticky: Option<&'a E164>,
     pub now_ms: i64,
+    /// How long the lease lasts without a release ([`LEASE_MS`] unless configured).
+    pub lease_ms: i64,
 }
 
 /// How long a lease lasts unless renewed or released: long enough for any clinical call.
@@ -102,7 +104,7 @@ pub fn lease(numbers: &mut [PoolNumber], request: &LeaseRequest<'_>) -> Option<E
     chosen.last_used_ms = request.now_ms;
     chosen.lease = Some(Lease {
         call_sid: request.call_sid.to_owned(),
-        expires_at_ms: request.now_ms + LEASE_MS,
+        expires_at_ms: request.now_ms.saturating_add(request.lease_ms),
     });
     Some(chosen.number.clone())
 }
@@ -158,6 +160,7 @@ mod tests {
             destination,
             sticky,
             now_ms: now,
+            lease_ms: LEASE_MS,
         }
     }
 

@@ -1,6 +1,7 @@
 //! End-to-end faults on the local stack: Medplum unreachable in the middle of a day of calls (every
 //! record reaches its Appointment exactly once afterwards, none lost, none doubled), and the worker
-//! restarted mid-call with its Durable Object state persisted (the ledger carries on consistently).
+//! restarted mid-call with its Durable Object state persisted (the ledger carries on consistently),
+//! and callbacks lost altogether (the lease expires and frees the number).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -101,7 +102,9 @@ test("Medplum unreachable during a day of calls: every record is written once af
   const attempt = await signedPost(webhook("voice"), { CallSid: newCallSid(), From: "client:clinician-ada", To: "", Direction: "inbound", CallStatus: "ringing", AppointmentId: "appt-mobile" });
   assert.equal(attempt.status, 200);
   assert.match(await attempt.text(), /<Say[^>]*>The call service is temporarily unavailable\. The patient&apos;s number is shown on your screen\.[^<]*<\/Say><Hangup\/>/);
-  await sleep(6000); // several failed outbox attempts
+  // Long enough for the outbox's backoff (2, 4, 8, 16 s, then every 30 s) to reach its cap: the
+  // state any longer outage is in, where each further minute only adds two failed attempts.
+  await sleep(32_000);
   // Their progress up to ringing was written before the outage; no outcome got through during it.
   const during = await extensionsByCallSid();
   for (const call of inFlight) {
@@ -157,4 +160,33 @@ test("the worker restarted mid-call keeps the call's ledger: the call ends, is r
   assert.equal((await leased()).length, 0, "the number was freed");
   await sleep(2500);
   assert.equal(callExtensions(await appointment("appt-dashes")).filter((e) => e.callSid === childSid).length, 1, "written once");
+});
+
+test("callbacks lost: a call that never reports its end frees its number when the lease expires", async () => {
+  const leaseSeconds = 5;
+  const small = await startWorker({
+    logDir: artifacts,
+    name: "faults-lease-worker",
+    vars: { MEDPLUM_BASE_URL: medplumPath.url, TWILIO_CALLER_IDS: "+447700900001,+447700900002", POOL_LEASE_SECONDS: String(leaseSeconds), CALL_LIMITS_PER_HOUR: "clinician=100,patient=20" },
+  });
+  try {
+    const calls = callHelpers({ workerUrl: () => small.url, medplumUrl: () => medplum.url });
+    const dials = (twiml) => /<Dial/.test(twiml);
+    // Two calls take both lines, and Twilio's callbacks for them never arrive.
+    const first = await calls.voice("appt-mobile");
+    const second = await calls.voice("appt-landline");
+    assert.ok(dials(first.twiml) && dials(second.twiml));
+    const leasedAt = Date.now();
+    const refused = await calls.voice("appt-formatted");
+    assert.ok(!dials(refused.twiml), "no line is free while both leases hold");
+    assert.match(refused.twiml, /<Say/);
+    // Once the leases expire, the numbers are chosen again.
+    await sleep(Math.max(0, leasedAt + leaseSeconds * 1000 + 500 - Date.now()));
+    const afterExpiry = await calls.voice("appt-formatted");
+    assert.ok(dials(afterExpiry.twiml), "an expired lease frees its number");
+    const health = await (await fetch(`${small.url}/api/v1/health`)).json();
+    assert.equal(health.config.POOL_LEASE_SECONDS, "present");
+  } finally {
+    await small.stop();
+  }
 });

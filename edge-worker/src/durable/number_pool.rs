@@ -55,6 +55,8 @@ const STICKINESS_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 pub struct NumberPool {
     state: State,
     schema: Result<()>,
+    /// POOL_LEASE_SECONDS, read once per object.
+    lease_ms: i64,
 }
 
 #[derive(Deserialize)]
@@ -167,9 +169,16 @@ impl NumberPool {
             .collect())
     }
 
-    fn store(&self, numbers: &[PoolNumber]) -> Result<()> {
+    /// Writes back the numbers that differ from `before` (the rows as loaded): a lease touches one
+    /// row, not the whole pool.
+    fn store(&self, before: &[PoolNumber], numbers: &[PoolNumber]) -> Result<()> {
         let sql = self.state.storage().sql();
-        for n in numbers {
+        let changed = numbers
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| before.get(*i) != Some(*n))
+            .map(|(_, n)| n);
+        for n in changed {
             let (sid, expires) = match &n.lease {
                 Some(l) => (
                     SqlStorageValue::from(l.call_sid.clone()),
@@ -253,7 +262,8 @@ impl NumberPool {
     }
 
     fn retire_number(&self, body: NumberBody, now_ms: i64) -> Result<Response> {
-        let mut numbers = self.load()?;
+        let before = self.load()?;
+        let mut numbers = before.clone();
         let Some(number) = numbers.iter_mut().find(|n| n.number == body.number) else {
             return Ok(
                 Response::from_json(&json!({"code": "number_not_in_pool"}))?.with_status(404)
@@ -270,7 +280,7 @@ impl NumberPool {
         } else {
             "retire"
         };
-        self.store(&numbers)?;
+        self.store(&before, &numbers)?;
         self.audit(&body.actor, action, body.number.as_str(), now_ms)?;
         Response::from_json(&json!({"numbers": self.load()?}))
     }
@@ -319,7 +329,8 @@ impl NumberPool {
                 return Ok(Response::from_json(&json!({"code": code}))?.with_status(429));
             }
         }
-        let mut numbers = self.load()?;
+        let before = self.load()?;
+        let mut numbers = before.clone();
         let sticky = match &body.patient_key {
             Some(key) => self.sticky_for(key, now_ms)?,
             None => None,
@@ -329,10 +340,11 @@ impl NumberPool {
             destination: &body.destination,
             sticky: sticky.as_ref(),
             now_ms,
+            lease_ms: self.lease_ms,
         };
         match lease(&mut numbers, &request) {
             Some(number) => {
-                self.store(&numbers)?;
+                self.store(&before, &numbers)?;
                 self.state.storage().sql().exec(
                     "INSERT OR IGNORE INTO pool_call_log (call_sid, at_ms, practitioner, patient_key, patient_number, pool_number, appointment_id)
                      VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -360,10 +372,11 @@ impl NumberPool {
     }
 
     fn release(&self, body: ReleaseBody) -> Result<Response> {
-        let mut numbers = self.load()?;
+        let before = self.load()?;
+        let mut numbers = before.clone();
         let released = release(&mut numbers, &body.call_sid);
         if released {
-            self.store(&numbers)?;
+            self.store(&before, &numbers)?;
         }
         Response::from_json(&json!({"released": released}))
     }
@@ -371,9 +384,11 @@ impl NumberPool {
 
 impl DurableObject for NumberPool {
     fn new(state: State, env: Env) -> Self {
+        let config = Config::from_env(&env);
+        let lease_ms = config.pool_lease_ms();
         let schema = super::create_schema(&state, &SCHEMA).and_then(|()| {
             // Numbers configured with TWILIO_CALLER_IDS join the pool (existing rows are kept).
-            if let Setting::Present(numbers) = &Config::from_env(&env).caller_ids {
+            if let Setting::Present(numbers) = &config.caller_ids {
                 let sql = state.storage().sql();
                 for number in numbers {
                     let country = country_of(number).map_or("??", |c| c.iso);
@@ -393,7 +408,11 @@ impl DurableObject for NumberPool {
             }
             Ok(())
         });
-        Self { state, schema }
+        Self {
+            state,
+            schema,
+            lease_ms,
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
