@@ -3,7 +3,7 @@
 import { spawn } from "node:child_process";
 import { createServer, connect as tcpConnect } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
-import { mkdirSync, mkdtempSync, writeFileSync, createWriteStream, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync, createWriteStream, rmSync, existsSync, statSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,6 +65,17 @@ async function waitForOk(url, timeoutMs, child, describe) {
     await sleep(250);
   }
   throw new Error(`${describe} did not become ready at ${url} within ${timeoutMs} ms`);
+}
+
+/** Waits until the log, from byte `from` on, contains `text`; throws if the child exits first. */
+async function waitForLog(logPath, from, text, timeoutMs, child, describe) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(logPath) && readFileSync(logPath).subarray(from).toString("utf8").includes(text)) return;
+    if (child.exitCode !== null) throw new Error(`${describe} exited with ${child.exitCode} (is its port taken by another process?)`);
+    await sleep(250);
+  }
+  throw new Error(`${describe} never logged "${text}": another process may be answering on its port`);
 }
 
 /** A child process in its own process group, logged to `logPath`. */
@@ -261,6 +272,7 @@ export async function startWorker({
   const url = `http://127.0.0.1:${workerPort}`;
   const varArgs = Object.entries({ PUBLIC_BASE_URL: url, ...vars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
   const logPath = join(logDir, `${name}.log`);
+  const logStart = existsSync(logPath) ? statSync(logPath).size : 0;
   const child = spawnGroup(
     "wrangler",
     [
@@ -280,6 +292,9 @@ export async function startWorker({
   };
   try {
     await waitForOk(`${url}/api/v1/health`, 180_000, child, "wrangler dev");
+    // A health answer proves only that something serves the port: make sure it is this wrangler
+    // (two runs on one machine can be handed the same free port).
+    await waitForLog(logPath, logStart, `Ready on ${url}`, 30_000, child, "wrangler dev");
   } catch (error) {
     await stop();
     throw new Error(`${error.message}; see ${logPath}`);
