@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::ids::{AccountSid, ApiKeySid, Identity, TwimlAppSid};
-use crate::jwt::{encode_hs256, Header, JwtError};
+use crate::jwt::{sign_hs256_json, JwtError};
 
 /// Twilio's content type for access tokens.
 pub const TOKEN_CONTENT_TYPE: &str = "twilio-fpa;v=1";
@@ -127,26 +127,69 @@ pub fn claims_for(request: &TokenRequest<'_>) -> AccessTokenClaims {
     }
 }
 
+/// The JOSE header of every token: `alg` HS256, `typ` JWT, `cty` [`TOKEN_CONTENT_TYPE`], exactly
+/// as [`crate::jwt::Header`] serialises them (a test checks).
+const TOKEN_HEADER_JSON: &str = r#"{"alg":"HS256","typ":"JWT","cty":"twilio-fpa;v=1"}"#;
+
+/// Room for the claims JSON apart from the identity (SIDs, numbers, field names: under 256).
+const CLAIMS_JSON_FIXED_CAPACITY: usize = 256;
+
+/// Appends `value` as a JSON number (serde_json's integer formatting, without its string
+/// escaping machinery).
+fn push_json_integer(json: &mut Vec<u8>, value: i64) -> Result<(), JwtError> {
+    serde_json::to_writer(json, &value).map_err(|_| JwtError::Malformed)
+}
+
+/// The JSON of `claims_for(request)`, byte for byte as serde_json writes
+/// [`AccessTokenClaims`] (same fields, same order, no spaces; a property test checks), written
+/// straight into one buffer. Every string value comes from a type whose alphabet needs no JSON
+/// escaping — a SID is two letters and 32 hex digits, an [`Identity`] ASCII letters, digits,
+/// `-`, `_` and `.` — so each is copied between quotes as is.
+fn claims_json(request: &TokenRequest<'_>, expires_at_unix: i64) -> Result<Vec<u8>, JwtError> {
+    let identity = request.identity.as_str();
+    let mut json = Vec::with_capacity(CLAIMS_JSON_FIXED_CAPACITY + identity.len());
+    json.extend_from_slice(br#"{"jti":""#);
+    json.extend_from_slice(request.api_key.as_str().as_bytes());
+    json.push(b'-');
+    push_json_integer(&mut json, request.now_unix)?;
+    json.extend_from_slice(br#"","iss":""#);
+    json.extend_from_slice(request.api_key.as_str().as_bytes());
+    json.extend_from_slice(br#"","sub":""#);
+    json.extend_from_slice(request.account_sid.as_str().as_bytes());
+    json.extend_from_slice(br#"","iat":"#);
+    push_json_integer(&mut json, request.now_unix)?;
+    json.extend_from_slice(br#","nbf":"#);
+    push_json_integer(&mut json, request.now_unix)?;
+    json.extend_from_slice(br#","exp":"#);
+    push_json_integer(&mut json, expires_at_unix)?;
+    json.extend_from_slice(br#","grants":{"identity":""#);
+    json.extend_from_slice(identity.as_bytes());
+    json.extend_from_slice(
+        br#"","voice":{"incoming":{"allow":true},"outgoing":{"application_sid":""#,
+    );
+    json.extend_from_slice(request.twiml_app_sid.as_str().as_bytes());
+    json.extend_from_slice(br#""}}}}"#);
+    Ok(json)
+}
+
 /// Mints a signed access token.
 pub fn mint(request: &TokenRequest<'_>) -> Result<MintedToken, JwtError> {
-    let claims = claims_for(request);
-    let header = Header {
-        alg: "HS256".into(),
-        kid: None,
-        typ: Some("JWT".into()),
-        cty: Some(TOKEN_CONTENT_TYPE.into()),
-    };
-    let jwt = encode_hs256(&header, &claims, request.api_secret.as_bytes())?;
+    let expires_at_unix = request.now_unix + i64::from(request.ttl.seconds());
+    let jwt = sign_hs256_json(
+        TOKEN_HEADER_JSON.as_bytes(),
+        &claims_json(request, expires_at_unix)?,
+        request.api_secret.as_bytes(),
+    )?;
     Ok(MintedToken {
         jwt,
-        expires_at_unix: claims.exp,
+        expires_at_unix,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jwt::UnverifiedJwt;
+    use crate::jwt::{Header, UnverifiedJwt};
     use proptest::prelude::*;
 
     struct Fixture {
@@ -224,7 +267,85 @@ mod tests {
         assert_eq!(TokenTtl::default().seconds(), 3600);
     }
 
+    /// The token as minted before `mint` wrote its claims JSON by hand into one buffer: owned
+    /// header and claims through serde_json, each base64url-encoded, joined, then MACed.
+    fn reference_jwt(request: &TokenRequest<'_>) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use hmac::{Hmac, Mac};
+        let header = Header {
+            alg: "HS256".into(),
+            kid: None,
+            typ: Some("JWT".into()),
+            cty: Some(TOKEN_CONTENT_TYPE.into()),
+        };
+        let header_json = serde_json::to_vec(&header).unwrap();
+        let claims_json = serde_json::to_vec(&claims_for(request)).unwrap();
+        let mut token = String::new();
+        token.push_str(&URL_SAFE_NO_PAD.encode(header_json));
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(claims_json));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(request.api_secret.as_bytes()).unwrap();
+        mac.update(token.as_bytes());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+        token
+    }
+
+    #[test]
+    fn header_constant_is_what_the_header_type_serialises() {
+        let header = Header {
+            alg: "HS256".into(),
+            kid: None,
+            typ: Some("JWT".into()),
+            cty: Some(TOKEN_CONTENT_TYPE.into()),
+        };
+        assert_eq!(serde_json::to_string(&header).unwrap(), TOKEN_HEADER_JSON);
+    }
+
+    #[test]
+    fn fixture_token_is_byte_for_byte_the_reference() {
+        let f = fixture();
+        let request = request(&f, TokenTtl::default(), 1_800_000_000);
+        assert_eq!(mint(&request).unwrap().jwt, reference_jwt(&request));
+    }
+
     proptest! {
+        /// The hand-written claims JSON is serde_json's for the owned [`AccessTokenClaims`], and the
+        /// whole token equals the one the owned, separately encoded path produced.
+        #[test]
+        fn minted_token_is_byte_for_byte_the_reference(
+            account in "[0-9a-f]{32}",
+            key in "[0-9A-F]{32}",
+            app in "[0-9a-fA-F]{32}",
+            identity in "[A-Za-z0-9._-]{1,121}",
+            secret in "[ -~]{0,80}",
+            ttl in 60u32..=86_400,
+            now in -4_000_000_000_000i64..4_000_000_000_000,
+        ) {
+            let account = AccountSid::parse(&format!("AC{account}")).unwrap();
+            let key = ApiKeySid::parse(&format!("SK{key}")).unwrap();
+            let app = TwimlAppSid::parse(&format!("AP{app}")).unwrap();
+            let identity = Identity::parse(&identity).unwrap();
+            let request = TokenRequest {
+                account_sid: &account,
+                api_key: &key,
+                api_secret: &secret,
+                twiml_app_sid: &app,
+                identity: &identity,
+                ttl: TokenTtl::new(ttl).unwrap(),
+                now_unix: now,
+            };
+            let claims = claims_for(&request);
+            prop_assert_eq!(
+                claims_json(&request, claims.exp).unwrap(),
+                serde_json::to_vec(&claims).unwrap()
+            );
+            let minted = mint(&request).unwrap();
+            prop_assert_eq!(&minted.jwt, &reference_jwt(&request));
+            prop_assert_eq!(minted.expires_at_unix, claims_for(&request).exp);
+        }
+
         #[test]
         fn any_valid_ttl_sets_exp(ttl in 60u32..=86_400, now in 1_600_000_000i64..2_000_000_000) {
             let f = fixture();

@@ -28,55 +28,104 @@ pub enum SignatureError {
 
 type HmacSha1 = Hmac<Sha1>;
 
-/// The MAC over URL and sorted parameters. HMAC takes keys of any length, so `None` cannot
-/// happen in practice; callers treat it as "does not verify".
-fn mac_over(auth_token: &str, url: &str, params: &[(String, String)]) -> Option<HmacSha1> {
-    let mut mac = HmacSha1::new_from_slice(auth_token.as_bytes()).ok()?;
-    mac.update(url.as_bytes());
+/// Length of an HMAC-SHA1 tag: what a well-formed `X-Twilio-Signature` decodes to.
+const SIGNATURE_LEN: usize = 20;
+
+/// The parameters in signing order: by key, a repeated key's values by value (borrowed, so
+/// sorting copies no strings). Equal pairs are indistinguishable, so an unstable sort is exact.
+fn sorted_params(params: &[(String, String)]) -> Vec<&(String, String)> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort();
+    sorted.sort_unstable();
+    sorted
+}
+
+/// An HMAC keyed with the auth token; cloned for every URL form so the key schedule runs once.
+/// HMAC takes keys of any length, so `None` cannot happen in practice; callers treat it as
+/// "does not verify".
+fn keyed_mac(auth_token: &str) -> Option<HmacSha1> {
+    HmacSha1::new_from_slice(auth_token.as_bytes()).ok()
+}
+
+/// Feeds the signed message: the URL (given as consecutive pieces, so a port variant needs no
+/// new string) followed by every sorted parameter as `key + value`, with no separators.
+fn feed_message(mac: &mut HmacSha1, url_pieces: &[&str], sorted: &[&(String, String)]) {
+    for piece in url_pieces {
+        mac.update(piece.as_bytes());
+    }
     for (key, value) in sorted {
         mac.update(key.as_bytes());
         mac.update(value.as_bytes());
     }
-    Some(mac)
 }
 
 /// The signature Twilio would send for a form-encoded request.
 pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    mac_over(auth_token, url, params)
-        .map(|mac| STANDARD.encode(mac.finalize().into_bytes()))
-        .unwrap_or_default()
+    let Some(mut mac) = keyed_mac(auth_token) else {
+        return String::new();
+    };
+    feed_message(&mut mac, &[url], &sorted_params(params));
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// `url` with the scheme's default port added (`https://h/p` → `https://h:443/p`) or removed,
+/// as pieces to concatenate: `[scheme, host, port, rest]`. `None` when the URL is not http(s)
+/// or names another port, so it has no second form.
+fn other_default_port_form(url: &str) -> Option<[&str; 4]> {
+    let (scheme, default_port) = if url.starts_with("https://") {
+        ("https://", ":443")
+    } else if url.starts_with("http://") {
+        ("http://", ":80")
+    } else {
+        return None;
+    };
+    let rest = url.get(scheme.len()..)?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    if let Some(host) = authority.strip_suffix(default_port) {
+        Some([scheme, host, "", tail])
+    } else if !authority.contains(':') {
+        Some([scheme, authority, default_port, tail])
+    } else {
+        None
+    }
 }
 
 /// The URL as Twilio may have signed it: as given, and with the scheme's default port added or
 /// removed.
 pub fn url_variants(url: &str) -> Vec<String> {
     let mut variants = vec![url.to_owned()];
-    let (scheme, default_port) = if url.starts_with("https://") {
-        ("https://", "443")
-    } else if url.starts_with("http://") {
-        ("http://", "80")
-    } else {
-        return variants;
-    };
-    let rest = &url[scheme.len()..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let with_port = format!(":{default_port}");
-    if let Some(host) = authority.strip_suffix(&with_port) {
-        variants.push(format!("{scheme}{host}{tail}"));
-    } else if !authority.contains(':') {
-        variants.push(format!("{scheme}{authority}{with_port}{tail}"));
+    if let Some(pieces) = other_default_port_form(url) {
+        variants.push(pieces.concat());
     }
     variants
 }
 
-fn matches(auth_token: &str, url: &str, params: &[(String, String)], signature: &[u8]) -> bool {
-    url_variants(url).iter().any(|candidate| {
-        mac_over(auth_token, candidate, params)
-            .is_some_and(|mac| mac.verify_slice(signature).is_ok())
-    })
+/// Whether `signature` is the MAC of the URL as given or, failing that, of its other
+/// default-port form. The comparison is constant-time (`verify_slice`).
+fn matches(
+    auth_token: &str,
+    url: &str,
+    sorted: &[&(String, String)],
+    signature: &[u8; SIGNATURE_LEN],
+) -> bool {
+    let Some(keyed) = keyed_mac(auth_token) else {
+        return false;
+    };
+    let signs = |url_pieces: &[&str]| {
+        let mut mac = keyed.clone();
+        feed_message(&mut mac, url_pieces, sorted);
+        mac.verify_slice(signature).is_ok()
+    };
+    signs(&[url]) || other_default_port_form(url).is_some_and(|pieces| signs(&pieces))
+}
+
+/// The `X-Twilio-Signature` header's bytes, when it is base64 of exactly one HMAC-SHA1 tag.
+fn decode_signature(header: &str) -> Option<[u8; SIGNATURE_LEN]> {
+    let mut signature = [0u8; SIGNATURE_LEN];
+    match STANDARD.decode_slice(header.trim(), &mut signature) {
+        Ok(SIGNATURE_LEN) => Some(signature),
+        _ => None,
+    }
 }
 
 /// Verifies a form-encoded webhook. `url` is the full URL as received (scheme, host, path,
@@ -88,12 +137,11 @@ pub fn verify_form(
     signature_header: Option<&str>,
 ) -> Result<(), SignatureError> {
     let header = signature_header.ok_or(SignatureError::Missing)?;
-    let signature = STANDARD
-        .decode(header.trim())
-        .map_err(|_| SignatureError::Mismatch)?;
+    let signature = decode_signature(header).ok_or(SignatureError::Mismatch)?;
+    let sorted = sorted_params(params);
     if auth_tokens
         .iter()
-        .any(|token| matches(token, url, params, &signature))
+        .any(|token| matches(token, url, &sorted, &signature))
     {
         Ok(())
     } else {
@@ -407,6 +455,131 @@ mod tests {
             if !url.contains(":443") {
                 assert_eq!(compute(token, url, &params), signature, "{url}");
             }
+        }
+    }
+
+    /// The implementation before the message was fed to the MAC piece by piece: the URL forms
+    /// built as strings, the pairs cloned and sorted, everything concatenated into one string,
+    /// the header decoded into a vector of any length. Kept as the model the fast path must match.
+    mod reference {
+        use super::super::*;
+
+        pub fn url_variants(url: &str) -> Vec<String> {
+            let mut variants = vec![url.to_owned()];
+            let (scheme, default_port) = if url.starts_with("https://") {
+                ("https://", "443")
+            } else if url.starts_with("http://") {
+                ("http://", "80")
+            } else {
+                return variants;
+            };
+            let rest = &url[scheme.len()..];
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(authority_end);
+            let with_port = format!(":{default_port}");
+            if let Some(host) = authority.strip_suffix(&with_port) {
+                variants.push(format!("{scheme}{host}{tail}"));
+            } else if !authority.contains(':') {
+                variants.push(format!("{scheme}{authority}{with_port}{tail}"));
+            }
+            variants
+        }
+
+        pub fn tag(auth_token: &str, url: &str, params: &[(String, String)]) -> Vec<u8> {
+            let mut sorted = params.to_vec();
+            sorted.sort();
+            let mut message = url.to_owned();
+            for (key, value) in &sorted {
+                message.push_str(key);
+                message.push_str(value);
+            }
+            let mut mac = HmacSha1::new_from_slice(auth_token.as_bytes()).unwrap();
+            mac.update(message.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+
+        pub fn verify_form(
+            auth_tokens: &[&str],
+            url: &str,
+            params: &[(String, String)],
+            signature_header: Option<&str>,
+        ) -> Result<(), SignatureError> {
+            let header = signature_header.ok_or(SignatureError::Missing)?;
+            let signature = STANDARD
+                .decode(header.trim())
+                .map_err(|_| SignatureError::Mismatch)?;
+            let signs = |token: &&str| {
+                url_variants(url)
+                    .iter()
+                    .any(|candidate| tag(token, candidate, params) == signature)
+            };
+            if auth_tokens.iter().any(signs) {
+                Ok(())
+            } else {
+                Err(SignatureError::Mismatch)
+            }
+        }
+    }
+
+    /// URLs in every shape the port rule distinguishes: http, https and other schemes; no port,
+    /// the default port, another port, an empty port; with and without path, query, fragment.
+    fn any_url() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["https://", "http://", "ftp://", "", "HTTPS://"]),
+            "[a-z.]{0,6}",
+            prop::sample::select(vec!["", ":443", ":80", ":8787", ":"]),
+            prop::sample::select(vec!["", "/", "/p", "/p?x=1", "?a=b", "#f", "/p:443/q"]),
+        )
+            .prop_map(|(scheme, host, port, tail)| format!("{scheme}{host}{port}{tail}"))
+    }
+
+    /// Small key and value alphabets, so repeated keys (sorted by value) and equal pairs occur.
+    fn any_params() -> impl Strategy<Value = Vec<(String, String)>> {
+        proptest::collection::vec(("[A-Cb]{0,2}", "[ -~]{0,6}"), 0..8)
+    }
+
+    proptest! {
+        /// Feeding the MAC piece by piece (borrowed, sorted pairs; URL forms as pieces) yields
+        /// exactly the MAC of the one concatenated string.
+        #[test]
+        fn compute_equals_the_concatenated_mac(token in "[ -~]{0,80}", url in any_url(), params in any_params()) {
+            let expected = STANDARD.encode(reference::tag(&token, &url, &params));
+            prop_assert_eq!(compute(&token, &url, &params), expected);
+            prop_assert_eq!(url_variants(&url), reference::url_variants(&url));
+        }
+
+        /// verify_form answers as the concatenating implementation did, for headers signed over
+        /// either URL form, with either token, re-encoded, padded with spaces, or garbage.
+        #[test]
+        fn verify_form_agrees_with_the_reference(
+            url in any_url(),
+            params in any_params(),
+            signed_form in 0usize..2,
+            signing_token in prop::sample::select(vec!["current", "previous", "stranger"]),
+            header_kind in 0usize..6,
+            garbage in "[A-Za-z0-9+/= ]{0,40}",
+        ) {
+            let tokens = ["current", "previous"];
+            let forms = reference::url_variants(&url);
+            let signed_url = &forms[signed_form % forms.len()];
+            let good = STANDARD.encode(reference::tag(signing_token, signed_url, &params));
+            let header = match header_kind {
+                0 => Some(good.clone()),
+                1 => Some(format!("  {good} ")),
+                2 => Some(good.trim_end_matches('=').to_owned()),
+                3 => Some(STANDARD.encode(&reference::tag(signing_token, signed_url, &params)[..19])),
+                4 => Some(garbage.clone()),
+                _ => None,
+            };
+            let header = header.as_deref();
+            prop_assert_eq!(
+                verify_form(&tokens, &url, &params, header),
+                reference::verify_form(&tokens, &url, &params, header)
+            );
+            prop_assert_eq!(
+                verify_form(&tokens[1..], &url, &params, header),
+                reference::verify_form(&tokens[1..], &url, &params, header)
+            );
         }
     }
 
