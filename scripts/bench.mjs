@@ -19,6 +19,14 @@ import { runWrk } from "./bench/wrk.mjs";
 import { barChart, COLORS, short } from "./bench/svg.mjs";
 
 const args = process.argv.slice(2);
+const KNOWN = new Set(["--quick", "--out", "--only", "--from", "--help"]);
+const unknown = args.filter((a, i) => a.startsWith("--") && !KNOWN.has(a) && !["--out", "--only", "--from"].includes(args[i - 1]));
+if (args.includes("--help") || unknown.length) {
+  const usage = readFileSync(new URL(import.meta.url), "utf8").split("\n").filter((l) => l.startsWith("//! Usage") || l.startsWith("//!        ")).map((l) => l.slice(4));
+  if (unknown.length) console.error(`unknown option: ${unknown.join(", ")}`);
+  console.log(usage.join("\n"));
+  process.exit(unknown.length ? 2 : 0);
+}
 const option = (name, fallback) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : fallback; };
 const PREVIOUS = args.includes("--from") ? JSON.parse(readFileSync(args[args.indexOf("--from") + 1], "utf8")) : null;
 const QUICK = PREVIOUS ? PREVIOUS.quick : args.includes("--quick");
@@ -31,7 +39,7 @@ const ONLY = FROM ? [] : option("only", "primitives,callgrind,sizes,http,panel")
 const MAX_FAILURE_RATE = 0.02;
 /**
  * The pool for the HTTP and pool benchmarks: 100 of Ofcom's drama numbers, +447700900100 … 199
- * (a large practice; every lease loads and rewrites each pool row, so the size sets the cost).
+ * (a large practice; every lease loads each pool row, so the size sets the cost).
  */
 const POOL = Array.from({ length: 100 }, (_, i) => `+447700900${100 + i}`);
 const POOL_REQUESTS = 1000;
@@ -503,7 +511,7 @@ function markdown(chartFiles, chartDir) {
     push(
       "## Number pool",
       "",
-      `${pool.requests} concurrent \`POST /api/v1/admin/number-pool/leases\` (the endpoint tests/e2e/number-pool.test.mjs uses), each a distinct CallSid, through \`wrangler dev\` to the NumberPool Durable Object, with ${pool.poolSize} free numbers: **${pool.granted} granted, ${pool.refused} refused (409), ${pool.doubleLeases} double leases**, in ${pool.seconds.toFixed(2)} s — ${f0(pool.leasesPerSec)} leases/s; per-request latency p50 ${f0(pool.p50Ms)} ms, p99 ${f0(pool.p99Ms)} ms (all requests were in flight at once, so p99 ≈ the time to serve the whole queue). Note: every lease loads and rewrites every pool row, so the cost per lease grows with the pool size.`,
+      `${pool.requests} concurrent \`POST /api/v1/admin/number-pool/leases\` (the endpoint tests/e2e/number-pool.test.mjs uses), each a distinct CallSid, through \`wrangler dev\` to the NumberPool Durable Object, with ${pool.poolSize} free numbers: **${pool.granted} granted, ${pool.refused} refused (409), ${pool.doubleLeases} double leases**, in ${pool.seconds.toFixed(2)} s — ${f0(pool.leasesPerSec)} leases/s; per-request latency p50 ${f0(pool.p50Ms)} ms, p99 ${f0(pool.p99Ms)} ms (all requests were in flight at once, so p99 ≈ the time to serve the whole queue). Note: every lease loads every pool row (and writes back only the one it changes), so the cost per lease grows with the pool size.`,
       "",
     );
   }
