@@ -2,8 +2,11 @@
 //! `X-Twilio-Signature` against the configured public URL, and only then hands the parameters to
 //! a handler. An unsigned or forged request never reaches one.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use shared::form;
-use shared::webhook_signature::{verify_form, SignatureError};
+use shared::webhook_signature::{SignatureError, WebhookVerifier};
 use worker::Request;
 
 use crate::config::Config;
@@ -53,6 +56,41 @@ pub fn signed_url(public_base_url: &str, raw_url: &str) -> String {
     format!("{public_base_url}{without_fragment}")
 }
 
+/// The accepted auth tokens and the verifier keyed with them.
+type KeptVerifier = (Vec<String>, Rc<WebhookVerifier>);
+
+thread_local! {
+    /// One isolate runs one request at a time on one thread; its verifier is keyed once and
+    /// made again only when the tokens change (a rotation deploys new secrets).
+    static VERIFIER: RefCell<Option<KeptVerifier>> = const { RefCell::new(None) };
+}
+
+/// The verifier for `auth_tokens`, kept across requests while they stay the same.
+pub fn verifier_for(auth_tokens: &[&str]) -> Rc<WebhookVerifier> {
+    VERIFIER.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        match kept.as_ref() {
+            Some((tokens, verifier))
+                if tokens
+                    .iter()
+                    .map(String::as_str)
+                    .eq(auth_tokens.iter().copied()) =>
+            {
+                Rc::clone(verifier)
+            }
+            _ => {
+                let verifier = Rc::new(WebhookVerifier::new(auth_tokens));
+                let tokens = auth_tokens
+                    .iter()
+                    .map(|token| (*token).to_owned())
+                    .collect();
+                *kept = Some((tokens, Rc::clone(&verifier)));
+                verifier
+            }
+        }
+    })
+}
+
 /// Pure part of the verification, for tests: checks content type, size and signature.
 pub fn verify(
     auth_tokens: &[&str],
@@ -76,7 +114,7 @@ pub fn verify(
         std::str::from_utf8(body).map_err(|_| AppError::BadRequest("the body is not UTF-8"))?;
     let params =
         form::parse(text).map_err(|_| AppError::BadRequest("the body is not valid form data"))?;
-    match verify_form(auth_tokens, url, &params, signature) {
+    match verifier_for(auth_tokens).verify_form(url, &params, signature) {
         Ok(()) => Ok(TwilioForm { params }),
         Err(error) => {
             let reason = match error {
@@ -139,6 +177,16 @@ mod tests {
     use shared::webhook_signature::compute;
 
     const FORM: Option<&str> = Some("application/x-www-form-urlencoded; charset=utf-8");
+
+    #[test]
+    fn the_verifier_is_kept_until_the_tokens_change() {
+        let first = verifier_for(&["tok"]);
+        assert!(Rc::ptr_eq(&first, &verifier_for(&["tok"])));
+        let rotating = verifier_for(&["new", "tok"]);
+        assert!(!Rc::ptr_eq(&first, &rotating));
+        assert!(Rc::ptr_eq(&rotating, &verifier_for(&["new", "tok"])));
+        assert!(!Rc::ptr_eq(&rotating, &verifier_for(&["new"])));
+    }
 
     #[test]
     fn signed_url_uses_the_configured_base_not_the_request_host() {

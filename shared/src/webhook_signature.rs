@@ -8,8 +8,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
+use sha1::digest::generic_array::GenericArray;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -26,10 +25,143 @@ pub enum SignatureError {
     BodyHashMismatch,
 }
 
-type HmacSha1 = Hmac<Sha1>;
-
 /// Length of an HMAC-SHA1 tag: what a well-formed `X-Twilio-Signature` decodes to.
 const SIGNATURE_LEN: usize = 20;
+
+/// SHA-1's block length, which is also HMAC-SHA1's key-block length.
+const SHA1_BLOCK: usize = 64;
+
+/// SHA-1's initial state (FIPS 180-4, 5.3.1).
+const SHA1_INITIAL_STATE: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
+
+/// Runs SHA-1's compression function over one block (the `sha1` crate's, which uses the CPU's
+/// SHA instructions where it has them).
+fn compress_block(state: &mut [u32; 5], block: &[u8; SHA1_BLOCK]) {
+    sha1::compress(
+        state,
+        core::slice::from_ref(GenericArray::from_slice(block)),
+    );
+}
+
+/// A SHA-1 computation in progress, started from any state: the bare initial state, or one that
+/// has already absorbed an HMAC key block. Fed piece by piece, so a message made of a URL and
+/// the sorted parameters is never concatenated into one string.
+#[derive(Clone)]
+struct Sha1Stream {
+    state: [u32; 5],
+    pending: [u8; SHA1_BLOCK],
+    pending_len: usize,
+    /// Bytes absorbed so far, including any key block the state started from.
+    total_len: u64,
+}
+
+impl Sha1Stream {
+    fn resume(state: [u32; 5], absorbed: u64) -> Self {
+        Self {
+            state,
+            pending: [0; SHA1_BLOCK],
+            pending_len: 0,
+            total_len: absorbed,
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.total_len += bytes.len() as u64;
+        let room = SHA1_BLOCK - self.pending_len;
+        if bytes.len() < room {
+            // Most pieces (a parameter's key or value) fit in the block being filled.
+            self.pending[self.pending_len..self.pending_len + bytes.len()].copy_from_slice(bytes);
+            self.pending_len += bytes.len();
+            return;
+        }
+        let (head, rest) = bytes.split_at(room);
+        self.pending[self.pending_len..].copy_from_slice(head);
+        compress_block(&mut self.state, &self.pending);
+        let mut blocks = rest.chunks_exact(SHA1_BLOCK);
+        for block in &mut blocks {
+            if let Ok(block) = <&[u8; SHA1_BLOCK]>::try_from(block) {
+                compress_block(&mut self.state, block);
+            }
+        }
+        let tail = blocks.remainder();
+        self.pending[..tail.len()].copy_from_slice(tail);
+        self.pending_len = tail.len();
+    }
+
+    /// The digest: the message padded with `0x80`, zeros and its length in bits (big-endian).
+    fn finish(mut self) -> [u8; SIGNATURE_LEN] {
+        let bit_len = self.total_len.wrapping_mul(8);
+        let mut block = self.pending;
+        block[self.pending_len] = 0x80;
+        block[self.pending_len + 1..].fill(0);
+        if self.pending_len + 1 > SHA1_BLOCK - 8 {
+            compress_block(&mut self.state, &block);
+            block = [0; SHA1_BLOCK];
+        }
+        block[SHA1_BLOCK - 8..].copy_from_slice(&bit_len.to_be_bytes());
+        compress_block(&mut self.state, &block);
+        let mut digest = [0u8; SIGNATURE_LEN];
+        for (bytes, word) in digest.chunks_exact_mut(4).zip(self.state) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        digest
+    }
+}
+
+/// HMAC-SHA1 (RFC 2104) with the key schedule done once: the SHA-1 states after absorbing the
+/// inner (`key ^ 0x36…`) and outer (`key ^ 0x5c…`) key blocks. Every MAC under the same key
+/// starts from these, which saves two of the compressions a webhook's check costs.
+#[derive(Clone)]
+struct KeyedSha1Mac {
+    inner: [u32; 5],
+    outer: [u32; 5],
+}
+
+impl KeyedSha1Mac {
+    fn new(key: &[u8]) -> Self {
+        let mut key_block = [0u8; SHA1_BLOCK];
+        if key.len() > SHA1_BLOCK {
+            let mut hashed = Sha1Stream::resume(SHA1_INITIAL_STATE, 0);
+            hashed.update(key);
+            key_block[..SIGNATURE_LEN].copy_from_slice(&hashed.finish());
+        } else {
+            key_block[..key.len()].copy_from_slice(key);
+        }
+        let mut inner = SHA1_INITIAL_STATE;
+        let mut outer = SHA1_INITIAL_STATE;
+        compress_block(&mut inner, &key_block.map(|byte| byte ^ 0x36));
+        compress_block(&mut outer, &key_block.map(|byte| byte ^ 0x5c));
+        Self { inner, outer }
+    }
+
+    /// The MAC of a webhook's signed message: the URL (given as consecutive pieces, so a port
+    /// variant needs no new string) followed by every sorted parameter as `key + value`, with no
+    /// separators.
+    fn tag(&self, url_pieces: &[&str], sorted: &[&(String, String)]) -> [u8; SIGNATURE_LEN] {
+        let mut message = Sha1Stream::resume(self.inner, SHA1_BLOCK as u64);
+        for piece in url_pieces {
+            message.update(piece.as_bytes());
+        }
+        for (key, value) in sorted {
+            message.update(key.as_bytes());
+            message.update(value.as_bytes());
+        }
+        self.finish(message)
+    }
+
+    /// The MAC of `message`, a stream started from the inner key state.
+    fn finish(&self, message: Sha1Stream) -> [u8; SIGNATURE_LEN] {
+        let mut outer = Sha1Stream::resume(self.outer, SHA1_BLOCK as u64);
+        outer.update(&message.finish());
+        outer.finish()
+    }
+}
 
 /// The parameters in signing order: by key, a repeated key's values by value (borrowed, so
 /// sorting copies no strings). Equal pairs are indistinguishable, so an unstable sort is exact.
@@ -39,32 +171,10 @@ fn sorted_params(params: &[(String, String)]) -> Vec<&(String, String)> {
     sorted
 }
 
-/// An HMAC keyed with the auth token; cloned for every URL form so the key schedule runs once.
-/// HMAC takes keys of any length, so `None` cannot happen in practice; callers treat it as
-/// "does not verify".
-fn keyed_mac(auth_token: &str) -> Option<HmacSha1> {
-    HmacSha1::new_from_slice(auth_token.as_bytes()).ok()
-}
-
-/// Feeds the signed message: the URL (given as consecutive pieces, so a port variant needs no
-/// new string) followed by every sorted parameter as `key + value`, with no separators.
-fn feed_message(mac: &mut HmacSha1, url_pieces: &[&str], sorted: &[&(String, String)]) {
-    for piece in url_pieces {
-        mac.update(piece.as_bytes());
-    }
-    for (key, value) in sorted {
-        mac.update(key.as_bytes());
-        mac.update(value.as_bytes());
-    }
-}
-
 /// The signature Twilio would send for a form-encoded request.
 pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    let Some(mut mac) = keyed_mac(auth_token) else {
-        return String::new();
-    };
-    feed_message(&mut mac, &[url], &sorted_params(params));
-    STANDARD.encode(mac.finalize().into_bytes())
+    let mac = KeyedSha1Mac::new(auth_token.as_bytes());
+    STANDARD.encode(mac.tag(&[url], &sorted_params(params)))
 }
 
 /// `url` with the scheme's default port added (`https://h/p` → `https://h:443/p`) or removed,
@@ -100,23 +210,95 @@ pub fn url_variants(url: &str) -> Vec<String> {
     variants
 }
 
-/// Whether `signature` is the MAC of the URL as given or, failing that, of its other
-/// default-port form. The comparison is constant-time (`verify_slice`).
-fn matches(
-    auth_token: &str,
-    url: &str,
-    sorted: &[&(String, String)],
-    signature: &[u8; SIGNATURE_LEN],
-) -> bool {
-    let Some(keyed) = keyed_mac(auth_token) else {
-        return false;
-    };
-    let signs = |url_pieces: &[&str]| {
-        let mut mac = keyed.clone();
-        feed_message(&mut mac, url_pieces, sorted);
-        mac.verify_slice(signature).is_ok()
-    };
-    signs(&[url]) || other_default_port_form(url).is_some_and(|pieces| signs(&pieces))
+/// Checks webhook signatures against the current auth token and, while rotating, the previous
+/// one, with each token's HMAC key schedule done once when the verifier is made. A server keeps
+/// one for as long as its tokens stay the same (the worker keeps one per isolate).
+#[derive(Clone)]
+pub struct WebhookVerifier {
+    macs: Vec<KeyedSha1Mac>,
+}
+
+impl core::fmt::Debug for WebhookVerifier {
+    /// Key material stays out of debug output: only how many tokens are accepted.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WebhookVerifier")
+            .field("tokens", &self.macs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookVerifier {
+    /// A verifier accepting signatures made with any of `auth_tokens`.
+    pub fn new(auth_tokens: &[&str]) -> Self {
+        Self {
+            macs: auth_tokens
+                .iter()
+                .map(|token| KeyedSha1Mac::new(token.as_bytes()))
+                .collect(),
+        }
+    }
+
+    /// Whether `signature` is a token's MAC of the URL as given or, failing that, of its other
+    /// default-port form. The comparison is constant-time.
+    fn signs(
+        &self,
+        url: &str,
+        sorted: &[&(String, String)],
+        signature: &[u8; SIGNATURE_LEN],
+    ) -> bool {
+        self.macs.iter().any(|mac| {
+            constant_time_eq(&mac.tag(&[url], sorted), signature)
+                || other_default_port_form(url)
+                    .is_some_and(|pieces| constant_time_eq(&mac.tag(&pieces, sorted), signature))
+        })
+    }
+
+    /// Verifies a form-encoded webhook. `url` is the full URL as received (scheme, host, path,
+    /// query, undecoded).
+    pub fn verify_form(
+        &self,
+        url: &str,
+        params: &[(String, String)],
+        signature_header: Option<&str>,
+    ) -> Result<(), SignatureError> {
+        let header = signature_header.ok_or(SignatureError::Missing)?;
+        let signature = decode_signature(header).ok_or(SignatureError::Mismatch)?;
+        if self.signs(url, &sorted_params(params), &signature) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
+    }
+
+    /// Verifies a JSON-bodied webhook: the URL (with its `bodySHA256`) is signed with no params,
+    /// and the hex SHA-256 of `raw_body` must equal `bodySHA256`.
+    pub fn verify_json(
+        &self,
+        url: &str,
+        raw_body: &[u8],
+        signature_header: Option<&str>,
+    ) -> Result<(), SignatureError> {
+        self.verify_form(url, &[], signature_header)?;
+        let claimed = form::parse(form::query_of(url))
+            .ok()
+            .and_then(|pairs| {
+                pairs
+                    .into_iter()
+                    .find(|(k, _)| k == "bodySHA256")
+                    .map(|(_, v)| v)
+            })
+            .ok_or(SignatureError::BodyHashMismatch)?;
+        let actual = Sha256::digest(raw_body);
+        let actual_hex: String = actual.iter().map(|b| format!("{b:02x}")).collect();
+        if constant_time_eq(
+            actual_hex.as_bytes(),
+            claimed.to_ascii_lowercase().as_bytes(),
+        ) {
+            Ok(())
+        } else {
+            Err(SignatureError::BodyHashMismatch)
+        }
+    }
 }
 
 /// The `X-Twilio-Signature` header's bytes, when it is base64 of exactly one HMAC-SHA1 tag.
@@ -128,65 +310,41 @@ fn decode_signature(header: &str) -> Option<[u8; SIGNATURE_LEN]> {
     }
 }
 
-/// Verifies a form-encoded webhook. `url` is the full URL as received (scheme, host, path,
-/// query, undecoded); `auth_tokens` lists the current token and, while rotating, the previous.
+/// Verifies a form-encoded webhook with a verifier made for this one request; `auth_tokens`
+/// lists the current token and, while rotating, the previous. A server checking many requests
+/// keeps a [`WebhookVerifier`] instead.
 pub fn verify_form(
     auth_tokens: &[&str],
     url: &str,
     params: &[(String, String)],
     signature_header: Option<&str>,
 ) -> Result<(), SignatureError> {
-    let header = signature_header.ok_or(SignatureError::Missing)?;
-    let signature = decode_signature(header).ok_or(SignatureError::Mismatch)?;
-    let sorted = sorted_params(params);
-    if auth_tokens
-        .iter()
-        .any(|token| matches(token, url, &sorted, &signature))
-    {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    WebhookVerifier::new(auth_tokens).verify_form(url, params, signature_header)
 }
 
-/// Verifies a JSON-bodied webhook: the URL (with its `bodySHA256`) is signed with no params, and
-/// the hex SHA-256 of `raw_body` must equal `bodySHA256`.
+/// Verifies a JSON-bodied webhook with a verifier made for this one request.
 pub fn verify_json(
     auth_tokens: &[&str],
     url: &str,
     raw_body: &[u8],
     signature_header: Option<&str>,
 ) -> Result<(), SignatureError> {
-    verify_form(auth_tokens, url, &[], signature_header)?;
-    let claimed = form::parse(form::query_of(url))
-        .ok()
-        .and_then(|pairs| {
-            pairs
-                .into_iter()
-                .find(|(k, _)| k == "bodySHA256")
-                .map(|(_, v)| v)
-        })
-        .ok_or(SignatureError::BodyHashMismatch)?;
-    let actual = Sha256::digest(raw_body);
-    let actual_hex: String = actual.iter().map(|b| format!("{b:02x}")).collect();
-    if subtle_eq(
-        actual_hex.as_bytes(),
-        claimed.to_ascii_lowercase().as_bytes(),
-    ) {
-        Ok(())
-    } else {
-        Err(SignatureError::BodyHashMismatch)
-    }
+    WebhookVerifier::new(auth_tokens).verify_json(url, raw_body, signature_header)
 }
 
-fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+/// Equality whose time depends only on the lengths, not on where the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
     use proptest::prelude::*;
+
+    /// The `hmac` crate's HMAC-SHA1: the oracle the pre-keyed MAC is checked against.
+    type HmacSha1 = Hmac<sha1::Sha1>;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
@@ -463,6 +621,7 @@ mod tests {
     /// the header decoded into a vector of any length. Kept as the model the fast path must match.
     mod reference {
         use super::super::*;
+        use super::{HmacSha1, Mac};
 
         pub fn url_variants(url: &str) -> Vec<String> {
             let mut variants = vec![url.to_owned()];
@@ -581,6 +740,78 @@ mod tests {
                 reference::verify_form(&tokens[1..], &url, &params, header)
             );
         }
+    }
+
+    proptest! {
+        /// The pre-keyed HMAC-SHA1 equals the `hmac` crate's for keys shorter than, equal to and
+        /// longer than a block, and messages of any length fed in pieces cut anywhere (so every
+        /// padding case and block boundary is crossed).
+        #[test]
+        fn keyed_mac_equals_the_hmac_crate(
+            key in proptest::collection::vec(any::<u8>(), 0..150),
+            message in proptest::collection::vec(any::<u8>(), 0..400),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ) {
+            let mut expected = HmacSha1::new_from_slice(&key).unwrap();
+            expected.update(&message);
+            let mut offsets: Vec<usize> = cuts.iter().map(|cut| cut.index(message.len() + 1)).collect();
+            offsets.push(0);
+            offsets.push(message.len());
+            offsets.sort_unstable();
+            let pieces = offsets.windows(2).map(|pair| &message[pair[0]..pair[1]]);
+            let keyed = KeyedSha1Mac::new(&key);
+            let mut stream = Sha1Stream::resume(keyed.inner, SHA1_BLOCK as u64);
+            for piece in pieces {
+                stream.update(piece);
+            }
+            prop_assert_eq!(keyed.finish(stream).to_vec(), expected.finalize().into_bytes().to_vec());
+        }
+    }
+
+    #[test]
+    fn sha1_of_the_fips_examples() {
+        let digest = |message: &[u8]| {
+            let mut stream = Sha1Stream::resume(SHA1_INITIAL_STATE, 0);
+            stream.update(message);
+            stream
+                .finish()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        assert_eq!(digest(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(digest(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            digest(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
+        );
+    }
+
+    #[test]
+    fn a_verifier_keeps_key_material_out_of_debug_output() {
+        let verifier = WebhookVerifier::new(&["current", "previous"]);
+        assert_eq!(format!("{verifier:?}"), "WebhookVerifier { tokens: 2, .. }");
+    }
+
+    #[test]
+    fn a_kept_verifier_answers_like_the_one_shot_functions() {
+        let (token, url, params, good) = twilio_node_vector();
+        let verifier = WebhookVerifier::new(&["rotated-out", token]);
+        assert_eq!(verifier.verify_form(url, &params, Some(good)), Ok(()));
+        assert_eq!(
+            verifier.verify_form(url, &params, None),
+            Err(SignatureError::Missing)
+        );
+        let mut changed = params.clone();
+        changed[0].1.push('0');
+        assert_eq!(
+            verifier.verify_form(url, &changed, Some(good)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            WebhookVerifier::new(&[]).verify_form(url, &params, Some(good)),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     proptest! {
