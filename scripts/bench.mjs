@@ -17,6 +17,7 @@ import twilio from "twilio";
 import { startWorker, startMedplum, artifactsDir, freePort, TEST_SECRETS, REPO_ROOT, stopGroup } from "../sim/stack.mjs";
 import { runWrk } from "./bench/wrk.mjs";
 import { barChart, COLORS, short } from "./bench/svg.mjs";
+import { wasmBreakdown } from "./bench/wasm-breakdown.mjs";
 
 const args = process.argv.slice(2);
 const KNOWN = new Set(["--quick", "--out", "--only", "--from", "--help"]);
@@ -161,7 +162,13 @@ function sizes() {
   const wasm = measure("www/pkg/web_client_bg.wasm");
   const glue = measure("www/pkg/web_client.js");
   const sdk = measure("node_modules/@twilio/voice-sdk/dist/twilio.min.js");
-  results.sizes = { wasm, glue, total: { raw: wasm.raw + glue.raw, gzip: wasm.gzip + glue.gzip }, sdk, goalGzip: 25 * 1024 };
+  // Where the bytes go: rustc's module (before wasm-bindgen and wasm-opt) still has its names.
+  const unprocessed = join(REPO_ROOT, "target", "wasm32-unknown-unknown", "release", "web_client.wasm");
+  const { codeBytes, dataBytes, crates } = wasmBreakdown(readFileSync(unprocessed));
+  const shown = crates.slice(0, 12);
+  const rest = crates.slice(12).reduce((sum, [, bytes]) => sum + bytes, 0);
+  const breakdown = { path: relative(REPO_ROOT, unprocessed), codeBytes, dataBytes, crates: rest ? [...shown, [`${crates.length - 12} others`, rest]] : shown };
+  results.sizes = { wasm, glue, total: { raw: wasm.raw + glue.raw, gzip: wasm.gzip + glue.gzip }, sdk, goalGzip: 25 * 1024, breakdown };
   log(`sizes: web-client wasm+glue ${short(results.sizes.total.gzip)} B gzip; @twilio/voice-sdk ${short(sdk.gzip)} B gzip`);
 }
 
@@ -529,6 +536,17 @@ function markdown(chartFiles, chartDir) {
       `Goal ≤ 25 KB gzip: ${s.total.gzip <= s.goalGzip ? "met" : `**not met** — ours is ${kb(s.total.gzip)}, ${ratio(s.total.gzip, s.sdk.gzip)} the official SDK's ${kb(s.sdk.gzip)}`}. (Measured in this run with zlib level 9, the same as \`scripts/sizes\`.)`,
       "",
     );
+    if (s.breakdown) {
+      const b = s.breakdown;
+      push(
+        `Where the bytes go, in proportion: the function bodies of the module rustc emits (\`${b.path}\`, before wasm-bindgen and wasm-opt: ${kb(b.codeBytes)} of function bodies, wasm-bindgen's type descriptors left out as it removes them, and ${kb(b.dataBytes)} of data — strings and tables), summed by the crate each function's symbol names (\`scripts/bench/wasm-breakdown.mjs\`):`,
+        "",
+        "| crate | code |",
+        "|---|---|",
+        ...b.crates.map(([crate, bytes]) => `| ${crate} | ${kb(bytes)} |`),
+        "",
+      );
+    }
     img("sizes.svg", "browser code size, ours vs the official SDK");
   }
   if (pn) {
