@@ -1,5 +1,5 @@
 # The two commands that matter: `make demo` runs the product locally, `make test` runs every test.
-.PHONY: demo test setup build sizes clean
+.PHONY: demo test setup build sizes bench clean
 
 demo:
 	bash scripts/demo
@@ -15,6 +15,10 @@ build:
 
 sizes:
 	bash scripts/sizes
+
+# Every benchmark side by side with the alternatives, with the repo's Node: writes BENCHMARKS.md.
+bench:
+	bash -c 'source scripts/env.sh && node scripts/bench.mjs'
 
 clean:
 	cargo clean

@@ -7,6 +7,7 @@
 //! MAX_FAILURE_RATE), never because a figure is slow.
 //! Usage: node scripts/bench.mjs [--quick] [--out DIR] [--only primitives,callgrind,sizes,http,panel]
 //!        node scripts/bench.mjs --from docs/bench/results.json   (rewrites the report, runs nothing)
+//!        with the repo's Node 22 on PATH (scripts/env.sh); `make bench` runs the full set so.
 import { spawn, execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import { gzipSync, constants as zlibConstants } from "node:zlib";
@@ -27,6 +28,13 @@ if (args.includes("--help") || unknown.length) {
   if (unknown.length) console.error(`unknown option: ${unknown.join(", ")}`);
   console.log(usage.join("\n"));
   process.exit(unknown.length ? 2 : 0);
+}
+// The repo's Node (scripts/env.sh puts node_modules' Node 22 first) runs every Node side: the
+// baselines' figures depend on it (twilio-node's mint: 2,118 ops/s on Node 20.20.2, 17,247 on
+// 22.23.3, same machine, same hour), so another Node would skew every ratio.
+if (!args.includes("--from") && Number(process.versions.node.split(".")[0]) < 22) {
+  console.error(`bench: this is Node ${process.version}, not the repo's Node 22: run \`make bench\` (or source scripts/env.sh first)`);
+  process.exit(2);
 }
 const option = (name, fallback) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1] : fallback; };
 const PREVIOUS = args.includes("--from") ? JSON.parse(readFileSync(args[args.indexOf("--from") + 1], "utf8")) : null;
@@ -560,7 +568,7 @@ function markdown(chartFiles, chartDir) {
   }
   const missing = ["primitives", "callgrind", "sizes", "http", "panel"].filter((x) => !ONLY.includes(x) && !results[{ http: "http", panel: "panel", sizes: "sizes", callgrind: "callgrind", primitives: "primitives" }[x]]);
   if (missing.length) push(`Not run this time (--only): ${missing.join(", ")}.`, "");
-  push("## Reproduce", "", "```sh", "bash scripts/setup --browser   # wrk, valgrind, Chromium, the twilio-python virtualenv", "bash scripts/build", "node scripts/bench.mjs          # full: about 5 minutes; --quick for the CI version", "```", "");
+  push("## Reproduce", "", "```sh", "bash scripts/setup --browser   # wrk, valgrind, Chromium, the twilio-python virtualenv", "bash scripts/build", "make bench                      # node scripts/bench.mjs on the repo's Node 22: about 5 minutes; --quick for the CI version", "```", "");
   return lines.join("\n");
 }
 
