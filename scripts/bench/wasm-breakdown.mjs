@@ -14,6 +14,22 @@ function leb(bytes, offset) {
   }
 }
 
+/** Reads a name (a LEB128 length, then UTF-8); returns [text, next offset]. */
+function readName(bytes, offset) {
+  const [length, at] = leb(bytes, offset);
+  return [bytes.toString("utf8", at, at + length), at + length];
+}
+
+/**
+ * Reads a vector (a LEB128 count, then the entries) at `offset`: `entry(at, index)` reads one
+ * entry and returns the offset after it. Returns the offset after the vector.
+ */
+function eachEntry(bytes, offset, entry) {
+  let [count, at] = leb(bytes, offset);
+  for (let index = 0; index < count; index++) at = entry(at, index);
+  return at;
+}
+
 /** Skips a limits field (memory and table imports). */
 function skipLimits(bytes, offset) {
   const flags = bytes[offset++];
@@ -66,63 +82,42 @@ export function wasmBreakdown(bytes) {
     [size, offset] = leb(bytes, offset);
     const end = offset + size;
     if (id === 2) {
-      let count;
-      let at;
-      [count, at] = leb(bytes, offset);
-      for (let i = 0; i < count; i++) {
-        let length;
-        [length, at] = leb(bytes, at);
-        at += length;
-        [length, at] = leb(bytes, at);
-        at += length;
+      eachEntry(bytes, offset, (at) => {
+        [, at] = readName(bytes, at); // module
+        [, at] = readName(bytes, at); // field
         const kind = bytes[at++];
-        if (kind === 0) {
-          [, at] = leb(bytes, at);
+        if (kind === 0) { // a function: its type index
           importedFunctions++;
-        } else if (kind === 1) {
-          at = skipLimits(bytes, at + 1);
-        } else if (kind === 2) {
-          at = skipLimits(bytes, at);
-        } else if (kind === 3) {
-          at += 2;
-        } else {
-          [, at] = leb(bytes, at);
+          return leb(bytes, at)[1];
         }
-      }
+        if (kind === 1) return skipLimits(bytes, at + 1); // a table: element type, limits
+        if (kind === 2) return skipLimits(bytes, at); // a memory
+        if (kind === 3) return at + 2; // a global: value type, mutability
+        return leb(bytes, at)[1]; // a tag
+      });
     } else if (id === 10) {
-      let count;
-      let at;
-      [count, at] = leb(bytes, offset);
-      for (let i = 0; i < count; i++) {
-        let length;
-        [length, at] = leb(bytes, at);
-        bodies.push([importedFunctions + i, length]);
-        at += length;
-      }
+      eachEntry(bytes, offset, (at, index) => {
+        const [length, body] = leb(bytes, at);
+        bodies.push([importedFunctions + index, length]);
+        return body + length;
+      });
     } else if (id === 11) {
       dataBytes = size;
     } else if (id === 0) {
-      let length;
-      let at;
-      [length, at] = leb(bytes, offset);
-      const section = bytes.toString("utf8", at, at + length);
-      at += length;
+      const [section, contents] = readName(bytes, offset);
+      let at = contents;
       while (section === "name" && at < end) {
         const subsection = bytes[at++];
         let subsectionSize;
         [subsectionSize, at] = leb(bytes, at);
         const subsectionEnd = at + subsectionSize;
         if (subsection === 1) {
-          let count;
-          [count, at] = leb(bytes, at);
-          for (let i = 0; i < count; i++) {
-            let index;
-            let nameLength;
-            [index, at] = leb(bytes, at);
-            [nameLength, at] = leb(bytes, at);
-            names.set(index, bytes.toString("utf8", at, at + nameLength));
-            at += nameLength;
-          }
+          eachEntry(bytes, at, (entry) => {
+            const [index, nameAt] = leb(bytes, entry);
+            const [name, next] = readName(bytes, nameAt);
+            names.set(index, name);
+            return next;
+          });
         }
         at = subsectionEnd;
       }
