@@ -1,28 +1,34 @@
 //! Fuzz target: the Twilio Voice signaling codec (client and server frames). Properties: decoding
 //! any text never panics; a decoded frame re-encodes to text that decodes to the same message;
 //! any message built from the input survives `decode(encode(message)) == message`. JSON values
-//! inside messages hold no floats (serde_json parses floats to within one ULP by default, which
-//! is serde's business, not the codec's) and optional values are never JSON `null` (which is
-//! how an absent one is written).
+//! inside messages are `shared::json` values, whose numbers are kept as text, so any number
+//! survives exactly; optional values are never JSON `null` (which is how an absent one is
+//! written).
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use serde_json::{Map, Value};
+use shared::json::Json;
 use shared::signaling::{
     ClientMessage, Frame, Invite, Listen, ServerMessage, SignalingError, TokenInfo, TwilioParams,
 };
 
-fn json_value(u: &mut Unstructured<'_>, depth: u32) -> Result<Value> {
-    let kinds = if depth == 0 { 3 } else { 5 };
+fn json_value(u: &mut Unstructured<'_>, depth: u32) -> Result<Json> {
+    let kinds = if depth == 0 { 4 } else { 6 };
     Ok(match u.int_in_range(0..=kinds)? {
-        0 => Value::Null,
-        1 => Value::Bool(u.arbitrary()?),
-        2 => Value::from(u.arbitrary::<i64>()?),
-        3 => Value::String(u.arbitrary()?),
-        4 => {
+        0 => Json::Null,
+        1 => Json::Bool(u.arbitrary()?),
+        2 => Json::from(u.arbitrary::<i64>()?),
+        3 => Json::Number(format!(
+            "{}.{}e{}",
+            u.arbitrary::<i32>()?,
+            u.arbitrary::<u32>()?,
+            u.arbitrary::<i16>()?
+        )),
+        4 => Json::String(u.arbitrary()?),
+        5 => {
             let len = u.int_in_range(0..=3)?;
-            Value::Array(
+            Json::Array(
                 (0..len)
                     .map(|_| json_value(u, depth - 1))
                     .collect::<Result<_>>()?,
@@ -30,19 +36,19 @@ fn json_value(u: &mut Unstructured<'_>, depth: u32) -> Result<Value> {
         }
         _ => {
             let len = u.int_in_range(0..=3)?;
-            let mut map = Map::new();
+            let mut members = Vec::new();
             for _ in 0..len {
-                map.insert(u.arbitrary()?, json_value(u, depth - 1)?);
+                members.push((u.arbitrary()?, json_value(u, depth - 1)?));
             }
-            Value::Object(map)
+            Json::Object(members)
         }
     })
 }
 
 /// `None`, or a value that is not `null`.
-fn optional_value(u: &mut Unstructured<'_>) -> Result<Option<Value>> {
+fn optional_value(u: &mut Unstructured<'_>) -> Result<Option<Json>> {
     Ok(match json_value(u, 2)? {
-        Value::Null => None,
+        Json::Null => None,
         value => Some(value),
     })
 }

@@ -8,10 +8,10 @@
 //! back; nothing here touches a socket, a clock or the DOM, so every rule is tested natively.
 
 use crate::call_refusal::CallRefusal;
+use crate::json::Json;
 use crate::signaling::{
     codes, ClientMessage, Frame, Invite, Listen, ServerMessage, TwilioParams, HEARTBEAT,
 };
-use serde_json::{json, Value};
 
 /// Milliseconds between the heartbeats the client sends while the link is open.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 5_000;
@@ -293,17 +293,17 @@ pub struct LedgerRecord {
 
 impl LedgerRecord {
     /// Reads the fields the session needs from a ledger record's JSON; `None` if it has none.
-    pub fn from_json(record: &Value) -> Option<Self> {
-        let text = |name: &str| record.get(name).and_then(Value::as_str).map(str::to_owned);
+    pub fn from_json(record: &Json) -> Option<Self> {
+        let text = |name: &str| record.get(name).and_then(Json::as_str).map(str::to_owned);
         Some(Self {
             parent_call_sid: text("parentCallSid")?,
             status: text("status")?,
-            terminal: record.get("terminal").and_then(Value::as_bool)?,
+            terminal: record.get("terminal").and_then(Json::as_bool)?,
             refused_code: text("refusedCode"),
             direction: text("direction").unwrap_or_default(),
             duration_seconds: record
                 .get("durationSeconds")
-                .and_then(Value::as_u64)
+                .and_then(Json::as_u64)
                 .and_then(|d| u32::try_from(d).ok())
                 .unwrap_or(0),
         })
@@ -419,7 +419,7 @@ pub struct Session {
     last_sent_ms: u64,
     last_received_ms: u64,
     failed_link_attempts: u32,
-    browser_info: Value,
+    browser_info: Json,
     now_ms: u64,
 }
 
@@ -504,7 +504,7 @@ pub fn valid_digits(digits: &str) -> bool {
 
 impl Session {
     /// A new session; `browser_info` is sent with `listen` as the official SDK does.
-    pub fn new(browser_info: Value) -> Self {
+    pub fn new(browser_info: Json) -> Self {
         Self {
             link: Link::Offline,
             token: TokenState::Missing,
@@ -759,7 +759,7 @@ impl Session {
                 if first {
                     self.send(
                         ClientMessage::Register {
-                            media: json!({"audio": true}),
+                            media: Json::object([("audio", true.into())]),
                         },
                         out,
                     );
@@ -851,14 +851,14 @@ impl Session {
                 let appointment = parameters
                     .as_ref()
                     .and_then(|p| p.get("AppointmentId"))
-                    .and_then(Value::as_str)
+                    .and_then(Json::as_str)
                     .map(str::to_owned);
                 let mut call = Call::new(Direction::Incoming, callsid.clone(), appointment);
                 call.call_sid = Some(callsid);
                 call.from = parameters
                     .as_ref()
                     .and_then(|p| p.get("From"))
-                    .and_then(Value::as_str)
+                    .and_then(Json::as_str)
                     .map(str::to_owned);
                 call.remote_offer = Some(sdp);
                 self.call = Some(call);

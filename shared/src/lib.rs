@@ -14,6 +14,7 @@ pub mod dial_policy;
 pub mod fhir;
 pub mod form;
 pub mod ids;
+pub mod json;
 pub mod jwt;
 pub mod number_pool;
 pub mod readiness;

@@ -3,11 +3,10 @@
 //! The module reports what it saw ([`BrowserFacts`]); [`assess`] turns that into a list of checks
 //! with plain-language messages and one verdict, so the rules are tested without a browser.
 
-use serde::Serialize;
+use crate::json::Json;
 
 /// The state of the microphone permission as the Permissions API reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MicrophonePermission {
     Granted,
     /// The browser will ask when the call starts.
@@ -42,8 +41,7 @@ pub struct BrowserFacts {
 }
 
 /// How one check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckOutcome {
     Pass,
     /// Calls can still be placed, but the clinician should know (e.g. a prompt will appear).
@@ -53,7 +51,7 @@ pub enum CheckOutcome {
 }
 
 /// One line of the readiness report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     /// Stable machine-readable name, e.g. `webrtc`.
     pub name: &'static str,
@@ -63,8 +61,7 @@ pub struct Check {
 }
 
 /// The overall verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Ready,
     /// Ready, but the browser will ask for the microphone when the call starts.
@@ -74,11 +71,52 @@ pub enum Verdict {
 }
 
 /// The readiness report the page renders.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadinessReport {
     pub verdict: Verdict,
     pub summary: &'static str,
     pub checks: Vec<Check>,
+}
+
+impl CheckOutcome {
+    /// The outcome's code in the page's report: `pass`, `warn` or `fail`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Warn => "warn",
+            Self::Fail => "fail",
+        }
+    }
+}
+
+impl Verdict {
+    /// The verdict's code in the page's report, kebab-case.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::ReadyAfterPrompt => "ready-after-prompt",
+            Self::ManualDialOnly => "manual-dial-only",
+        }
+    }
+}
+
+impl ReadinessReport {
+    /// The report as the page receives it: `{verdict, summary, checks: [{name, outcome,
+    /// message}]}`, codes in kebab-case.
+    pub fn to_json(&self) -> Json {
+        let checks = self.checks.iter().map(|check| {
+            Json::object([
+                ("name", check.name.into()),
+                ("outcome", check.outcome.code().into()),
+                ("message", check.message.into()),
+            ])
+        });
+        Json::object([
+            ("verdict", self.verdict.code().into()),
+            ("summary", self.summary.into()),
+            ("checks", Json::Array(checks.collect())),
+        ])
+    }
 }
 
 fn check(name: &'static str, ok: bool, pass: &'static str, fail: &'static str) -> Check {
@@ -228,15 +266,26 @@ mod tests {
 
     #[test]
     fn report_serialises_with_kebab_case_codes() {
-        let json = serde_json::to_value(assess(facts(
-            true,
-            true,
-            true,
-            MicrophonePermission::Prompt,
-        )))
-        .unwrap();
+        let report = assess(facts(true, true, true, MicrophonePermission::Prompt));
+        let json: serde_json::Value = serde_json::from_str(&report.to_json().to_string()).unwrap();
         assert_eq!(json["verdict"], "ready-after-prompt");
         assert_eq!(json["checks"][3]["outcome"], "warn");
         assert_eq!(json["checks"][3]["name"], "microphone");
+        assert_eq!(
+            json["checks"].as_array().map(Vec::len),
+            Some(report.checks.len())
+        );
+        assert_eq!(json["summary"], report.summary);
+        let denied = assess(facts(true, true, true, MicrophonePermission::Denied)).to_json();
+        assert_eq!(
+            denied.get("verdict").and_then(Json::as_str),
+            Some("manual-dial-only")
+        );
+        assert_eq!(
+            assess(facts(true, true, true, MicrophonePermission::Granted))
+                .to_json()
+                .get("verdict"),
+            Some(&Json::from("ready"))
+        );
     }
 }

@@ -5,9 +5,9 @@
 //! A frame is `{"type": …, "version": "1.6", "payload": {…}}`; a bare `"\n"` is a heartbeat,
 //! echoed by the other side.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use thiserror::Error;
+
+use crate::json::Json;
 
 /// The protocol version every frame carries.
 pub const PROTOCOL_VERSION: &str = "1.6";
@@ -19,45 +19,40 @@ pub const HEARTBEAT: &str = "\n";
 pub const HEARTBEAT_TIMEOUT_SECONDS: u32 = 15;
 
 /// `listen`: the client authenticates with its access token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Listen {
     pub token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub browserinfo: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browserinfo: Option<Json>,
+    /// `reconnectTimeout` on the wire.
     pub reconnect_timeout: Option<u32>,
 }
 
 /// `invite`'s Twilio parameters: `params` is URL-encoded (`AppointmentId=…`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TwilioParams {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<String>,
 }
 
 /// `invite` from the client: place a call with a complete SDP offer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invite {
     /// The client's own id for the call until Twilio's `CA…` arrives: `TJS` + a UUID.
     pub callsid: String,
     pub sdp: String,
-    #[serde(default)]
     pub twilio: TwilioParams,
     /// A reconnect token from an earlier `answer`, to resume a call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnect: Option<String>,
 }
 
 /// An error code and message, as Twilio sends them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignalingError {
     pub code: u32,
     pub message: String,
 }
 
 /// What `connected` says about the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
     pub identity: String,
     /// Seconds the token has left.
@@ -69,7 +64,7 @@ pub struct TokenInfo {
 pub enum ClientMessage {
     Listen(Listen),
     Register {
-        media: Value,
+        media: Json,
     },
     Invite(Invite),
     Reinvite {
@@ -94,7 +89,7 @@ pub enum ClientMessage {
     /// A user-defined message sent during a call; the server acknowledges it.
     Message {
         callsid: String,
-        content: Value,
+        content: Json,
         contenttype: Option<String>,
         messagetype: Option<String>,
         voiceeventsid: Option<String>,
@@ -138,7 +133,7 @@ pub enum ServerMessage {
     Invite {
         callsid: String,
         sdp: String,
-        parameters: Option<Value>,
+        parameters: Option<Json>,
     },
     Ack {
         callsid: String,
@@ -165,70 +160,198 @@ pub enum Frame<M> {
     Message(M),
 }
 
-#[derive(Serialize, Deserialize)]
-struct Envelope {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    version: Option<String>,
-    #[serde(default)]
-    payload: Value,
+/// A frame's text: `{"type": …, "version": "1.6", "payload": …}`.
+fn encode(kind: &str, payload: Json) -> String {
+    Json::object([
+        ("type", kind.into()),
+        ("version", PROTOCOL_VERSION.into()),
+        ("payload", payload),
+    ])
+    .to_string()
 }
 
-fn encode(kind: &str, payload: Value) -> String {
-    serde_json::json!({"type": kind, "version": PROTOCOL_VERSION, "payload": payload}).to_string()
+/// An object of the members whose values are not `null` (how an absent one is left out).
+fn present<const N: usize>(members: [(&str, Json); N]) -> Json {
+    Json::Object(
+        members
+            .into_iter()
+            .filter(|(_, value)| !value.is_null())
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
+    )
 }
 
-fn field<T: for<'de> Deserialize<'de>>(
-    payload: &Value,
+/// A payload's member that must be a string.
+fn required_string(payload: &Json, name: &str, kind: &'static str) -> Result<String, FrameError> {
+    payload
+        .get(name)
+        .and_then(Json::as_str)
+        .map(str::to_owned)
+        .ok_or(FrameError::BadPayload(kind))
+}
+
+/// A payload's member that may be absent or `null`, and is otherwise a string.
+fn optional_string(
+    payload: &Json,
     name: &str,
     kind: &'static str,
-) -> Result<T, FrameError> {
-    serde_json::from_value(payload.get(name).cloned().unwrap_or(Value::Null))
-        .map_err(|_| FrameError::BadPayload(kind))
+) -> Result<Option<String>, FrameError> {
+    match payload.get(name) {
+        None | Some(Json::Null) => Ok(None),
+        Some(value) => value
+            .as_str()
+            .map(|text| Some(text.to_owned()))
+            .ok_or(FrameError::BadPayload(kind)),
+    }
 }
 
-fn opt_string(payload: &Value, name: &str) -> Option<String> {
-    payload.get(name).and_then(Value::as_str).map(str::to_owned)
+/// A payload's member as a string, if it is one (lenient: anything else reads as absent).
+fn opt_string(payload: &Json, name: &str) -> Option<String> {
+    payload.get(name).and_then(Json::as_str).map(str::to_owned)
 }
 
-fn envelope(text: &str) -> Result<Option<Envelope>, FrameError> {
+/// A payload's member that may be absent or `null`, kept as it is otherwise.
+fn optional_value(payload: &Json, name: &str) -> Option<Json> {
+    payload.get(name).filter(|value| !value.is_null()).cloned()
+}
+
+impl Listen {
+    fn to_json(&self) -> Json {
+        present([
+            ("token", self.token.as_str().into()),
+            ("browserinfo", self.browserinfo.clone().unwrap_or_default()),
+            ("reconnectTimeout", self.reconnect_timeout.into()),
+        ])
+    }
+
+    fn from_json(payload: &Json) -> Result<Self, FrameError> {
+        let reconnect_timeout = match payload.get("reconnectTimeout") {
+            None | Some(Json::Null) => None,
+            Some(value) => Some(
+                value
+                    .as_u64()
+                    .and_then(|seconds| u32::try_from(seconds).ok())
+                    .ok_or(FrameError::BadPayload("listen"))?,
+            ),
+        };
+        Ok(Self {
+            token: required_string(payload, "token", "listen")?,
+            browserinfo: optional_value(payload, "browserinfo"),
+            reconnect_timeout,
+        })
+    }
+}
+
+impl Invite {
+    fn to_json(&self) -> Json {
+        present([
+            ("callsid", self.callsid.as_str().into()),
+            ("sdp", self.sdp.as_str().into()),
+            (
+                "twilio",
+                present([("params", self.twilio.params.as_deref().into())]),
+            ),
+            ("reconnect", self.reconnect.as_deref().into()),
+        ])
+    }
+
+    fn from_json(payload: &Json) -> Result<Self, FrameError> {
+        let twilio = match payload.get("twilio") {
+            None => TwilioParams::default(),
+            Some(twilio @ Json::Object(_)) => TwilioParams {
+                params: optional_string(twilio, "params", "invite")?,
+            },
+            Some(_) => return Err(FrameError::BadPayload("invite")),
+        };
+        Ok(Self {
+            callsid: required_string(payload, "callsid", "invite")?,
+            sdp: required_string(payload, "sdp", "invite")?,
+            twilio,
+            reconnect: optional_string(payload, "reconnect", "invite")?,
+        })
+    }
+}
+
+impl SignalingError {
+    fn to_json(&self) -> Json {
+        Json::object([
+            ("code", self.code.into()),
+            ("message", self.message.as_str().into()),
+        ])
+    }
+
+    fn from_json(value: &Json) -> Option<Self> {
+        Some(Self {
+            code: u32::try_from(value.get("code")?.as_u64()?).ok()?,
+            message: value.get("message")?.as_str()?.to_owned(),
+        })
+    }
+}
+
+impl TokenInfo {
+    fn to_json(&self) -> Json {
+        Json::object([
+            ("identity", self.identity.as_str().into()),
+            ("ttl", self.ttl.into()),
+        ])
+    }
+
+    fn from_json(value: &Json) -> Option<Self> {
+        Some(Self {
+            identity: value.get("identity")?.as_str()?.to_owned(),
+            ttl: value.get("ttl")?.as_i64()?,
+        })
+    }
+}
+
+/// A frame's type and payload (`null` when absent); `None` for a heartbeat. A frame that is
+/// not a JSON object with a string `type` (and, if any, a string `version`) is not a frame.
+fn envelope(text: &str) -> Result<Option<(String, Json)>, FrameError> {
     if text == HEARTBEAT {
         return Ok(None);
     }
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|_| FrameError::NotJson)
+    let frame = Json::parse(text).map_err(|_| FrameError::NotJson)?;
+    let kind = frame
+        .get("type")
+        .and_then(Json::as_str)
+        .ok_or(FrameError::NotJson)?;
+    if !matches!(
+        frame.get("version"),
+        None | Some(Json::Null | Json::String(_))
+    ) {
+        return Err(FrameError::NotJson);
+    }
+    Ok(Some((
+        kind.to_owned(),
+        frame.get("payload").cloned().unwrap_or_default(),
+    )))
 }
 
 impl ClientMessage {
     /// The frame's JSON text.
     pub fn encode(&self) -> String {
-        use serde_json::json;
+        let callsid_and = |callsid: &str, name: &str, value: &str| {
+            Json::object([("callsid", callsid.into()), (name, value.into())])
+        };
         match self {
-            Self::Listen(listen) => encode(
-                "listen",
-                serde_json::to_value(listen).unwrap_or(Value::Null),
+            Self::Listen(listen) => encode("listen", listen.to_json()),
+            Self::Register { media } => {
+                encode("register", Json::object([("media", media.clone())]))
+            }
+            Self::Invite(invite) => encode("invite", invite.to_json()),
+            Self::Reinvite { callsid, sdp } => encode("reinvite", callsid_and(callsid, "sdp", sdp)),
+            Self::Answer { callsid, sdp } => encode("answer", callsid_and(callsid, "sdp", sdp)),
+            Self::Hangup { callsid, message } => encode(
+                "hangup",
+                present([
+                    ("callsid", callsid.into()),
+                    ("message", message.as_deref().into()),
+                ]),
             ),
-            Self::Register { media } => encode("register", json!({"media": media})),
-            Self::Invite(invite) => encode(
-                "invite",
-                serde_json::to_value(invite).unwrap_or(Value::Null),
-            ),
-            Self::Reinvite { callsid, sdp } => {
-                encode("reinvite", json!({"callsid": callsid, "sdp": sdp}))
+            Self::Reject { callsid } => {
+                encode("reject", Json::object([("callsid", callsid.into())]))
             }
-            Self::Answer { callsid, sdp } => {
-                encode("answer", json!({"callsid": callsid, "sdp": sdp}))
-            }
-            Self::Hangup { callsid, message } => match message {
-                Some(message) => encode("hangup", json!({"callsid": callsid, "message": message})),
-                None => encode("hangup", json!({"callsid": callsid})),
-            },
-            Self::Reject { callsid } => encode("reject", json!({"callsid": callsid})),
-            Self::Dtmf { callsid, dtmf } => {
-                encode("dtmf", json!({"callsid": callsid, "dtmf": dtmf}))
-            }
+            Self::Dtmf { callsid, dtmf } => encode("dtmf", callsid_and(callsid, "dtmf", dtmf)),
             Self::Message {
                 callsid,
                 content,
@@ -237,154 +360,156 @@ impl ClientMessage {
                 voiceeventsid,
             } => encode(
                 "message",
-                json!({
-                    "callsid": callsid, "content": content, "contenttype": contenttype,
-                    "messagetype": messagetype, "voiceeventsid": voiceeventsid,
-                }),
+                Json::object([
+                    ("callsid", callsid.into()),
+                    ("content", content.clone()),
+                    ("contenttype", contenttype.as_deref().into()),
+                    ("messagetype", messagetype.as_deref().into()),
+                    ("voiceeventsid", voiceeventsid.as_deref().into()),
+                ]),
             ),
         }
     }
 
     /// Decodes a frame the client sent (the simulator's side).
     pub fn decode(text: &str) -> Result<Frame<Self>, FrameError> {
-        let Some(envelope) = envelope(text)? else {
+        let Some((kind, p)) = envelope(text)? else {
             return Ok(Frame::Heartbeat);
         };
-        let p = &envelope.payload;
-        let message = match envelope.kind.as_str() {
-            "listen" => Self::Listen(
-                serde_json::from_value(p.clone()).map_err(|_| FrameError::BadPayload("listen"))?,
-            ),
+        let p = &p;
+        let message = match kind.as_str() {
+            "listen" => Self::Listen(Listen::from_json(p)?),
             "register" => Self::Register {
-                media: p.get("media").cloned().unwrap_or(Value::Null),
+                media: p.get("media").cloned().unwrap_or_default(),
             },
-            "invite" => Self::Invite(
-                serde_json::from_value(p.clone()).map_err(|_| FrameError::BadPayload("invite"))?,
-            ),
+            "invite" => Self::Invite(Invite::from_json(p)?),
             "reinvite" => Self::Reinvite {
-                callsid: field(p, "callsid", "reinvite")?,
-                sdp: field(p, "sdp", "reinvite")?,
+                callsid: required_string(p, "callsid", "reinvite")?,
+                sdp: required_string(p, "sdp", "reinvite")?,
             },
             "answer" => Self::Answer {
-                callsid: field(p, "callsid", "answer")?,
-                sdp: field(p, "sdp", "answer")?,
+                callsid: required_string(p, "callsid", "answer")?,
+                sdp: required_string(p, "sdp", "answer")?,
             },
             "hangup" => Self::Hangup {
-                callsid: field(p, "callsid", "hangup")?,
+                callsid: required_string(p, "callsid", "hangup")?,
                 message: opt_string(p, "message"),
             },
             "reject" => Self::Reject {
-                callsid: field(p, "callsid", "reject")?,
+                callsid: required_string(p, "callsid", "reject")?,
             },
             "dtmf" => Self::Dtmf {
-                callsid: field(p, "callsid", "dtmf")?,
-                dtmf: field(p, "dtmf", "dtmf")?,
+                callsid: required_string(p, "callsid", "dtmf")?,
+                dtmf: required_string(p, "dtmf", "dtmf")?,
             },
             "message" => Self::Message {
-                callsid: field(p, "callsid", "message")?,
-                content: p.get("content").cloned().unwrap_or(Value::Null),
+                callsid: required_string(p, "callsid", "message")?,
+                content: p.get("content").cloned().unwrap_or_default(),
                 contenttype: opt_string(p, "contenttype"),
                 messagetype: opt_string(p, "messagetype"),
                 voiceeventsid: opt_string(p, "voiceeventsid"),
             },
-            other => return Err(FrameError::UnknownType(other.to_owned())),
+            _ => return Err(FrameError::UnknownType(kind)),
         };
         Ok(Frame::Message(message))
     }
 }
 
 impl ServerMessage {
-    /// The frame's JSON text.
+    /// The frame's JSON text; absent values are left out.
     pub fn encode(&self) -> String {
-        use serde_json::json;
-        let mut payload = serde_json::Map::new();
-        let mut put = |k: &str, v: Value| {
-            if !v.is_null() {
-                payload.insert(k.to_owned(), v);
-            }
-        };
-        let kind = match self {
+        let string = |value: &Option<String>| Json::from(value.as_deref());
+        let (kind, payload) = match self {
             Self::Connected {
                 token,
                 region,
                 edge,
-            } => {
-                put("token", serde_json::to_value(token).unwrap_or(Value::Null));
-                put("region", json!(region));
-                put("edge", json!(edge));
-                "connected"
-            }
-            Self::Ready => "ready",
-            Self::Offline => "offline",
-            Self::Close => "close",
-            Self::Error { error, callsid } => {
-                put("error", serde_json::to_value(error).unwrap_or(Value::Null));
-                put("callsid", json!(callsid));
-                "error"
-            }
-            Self::Ringing { callsid, sdp } => {
-                put("callsid", json!(callsid));
-                put("sdp", json!(sdp));
-                "ringing"
-            }
+            } => (
+                "connected",
+                present([
+                    (
+                        "token",
+                        token.as_ref().map(TokenInfo::to_json).unwrap_or_default(),
+                    ),
+                    ("region", string(region)),
+                    ("edge", string(edge)),
+                ]),
+            ),
+            Self::Ready => ("ready", Json::Object(Vec::new())),
+            Self::Offline => ("offline", Json::Object(Vec::new())),
+            Self::Close => ("close", Json::Object(Vec::new())),
+            Self::Error { error, callsid } => (
+                "error",
+                present([("error", error.to_json()), ("callsid", string(callsid))]),
+            ),
+            Self::Ringing { callsid, sdp } => (
+                "ringing",
+                present([("callsid", callsid.into()), ("sdp", string(sdp))]),
+            ),
             Self::Answer {
                 callsid,
                 sdp,
                 reconnect,
-            } => {
-                put("callsid", json!(callsid));
-                put("sdp", json!(sdp));
-                put("reconnect", json!(reconnect));
-                "answer"
-            }
-            Self::Hangup { callsid, error } => {
-                put("callsid", json!(callsid));
-                put("error", serde_json::to_value(error).unwrap_or(Value::Null));
-                "hangup"
-            }
-            Self::Cancel { callsid } => {
-                put("callsid", json!(callsid));
-                "cancel"
-            }
+            } => (
+                "answer",
+                present([
+                    ("callsid", callsid.into()),
+                    ("sdp", string(sdp)),
+                    ("reconnect", string(reconnect)),
+                ]),
+            ),
+            Self::Hangup { callsid, error } => (
+                "hangup",
+                present([
+                    ("callsid", string(callsid)),
+                    (
+                        "error",
+                        error
+                            .as_ref()
+                            .map(SignalingError::to_json)
+                            .unwrap_or_default(),
+                    ),
+                ]),
+            ),
+            Self::Cancel { callsid } => ("cancel", Json::object([("callsid", callsid.into())])),
             Self::Invite {
                 callsid,
                 sdp,
                 parameters,
-            } => {
-                put("callsid", json!(callsid));
-                put("sdp", json!(sdp));
-                put("parameters", parameters.clone().unwrap_or(Value::Null));
-                "invite"
-            }
+            } => (
+                "invite",
+                present([
+                    ("callsid", callsid.into()),
+                    ("sdp", sdp.into()),
+                    ("parameters", parameters.clone().unwrap_or_default()),
+                ]),
+            ),
             Self::Ack {
                 callsid,
                 acktype,
                 voiceeventsid,
-            } => {
-                put("callsid", json!(callsid));
-                put("acktype", json!(acktype));
-                put("voiceeventsid", json!(voiceeventsid));
-                "ack"
-            }
+            } => (
+                "ack",
+                present([
+                    ("callsid", callsid.into()),
+                    ("acktype", string(acktype)),
+                    ("voiceeventsid", string(voiceeventsid)),
+                ]),
+            ),
         };
-        encode(kind, Value::Object(payload))
+        encode(kind, payload)
     }
 
     /// Decodes a frame the server sent (the browser module's side).
     pub fn decode(text: &str) -> Result<Frame<Self>, FrameError> {
-        let Some(envelope) = envelope(text)? else {
+        let Some((kind, p)) = envelope(text)? else {
             return Ok(Frame::Heartbeat);
         };
-        let p = &envelope.payload;
-        let error_of = |v: &Value| {
-            v.get("error")
-                .and_then(|e| serde_json::from_value::<SignalingError>(e.clone()).ok())
-        };
-        let message = match envelope.kind.as_str() {
+        let p = &p;
+        let error_of = |v: &Json| v.get("error").and_then(SignalingError::from_json);
+        let message = match kind.as_str() {
             "connected" => Self::Connected {
-                token: p
-                    .get("token")
-                    .and_then(|t| serde_json::from_value(t.clone()).ok()),
+                token: p.get("token").and_then(TokenInfo::from_json),
                 region: opt_string(p, "region"),
                 edge: opt_string(p, "edge"),
             },
@@ -396,11 +521,11 @@ impl ServerMessage {
                 callsid: opt_string(p, "callsid"),
             },
             "ringing" => Self::Ringing {
-                callsid: field(p, "callsid", "ringing")?,
+                callsid: required_string(p, "callsid", "ringing")?,
                 sdp: opt_string(p, "sdp"),
             },
             "answer" => Self::Answer {
-                callsid: field(p, "callsid", "answer")?,
+                callsid: required_string(p, "callsid", "answer")?,
                 sdp: opt_string(p, "sdp"),
                 reconnect: opt_string(p, "reconnect"),
             },
@@ -409,19 +534,19 @@ impl ServerMessage {
                 error: error_of(p),
             },
             "cancel" => Self::Cancel {
-                callsid: field(p, "callsid", "cancel")?,
+                callsid: required_string(p, "callsid", "cancel")?,
             },
             "invite" => Self::Invite {
-                callsid: field(p, "callsid", "invite")?,
-                sdp: field(p, "sdp", "invite")?,
-                parameters: p.get("parameters").cloned(),
+                callsid: required_string(p, "callsid", "invite")?,
+                sdp: required_string(p, "sdp", "invite")?,
+                parameters: optional_value(p, "parameters"),
             },
             "ack" => Self::Ack {
-                callsid: field(p, "callsid", "ack")?,
+                callsid: required_string(p, "callsid", "ack")?,
                 acktype: opt_string(p, "acktype"),
                 voiceeventsid: opt_string(p, "voiceeventsid"),
             },
-            other => return Err(FrameError::UnknownType(other.to_owned())),
+            _ => return Err(FrameError::UnknownType(kind)),
         };
         Ok(Frame::Message(message))
     }
@@ -450,7 +575,7 @@ pub mod codes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     /// The frames @twilio/voice-sdk 2.18.5 sends, as seen against a local server (REFERENCE.md).
     #[test]
@@ -478,7 +603,7 @@ mod tests {
         assert_eq!(
             ClientMessage::decode(register),
             Ok(Frame::Message(ClientMessage::Register {
-                media: json!({"audio": true})
+                media: Json::from(json!({"audio": true}))
             }))
         );
         assert_eq!(ClientMessage::decode("\n"), Ok(Frame::Heartbeat));
@@ -493,7 +618,7 @@ mod tests {
                 reconnect_timeout: Some(0),
             }),
             ClientMessage::Register {
-                media: json!({"audio": true}),
+                media: Json::from(json!({"audio": true})),
             },
             ClientMessage::Invite(Invite {
                 callsid: "TJS1".into(),
@@ -524,7 +649,7 @@ mod tests {
             },
             ClientMessage::Message {
                 callsid: "CA1".into(),
-                content: json!({"hello": "world"}),
+                content: Json::from(json!({"hello": "world"})),
                 contenttype: Some("application/json".into()),
                 messagetype: Some("user-defined-message".into()),
                 voiceeventsid: Some("ve1".into()),
@@ -608,7 +733,7 @@ mod tests {
             ServerMessage::Invite {
                 callsid: "CA2".into(),
                 sdp: "v=0".into(),
-                parameters: Some(json!({"From": "+447700900123"})),
+                parameters: Some(Json::from(json!({"From": "+447700900123"}))),
             },
             ServerMessage::Ack {
                 callsid: "CA1".into(),

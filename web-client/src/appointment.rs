@@ -1,7 +1,7 @@
 //! The appointment the panel is mounted on, as the worker describes it (`GET
 //! /api/v1/appointments/{id}/call` → `appointment`): who the patient is and how to dial them.
 
-use serde_json::Value;
+use shared::json::Json;
 
 /// What the worker refused about the patient's number, in its words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +28,8 @@ pub struct AppointmentInfo {
 
 impl AppointmentInfo {
     /// Reads the worker's appointment entry; missing fields are treated as unknown.
-    pub fn from_json(entry: &Value) -> Option<Self> {
-        let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+    pub fn from_json(entry: &Json) -> Option<Self> {
+        let text = |value: Option<&Json>| value.and_then(Json::as_str).map(str::to_owned);
         let patient = entry.get("patient");
         let field = |name: &str| patient.and_then(|p| p.get(name));
         Some(Self {
@@ -39,7 +39,7 @@ impl AppointmentInfo {
             patient_name: text(field("name")),
             phone: text(field("phone")),
             phone_as_recorded: text(field("phoneAsRecorded")),
-            dialable: field("dialable").and_then(Value::as_bool).unwrap_or(false),
+            dialable: field("dialable").and_then(Json::as_bool).unwrap_or(false),
             refusal: field("refusal").and_then(|r| {
                 Some(NumberRefusal {
                     code: text(r.get("code"))?,
@@ -48,7 +48,7 @@ impl AppointmentInfo {
             }),
             callable: entry
                 .get("callable")
-                .and_then(Value::as_bool)
+                .and_then(Json::as_bool)
                 .unwrap_or(true),
         })
     }
@@ -94,12 +94,13 @@ mod tests {
 
     #[test]
     fn reads_the_worker_entry_and_offers_a_tel_link() {
-        let entry = json!({
+        let entry: Json = json!({
             "id": "appt-mobile", "start": "2026-11-25T09:30:00Z", "description": "Review",
             "patient": {"id": "p", "name": "Pat Example", "phone": "+447700900123",
                         "phoneAsRecorded": "07700 900123", "dialable": true, "refusal": null},
             "callable": true,
-        });
+        })
+        .into();
         let info = AppointmentInfo::from_json(&entry).expect("entry");
         assert_eq!(info.patient_name.as_deref(), Some("Pat Example"));
         assert_eq!(
@@ -112,8 +113,10 @@ mod tests {
 
     #[test]
     fn a_number_that_could_not_be_normalised_is_still_offered_as_recorded() {
-        let entry = json!({"id": "a", "patient": {"phone": null, "phoneAsRecorded": "020 7946 0123 ext 4",
-            "dialable": false, "refusal": {"code": "number_invalid", "message": "Not valid."}}});
+        let entry: Json =
+            json!({"id": "a", "patient": {"phone": null, "phoneAsRecorded": "020 7946 0123 ext 4",
+            "dialable": false, "refusal": {"code": "number_invalid", "message": "Not valid."}}})
+            .into();
         let info = AppointmentInfo::from_json(&entry).expect("entry");
         assert_eq!(
             info.manual_number(),
@@ -126,8 +129,11 @@ mod tests {
             info.refusal.map(|r| r.code),
             Some("number_invalid".to_owned())
         );
-        assert_eq!(AppointmentInfo::from_json(&json!({"patient": {}})), None);
-        let bare = AppointmentInfo::from_json(&json!({"id": "b"})).expect("entry");
+        assert_eq!(
+            AppointmentInfo::from_json(&json!({"patient": {}}).into()),
+            None
+        );
+        let bare = AppointmentInfo::from_json(&json!({"id": "b"}).into()).expect("entry");
         assert_eq!(bare.manual_number(), None);
         assert_eq!(bare.summary_line(), "");
     }

@@ -7,11 +7,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
-use serde_json::{json, Value};
 use shared::call_quality::{Monitor, Warning};
 use shared::call_session::{
     Effect, Input, LedgerRecord, Link, Microphone, Phase, Session, TokenState,
 };
+use shared::json::Json;
 use shared::readiness::MicrophonePermission;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
@@ -149,7 +149,11 @@ fn perform(shared: &Rc<Shared>, effect: Effect) {
                 spawn_local(async move {
                     let path = format!("/api/v1/appointments/{appointment}/call/end");
                     let _ = api
-                        .json("POST", &path, Some(&json!({"callSid": call_sid})))
+                        .json(
+                            "POST",
+                            &path,
+                            Some(&Json::object([("callSid", call_sid.into())])),
+                        )
                         .await;
                 });
             }
@@ -161,10 +165,13 @@ fn perform(shared: &Rc<Shared>, effect: Effect) {
                 let call = inner.session.call.as_ref();
                 (
                     inner.listeners.for_event("incoming"),
-                    json!({
-                        "callSid": call.and_then(|c| c.call_sid.clone()),
-                        "appointmentId": call.and_then(|c| c.appointment.clone()),
-                    }),
+                    Json::object([
+                        ("callSid", call.and_then(|c| c.call_sid.clone()).into()),
+                        (
+                            "appointmentId",
+                            call.and_then(|c| c.appointment.clone()).into(),
+                        ),
+                    ]),
                 )
             };
             events::emit(&handlers, &to_js(&payload));
@@ -230,9 +237,9 @@ async fn fetch_token(weak: Weak<Shared>) {
     };
     let input = match api.json("POST", "/api/v1/twilio/access-token", None).await {
         Ok(reply) if reply.status == 200 => {
-            let token = reply.body.get("token").and_then(Value::as_str);
-            let ttl = reply.body.get("ttlSeconds").and_then(Value::as_u64);
-            let url = reply.body.get("signalingUrl").and_then(Value::as_str);
+            let token = reply.body.get("token").and_then(Json::as_str);
+            let ttl = reply.body.get("ttlSeconds").and_then(Json::as_u64);
+            let url = reply.body.get("signalingUrl").and_then(Json::as_str);
             match (token, ttl, url) {
                 (Some(token), Some(ttl), Some(url)) => {
                     if let Some(shared) = weak.upgrade() {
@@ -335,7 +342,7 @@ fn watch_ledger(shared: &Rc<Shared>, appointment: &str) {
     let stream = api.events(
         &path,
         move |event| {
-            let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
+            let Ok(data) = Json::parse(&event.data) else {
                 return;
             };
             match event.name.as_str() {
@@ -343,7 +350,7 @@ fn watch_ledger(shared: &Rc<Shared>, appointment: &str) {
                 "snapshot" => {
                     let newest = data
                         .get("calls")
-                        .and_then(Value::as_array)
+                        .and_then(Json::as_array)
                         .and_then(|calls| calls.first())
                         .and_then(LedgerRecord::from_json);
                     if let Some(record) = newest.filter(|r| !r.terminal) {
@@ -421,28 +428,43 @@ fn tick(shared: &Rc<Shared>) {
     }
 }
 
-fn snapshot_json(inner: &Inner) -> Value {
+fn snapshot_json(inner: &Inner) -> Json {
     let session = &inner.session;
     let call = session.call.as_ref();
     let panel = panel_view(inner);
-    json!({
-        "state": panel.state,
-        "outcome": panel.outcome,
-        "status": panel.status,
-        "muted": call.is_some_and(|c| c.muted),
-        "appointmentId": inner.appointment_id,
-        "callSid": call.and_then(|c| c.call_sid.clone()),
-        "durationSeconds": session.duration_seconds(),
-        "identity": session.identity,
-        "ready": {
-            "microphone": !matches!(session.microphone, Microphone::Denied | Microphone::Absent),
-            "token": matches!(session.token, TokenState::Valid { .. }),
-            "signaling": session.link == Link::Ready,
-        },
-        "reason": session.blocker().map(|b| b.code()),
-        "warnings": inner.warnings.iter().map(|w| w.code()).collect::<Vec<_>>(),
-        "digits": call.map(|c| c.digits.clone()),
-    })
+    let ready = Json::object([
+        (
+            "microphone",
+            (!matches!(session.microphone, Microphone::Denied | Microphone::Absent)).into(),
+        ),
+        (
+            "token",
+            matches!(session.token, TokenState::Valid { .. }).into(),
+        ),
+        ("signaling", (session.link == Link::Ready).into()),
+    ]);
+    Json::object([
+        ("state", panel.state.into()),
+        ("outcome", panel.outcome.into()),
+        ("status", panel.status.into()),
+        ("muted", call.is_some_and(|c| c.muted).into()),
+        ("appointmentId", inner.appointment_id.as_deref().into()),
+        ("callSid", call.and_then(|c| c.call_sid.as_deref()).into()),
+        ("durationSeconds", session.duration_seconds().into()),
+        ("identity", session.identity.as_deref().into()),
+        ("ready", ready),
+        ("reason", session.blocker().map(|b| b.code()).into()),
+        (
+            "warnings",
+            inner
+                .warnings
+                .iter()
+                .map(|w| w.code())
+                .collect::<Vec<_>>()
+                .into(),
+        ),
+        ("digits", call.map(|c| c.digits.as_str()).into()),
+    ])
 }
 
 fn panel_view(inner: &Inner) -> PanelView {
@@ -486,7 +508,7 @@ fn report_fallback(inner: &mut Inner, view: &PanelView) {
             .json(
                 "POST",
                 "/api/v1/telemetry/manual-fallback",
-                Some(&json!({ "reason": reason })),
+                Some(&Json::object([("reason", reason.into())])),
             )
             .await;
     });
@@ -571,18 +593,20 @@ fn place_call(shared: &Rc<Shared>) {
 }
 
 /// Stores the outcome of a call dialled by hand through the call-end endpoint.
-async fn record_manual(
-    weak: Weak<Shared>,
-    outcome: String,
-    seconds: u32,
-) -> Result<Value, JsValue> {
+async fn record_manual(weak: Weak<Shared>, outcome: String, seconds: u32) -> Result<Json, JsValue> {
     let Some((api, appointment)) = weak.upgrade().and_then(|s| {
         let inner = s.inner.borrow();
         Some((inner.api.clone(), inner.appointment_id.clone()?))
     }) else {
         return Err(JsValue::from_str("no appointment is mounted"));
     };
-    let body = json!({"manual": {"outcome": outcome, "durationSeconds": seconds}});
+    let body = Json::object([(
+        "manual",
+        Json::object([
+            ("outcome", outcome.into()),
+            ("durationSeconds", seconds.into()),
+        ]),
+    )]);
     let path = format!("/api/v1/appointments/{appointment}/call/end");
     let result = api.json("POST", &path, Some(&body)).await;
     let (message, answer) = match &result {

@@ -19,5 +19,5 @@ pub async fn check_readiness(target_id: String) -> Result<JsValue, JsValue> {
     let facts = glue::browser::observe().await?;
     let report = shared::readiness::assess(facts);
     glue::dom::render_readiness(&target_id, &report)?;
-    glue::to_js_object(&report)
+    Ok(glue::http::to_js(&report.to_json()))
 }

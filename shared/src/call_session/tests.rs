@@ -4,6 +4,7 @@
 use super::*;
 use crate::signaling::{ServerMessage, SignalingError, TokenInfo};
 use proptest::prelude::*;
+use serde_json::{json, Value};
 
 const TOKEN_TTL: u32 = 3_600;
 
@@ -30,7 +31,7 @@ fn sent_types(effects: &[Effect]) -> Vec<String> {
 
 /// A session with a token and a ready link, at t = 1 s.
 fn ready() -> Session {
-    let mut s = Session::new(json!({"p": "browser"}));
+    let mut s = Session::new(Json::from(json!({"p": "browser"})));
     assert_eq!(s.handle(Input::Start, 0), vec![Effect::FetchToken]);
     assert_eq!(s.blocker(), Some(Blocker::Starting));
     let effects = s.handle(
@@ -325,7 +326,7 @@ fn hanging_up_before_the_answer_cancels() {
 
 #[test]
 fn calls_need_token_link_and_microphone() {
-    let mut s = Session::new(json!({}));
+    let mut s = Session::new(Json::from(json!({})));
     assert!(s
         .handle(
             Input::Call {
@@ -359,7 +360,7 @@ fn calls_need_token_link_and_microphone() {
 
 #[test]
 fn a_refused_token_is_final_and_an_outage_is_retried() {
-    let mut s = Session::new(json!({}));
+    let mut s = Session::new(Json::from(json!({})));
     s.handle(Input::Start, 0);
     s.handle(
         Input::TokenRefused {
@@ -377,7 +378,7 @@ fn a_refused_token_is_final_and_an_outage_is_retried() {
     );
     assert!(s.handle(Input::Tick, 100_000).is_empty());
 
-    let mut s = Session::new(json!({}));
+    let mut s = Session::new(Json::from(json!({})));
     s.handle(Input::Start, 0);
     s.handle(
         Input::TokenRefused {
@@ -592,7 +593,9 @@ fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
         frame(ServerMessage::Invite {
             callsid: "CAin".into(),
             sdp: "v=0 remote offer".into(),
-            parameters: Some(json!({"From": "+447700900123", "CallSid": "CAin"})),
+            parameters: Some(Json::from(
+                json!({"From": "+447700900123", "CallSid": "CAin"}),
+            )),
         })
     };
     let mut s = ready();
@@ -680,10 +683,10 @@ fn a_live_call_seen_after_a_reload_is_shown_and_can_be_ended_on_the_server() {
             call_sid: "CAparent".into()
         }]
     );
-    let mut record = LedgerRecord::from_json(&json!({
+    let mut record = LedgerRecord::from_json(&Json::from(json!({
         "parentCallSid": "CAparent", "status": "completed", "terminal": true,
         "direction": "outbound-browser", "durationSeconds": 42,
-    }))
+    })))
     .expect("record");
     record.direction = "outbound-browser".into();
     let effects = s.handle(Input::Ledger(record), 1_200);
@@ -703,10 +706,10 @@ fn a_live_call_seen_after_a_reload_is_shown_and_can_be_ended_on_the_server() {
 
 #[test]
 fn ledger_records_are_read_from_the_worker_json() {
-    let record = LedgerRecord::from_json(&json!({
+    let record = LedgerRecord::from_json(&Json::from(json!({
         "parentCallSid": "CA1", "status": "refused", "terminal": true,
         "refusedCode": "no_line_free", "direction": "outbound-browser",
-    }));
+    })));
     assert_eq!(
         record,
         Some(LedgerRecord {
@@ -718,7 +721,10 @@ fn ledger_records_are_read_from_the_worker_json() {
             duration_seconds: 0,
         })
     );
-    assert_eq!(LedgerRecord::from_json(&json!({"status": "x"})), None);
+    assert_eq!(
+        LedgerRecord::from_json(&Json::from(json!({"status": "x"}))),
+        None
+    );
 }
 
 #[test]
@@ -812,7 +818,7 @@ proptest! {
     /// every end is announced once, and a connected call always has an appointment or a caller.
     #[test]
     fn any_sequence_keeps_the_panel_consistent(inputs in proptest::collection::vec(any_input(), 1..60)) {
-        let mut s = Session::new(json!({}));
+        let mut s = Session::new(Json::from(json!({})));
         let mut now = 0;
         for input in inputs {
             now += 700;

@@ -972,7 +972,7 @@ impl Sim {
             ServerMessage::Invite {
                 callsid: child.sid.clone(),
                 sdp: offerer.offer_sdp().to_owned(),
-                parameters: Some(parameters),
+                parameters: Some(parameters.into()),
             },
         );
         let notify = self.notify_for(parent);

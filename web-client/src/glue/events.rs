@@ -2,6 +2,7 @@
 //! and the few browser facts the session needs (browser info for `listen`, fresh call ids).
 
 use js_sys::{Function, Object, Reflect};
+use shared::json::Json;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -68,16 +69,23 @@ fn text_of(target: &JsValue, name: &str) -> String {
 }
 
 /// What `listen` carries about the browser, shaped as the official SDK sends it.
-pub fn browser_info() -> serde_json::Value {
+pub fn browser_info() -> Json {
     let navigator: JsValue = web_sys::window()
         .map(|w| w.navigator().into())
         .unwrap_or_else(|| Object::new().into());
-    serde_json::json!({
-        "browser": {"platform": text_of(&navigator, "platform"), "userAgent": text_of(&navigator, "userAgent")},
-        "p": "browser",
-        "plugin": "rtc",
-        "v": concat!("clinician-calls-web-client/", env!("CARGO_PKG_VERSION")),
-    })
+    let browser = Json::object([
+        ("platform", text_of(&navigator, "platform").into()),
+        ("userAgent", text_of(&navigator, "userAgent").into()),
+    ]);
+    Json::object([
+        ("browser", browser),
+        ("p", "browser".into()),
+        ("plugin", "rtc".into()),
+        (
+            "v",
+            concat!("clinician-calls-web-client/", env!("CARGO_PKG_VERSION")).into(),
+        ),
+    ])
 }
 
 /// A fresh client call id, `TJS` + a UUID, as the official SDK names outgoing calls.

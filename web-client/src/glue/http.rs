@@ -3,7 +3,7 @@
 //! body stream (EventSource cannot send a bearer). An [`EventStream`] aborts its fetch when dropped.
 
 use js_sys::{Function, Object, Reflect, Uint8Array};
-use serde_json::Value;
+use shared::json::Json;
 use shared::sse;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -13,7 +13,7 @@ use web_sys::{AbortController, ReadableStreamDefaultReader, Response};
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
-    pub body: Value,
+    pub body: Json,
 }
 
 impl Reply {
@@ -22,7 +22,7 @@ impl Reply {
         self.body
             .get("error")
             .and_then(|e| e.get(name))
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
     }
 }
 
@@ -72,7 +72,7 @@ impl Api {
         &self,
         method: &str,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&Json>,
         signal: Option<&web_sys::AbortSignal>,
     ) -> Result<Response, RequestError> {
         let bearer = self.bearer().await?;
@@ -103,7 +103,7 @@ impl Api {
         &self,
         method: &str,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&Json>,
     ) -> Result<Reply, RequestError> {
         let response = self.fetch(method, path, body, None).await?;
         let status = response.status();
@@ -117,7 +117,7 @@ impl Api {
         };
         Ok(Reply {
             status,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            body: Json::parse(&text).unwrap_or_default(),
         })
     }
 
@@ -179,6 +179,6 @@ impl Drop for EventStream {
 }
 
 /// Parses JSON text into a JS value (for events handed to the host page).
-pub fn to_js(value: &Value) -> JsValue {
+pub fn to_js(value: &Json) -> JsValue {
     js_sys::JSON::parse(&value.to_string()).unwrap_or_else(|_| Object::new().into())
 }

@@ -4,15 +4,16 @@
 use super::*;
 use serde_json::json;
 use shared::call_session::{Input, LedgerRecord};
+use shared::json::Json;
 use shared::signaling::ServerMessage;
 
 fn appointment() -> AppointmentInfo {
-    AppointmentInfo::from_json(&json!({
+    AppointmentInfo::from_json(&Json::from(json!({
         "id": "appt-mobile", "start": "2026-11-25T09:30:00Z", "description": "Review",
         "patient": {"name": "Pat Example", "phone": "+447700900123", "phoneAsRecorded": "07700 900123",
                     "dialable": true},
         "callable": true,
-    }))
+    })))
     .expect("appointment")
 }
 
@@ -21,7 +22,7 @@ fn frame(message: ServerMessage) -> Input {
 }
 
 fn ready() -> Session {
-    let mut s = Session::new(json!({}));
+    let mut s = Session::new(Json::from(json!({})));
     s.handle(Input::Start, 0);
     s.handle(
         Input::TokenIssued {
@@ -78,11 +79,11 @@ fn every_state_shows_the_right_words_and_buttons() {
         end_visible: bool,
         fallback: bool,
     }
-    let mut starting = Session::new(json!({}));
+    let mut starting = Session::new(Json::from(json!({})));
     starting.handle(Input::Start, 0);
     let mut denied = ready();
     denied.handle(Input::MicrophoneObserved(Microphone::Denied), 5);
-    let mut refused_token = Session::new(json!({}));
+    let mut refused_token = Session::new(Json::from(json!({})));
     refused_token.handle(Input::Start, 0);
     refused_token.handle(
         Input::TokenRefused {
@@ -277,7 +278,7 @@ fn incoming_loading_and_elsewhere_states() {
         frame(ServerMessage::Invite {
             callsid: "CAin".into(),
             sdp: "o".into(),
-            parameters: Some(json!({"From": "+447700900123"})),
+            parameters: Some(Json::from(json!({"From": "+447700900123"}))),
         }),
         10,
     );
@@ -367,7 +368,7 @@ fn fallback_reasons_are_codes_most_specific_first() {
         reason(&ready(), &blocked, false).as_deref(),
         Some("number_blocked")
     );
-    let mut unreachable = Session::new(json!({}));
+    let mut unreachable = Session::new(Json::from(json!({})));
     unreachable.handle(Input::Start, 0);
     unreachable.handle(
         Input::TokenRefused {
