@@ -538,7 +538,7 @@ function markdown(chartFiles, chartDir) {
       "| file | raw | gzip -9 |",
       "|---|---|---|",
       `| www/pkg/web_client_bg.wasm (wasm-opt -Oz) | ${kb(s.wasm.raw)} | ${kb(s.wasm.gzip)} |`,
-      `| www/pkg/web_client.js (glue) | ${kb(s.glue.raw)} | ${kb(s.glue.gzip)} |`,
+      `| www/pkg/web_client.js (glue, esbuild --minify) | ${kb(s.glue.raw)} | ${kb(s.glue.gzip)} |`,
       `| **web-client total** | **${kb(s.total.raw)}** | **${kb(s.total.gzip)}** |`,
       `| @twilio/voice-sdk ${m.tools["@twilio/voice-sdk (npm)"]} dist/twilio.min.js | ${kb(s.sdk.raw)} | ${kb(s.sdk.gzip)} |`,
       "",

@@ -434,64 +434,71 @@ impl Parser<'_> {
         String::from_utf8(text).map_err(|_| self.error("a string that is not UTF-8"))
     }
 
-    fn array(&mut self, depth: usize) -> Result<Json, JsonError> {
+    /// Enters an array or object (its opening byte next): refuses nesting past [`MAX_DEPTH`],
+    /// consumes the opening byte, and says whether `close` follows at once (an empty one).
+    fn open(&mut self, depth: usize, close: u8) -> Result<bool, JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.error("nesting deeper than 127 levels"));
         }
         self.at += 1;
-        let mut items = Vec::new();
         self.skip_whitespace();
-        if self.peek() == Some(b']') {
+        let empty = self.peek() == Some(close);
+        if empty {
             self.at += 1;
-            return Ok(Json::Array(items));
         }
-        loop {
-            items.push(self.value(depth)?);
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b']') => {
-                    self.at += 1;
-                    return Ok(Json::Array(items));
-                }
-                _ => return Err(self.error("an array without ',' or ']'")),
+        Ok(empty)
+    }
+
+    /// After an item or member: `true` when a `,` says another follows, `false` at `close`.
+    fn another(&mut self, close: u8, reason: &'static str) -> Result<bool, JsonError> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                Ok(true)
             }
+            Some(byte) if byte == close => {
+                self.at += 1;
+                Ok(false)
+            }
+            _ => Err(self.error(reason)),
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
-        if depth > MAX_DEPTH {
-            return Err(self.error("nesting deeper than 127 levels"));
-        }
-        self.at += 1;
-        let mut members = Vec::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(Json::Object(members));
-        }
-        loop {
-            self.skip_whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("an object key that is not a string"));
-            }
-            let key = self.string()?;
-            self.skip_whitespace();
-            if self.peek() != Some(b':') {
-                return Err(self.error("an object key without ':'"));
-            }
-            self.at += 1;
-            members.push((key, self.value(depth)?));
-            self.skip_whitespace();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(Json::Object(members));
+    fn array(&mut self, depth: usize) -> Result<Json, JsonError> {
+        let mut items = Vec::new();
+        if !self.open(depth, b']')? {
+            loop {
+                items.push(self.value(depth)?);
+                if !self.another(b']', "an array without ',' or ']'")? {
+                    break;
                 }
-                _ => return Err(self.error("an object without ',' or '}'")),
             }
         }
+        Ok(Json::Array(items))
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
+        let mut members = Vec::new();
+        if !self.open(depth, b'}')? {
+            loop {
+                self.skip_whitespace();
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("an object key that is not a string"));
+                }
+                let key = self.string()?;
+                self.skip_whitespace();
+                if self.peek() != Some(b':') {
+                    return Err(self.error("an object key without ':'"));
+                }
+                self.at += 1;
+                members.push((key, self.value(depth)?));
+                if !self.another(b'}', "an object without ',' or '}'")? {
+                    break;
+                }
+            }
+        }
+        Ok(Json::Object(members))
     }
 }
 
