@@ -284,7 +284,7 @@ impl Parser<'_> {
         }
     }
 
-    /// Consumes `expected` (a literal's remaining bytes) or fails.
+    /// Consumes the literal `expected` (`null`, `true` or `false`) or fails.
     fn literal(&mut self, expected: &[u8], value: Json) -> Result<Json, JsonError> {
         if self.bytes.get(self.at..self.at + expected.len()) == Some(expected) {
             self.at += expected.len();
@@ -395,27 +395,24 @@ impl Parser<'_> {
             match byte {
                 b'"' => break,
                 b'\\' => {
-                    let escaped = match self.peek() {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            self.at += 1;
-                            let decoded = self.unicode_escape()?;
-                            let mut buffer = [0u8; 4];
-                            text.extend_from_slice(decoded.encode_utf8(&mut buffer).as_bytes());
-                            continue;
-                        }
+                    let simple = match self.peek() {
+                        Some(b'"') => Some('"'),
+                        Some(b'\\') => Some('\\'),
+                        Some(b'/') => Some('/'),
+                        Some(b'b') => Some('\u{8}'),
+                        Some(b'f') => Some('\u{c}'),
+                        Some(b'n') => Some('\n'),
+                        Some(b'r') => Some('\r'),
+                        Some(b't') => Some('\t'),
+                        Some(b'u') => None,
                         _ => return Err(self.error("an unknown escape")),
                     };
                     self.at += 1;
-                    let mut buffer = [0u8; 4];
-                    text.extend_from_slice(escaped.encode_utf8(&mut buffer).as_bytes());
+                    let escaped = match simple {
+                        Some(escaped) => escaped,
+                        None => self.unicode_escape()?,
+                    };
+                    text.extend_from_slice(escaped.encode_utf8(&mut [0u8; 4]).as_bytes());
                 }
                 0..=0x1f => return Err(self.error("a control character in a string")),
                 other => text.push(other),

@@ -183,11 +183,7 @@ fn present<const N: usize>(members: [(&str, Json); N]) -> Json {
 
 /// A payload's member that must be a string.
 fn required_string(payload: &Json, name: &str, kind: &'static str) -> Result<String, FrameError> {
-    payload
-        .get(name)
-        .and_then(Json::as_str)
-        .map(str::to_owned)
-        .ok_or(FrameError::BadPayload(kind))
+    opt_string(payload, name).ok_or(FrameError::BadPayload(kind))
 }
 
 /// A payload's member that may be absent or `null`, and is otherwise a string.
@@ -314,17 +310,24 @@ fn envelope(text: &str) -> Result<Option<(String, Json)>, FrameError> {
     let kind = frame
         .get("type")
         .and_then(Json::as_str)
-        .ok_or(FrameError::NotJson)?;
+        .ok_or(FrameError::NotJson)?
+        .to_owned();
     if !matches!(
         frame.get("version"),
         None | Some(Json::Null | Json::String(_))
     ) {
         return Err(FrameError::NotJson);
     }
-    Ok(Some((
-        kind.to_owned(),
-        frame.get("payload").cloned().unwrap_or_default(),
-    )))
+    // The payload is moved out of the frame, not copied (it carries the SDP). Like `get`, the
+    // last `payload` member wins.
+    let payload = match frame {
+        Json::Object(mut members) => members
+            .iter()
+            .rposition(|(name, _)| name == "payload")
+            .map(|at| members.swap_remove(at).1),
+        _ => None,
+    };
+    Ok(Some((kind, payload.unwrap_or_default())))
 }
 
 impl ClientMessage {

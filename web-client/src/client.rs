@@ -166,10 +166,10 @@ fn perform(shared: &Rc<Shared>, effect: Effect) {
                 (
                     inner.listeners.for_event("incoming"),
                     Json::object([
-                        ("callSid", call.and_then(|c| c.call_sid.clone()).into()),
+                        ("callSid", call.and_then(|c| c.call_sid.as_deref()).into()),
                         (
                             "appointmentId",
-                            call.and_then(|c| c.appointment.clone()).into(),
+                            call.and_then(|c| c.appointment.as_deref()).into(),
                         ),
                     ]),
                 )
