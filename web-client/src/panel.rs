@@ -329,5 +329,7 @@ fn call_label(blocker: &Blocker) -> &'static str {
     }
 }
 
+pub mod skeleton;
+
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,12 @@
-//! The call panel's DOM: built once per mount inside the host's element (text content only,
-//! never HTML strings), updated in place from a [`PanelView`] so focus and the live region
+//! The call panel's DOM: built once per mount inside the host's element from the table in
+//! `panel::skeleton` (text content and attributes only, never HTML strings), updated in place from a [`PanelView`] so focus and the live region
 //! behave, with one delegated click listener and one submit listener owned by the panel.
 
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Document, Element, Event, HtmlElement};
+use web_sys::{Document, Element, Event, HtmlElement, Node};
 
+use crate::panel::skeleton::{self, SKELETON};
 use crate::panel::{ButtonView, PanelView};
 
 /// What the clinician did in the panel.
@@ -26,52 +27,61 @@ pub enum PanelAction {
     },
 }
 
-const ACTIONS: [(&str, &str, Option<&str>); 6] = [
-    ("call", "Call now", Some("Alt+C")),
-    ("mute", "Mute", Some("Alt+M")),
-    ("end", "End call", Some("Alt+E")),
-    ("keypad", "Keypad", None),
-    ("accept", "Accept", None),
-    ("decline", "Decline", None),
-];
-
-const OUTCOMES: [(&str, &str); 4] = [
-    ("completed", "Spoke to the patient"),
-    ("no-answer", "No answer"),
-    ("busy", "Line busy"),
-    ("failed", "Could not connect"),
-];
-
 /// The mounted panel.
 pub struct Panel {
-    root: Element,
-    heading: Element,
-    appointment: Element,
-    status: Element,
-    timer: Element,
+    root: HtmlElement,
+    heading: HtmlElement,
+    appointment: HtmlElement,
+    status: HtmlElement,
+    timer: HtmlElement,
     warning: HtmlElement,
-    readiness: Element,
+    readiness: HtmlElement,
     buttons: Vec<(&'static str, HtmlElement)>,
     keypad: HtmlElement,
     fallback: HtmlElement,
-    reason: Element,
+    reason: HtmlElement,
     number: HtmlElement,
     copy: HtmlElement,
-    manual_status: Element,
+    manual_status: HtmlElement,
     _on_click: Closure<dyn FnMut(Event)>,
     _on_submit: Closure<dyn FnMut(Event)>,
 }
 
-fn element(document: &Document, tag: &str, class: &str) -> Result<Element, JsValue> {
-    let element = document.create_element(tag)?;
-    if !class.is_empty() {
-        element.set_class_name(class);
+/// Creates every node of [`SKELETON`], each appended to its parent; the root (the first) is
+/// returned unattached with the rest.
+fn build(document: &Document) -> Result<Vec<Node>, JsValue> {
+    let mut built: Vec<Node> = Vec::with_capacity(SKELETON.len());
+    for part in &SKELETON {
+        let node: Node = if part.tag.is_empty() {
+            document.create_text_node(part.text).into()
+        } else {
+            let element = document.create_element(part.tag)?;
+            if !part.class.is_empty() {
+                element.set_class_name(part.class);
+            }
+            for (name, value) in part.attributes {
+                element.set_attribute(name, value)?;
+            }
+            if !part.text.is_empty() {
+                element.set_text_content(Some(part.text));
+            }
+            element.into()
+        };
+        // The root names itself as parent, and is not built yet when it is looked up.
+        if let Some(parent) = built.get(part.parent) {
+            parent.append_child(&node)?;
+        }
+        built.push(node);
     }
-    Ok(element)
+    Ok(built)
 }
 
-fn html(element: Element) -> Result<HtmlElement, JsValue> {
-    element.dyn_into::<HtmlElement>().map_err(JsValue::from)
+/// The built element that [`skeleton::find`] names by class or `data-action`.
+fn handle(built: &[Node], key: &str) -> Result<HtmlElement, JsValue> {
+    skeleton::find(key)
+        .and_then(|index| built.get(index))
+        .and_then(|node| node.clone().dyn_into::<HtmlElement>().ok())
+        .ok_or_else(|| JsValue::from_str("the panel skeleton lacks a part"))
 }
 
 fn set_text(element: &Element, text: &str) {
@@ -104,112 +114,9 @@ impl Panel {
             .owner_document()
             .ok_or_else(|| JsValue::from_str("no document"))?;
         host.set_text_content(None);
-        let root = element(&document, "div", "call-panel")?;
-        root.set_attribute("data-state", "loading")?;
-        let heading = element(&document, "h3", "call-heading")?;
-        let appointment = element(&document, "p", "call-appointment")?;
-        let status = element(&document, "p", "call-status")?;
-        status.set_attribute("role", "status")?;
-        status.set_attribute("aria-live", "polite")?;
-        status.set_attribute("aria-atomic", "true")?;
-        let timer = element(&document, "p", "call-timer")?;
-        timer.set_attribute("aria-label", "Call duration")?;
-        let warning = html(element(&document, "p", "call-warning")?)?;
-        warning.set_attribute("role", "alert")?;
-        warning.set_hidden(true);
-        let readiness = element(&document, "ul", "call-readiness")?;
-        let controls = element(&document, "div", "call-controls")?;
-        let mut buttons = Vec::new();
-        for (action, label, shortcut) in ACTIONS {
-            let button = html(element(&document, "button", "")?)?;
-            button.set_attribute("type", "button")?;
-            button.set_attribute("data-action", action)?;
-            if let Some(shortcut) = shortcut {
-                button.set_attribute("aria-keyshortcuts", shortcut)?;
-                button.set_title(&format!("{label} ({shortcut})"));
-            }
-            button.set_text_content(Some(label));
-            button.set_hidden(true);
-            controls.append_child(&button)?;
-            buttons.push((action, button));
-        }
-        let keypad = html(element(&document, "div", "call-keypad")?)?;
-        keypad.set_attribute("role", "group")?;
-        keypad.set_attribute("aria-label", "Keypad")?;
-        keypad.set_hidden(true);
-        for digit in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"] {
-            let key = element(&document, "button", "")?;
-            key.set_attribute("type", "button")?;
-            key.set_attribute("data-digit", digit)?;
-            key.set_text_content(Some(digit));
-            keypad.append_child(&key)?;
-        }
-
-        let fallback = html(element(&document, "section", "call-fallback")?)?;
-        fallback.set_attribute("aria-label", "Dial by hand")?;
-        fallback.set_hidden(true);
-        let reason = element(&document, "p", "fallback-reason")?;
-        let number_line = element(&document, "p", "")?;
-        let number = html(element(&document, "a", "fallback-number")?)?;
-        let copy = html(element(&document, "button", "")?)?;
-        copy.set_attribute("type", "button")?;
-        copy.set_attribute("data-action", "copy-number")?;
-        copy.set_text_content(Some("Copy number"));
-        number_line.append_child(&number)?;
-        number_line.append_child(&document.create_text_node(" "))?;
-        number_line.append_child(&copy)?;
-        let form = element(&document, "form", "manual-outcome")?;
-        let outcome_label = element(&document, "label", "")?;
-        outcome_label
-            .append_child(&document.create_text_node("Outcome of the call you dialled "))?;
-        let select = element(&document, "select", "")?;
-        select.set_attribute("name", "outcome")?;
-        for (value, label) in OUTCOMES {
-            let option = element(&document, "option", "")?;
-            option.set_attribute("value", value)?;
-            option.set_text_content(Some(label));
-            select.append_child(&option)?;
-        }
-        outcome_label.append_child(&select)?;
-        let minutes_label = element(&document, "label", "")?;
-        minutes_label.append_child(&document.create_text_node("Minutes "))?;
-        let minutes = element(&document, "input", "")?;
-        for (name, value) in [
-            ("name", "minutes"),
-            ("type", "number"),
-            ("min", "0"),
-            ("max", "1440"),
-            ("value", "0"),
-            ("inputmode", "numeric"),
-        ] {
-            minutes.set_attribute(name, value)?;
-        }
-        minutes_label.append_child(&minutes)?;
-        let save = element(&document, "button", "")?;
-        save.set_attribute("type", "submit")?;
-        save.set_text_content(Some("Save outcome"));
-        form.append_child(&outcome_label)?;
-        form.append_child(&minutes_label)?;
-        form.append_child(&save)?;
-        let manual_status = element(&document, "p", "manual-outcome-status")?;
-        manual_status.set_attribute("role", "status")?;
-        for child in [&reason, &number_line, &form, &manual_status] {
-            fallback.append_child(child)?;
-        }
-
-        for child in [
-            &heading,
-            &appointment,
-            &status,
-            &timer,
-            warning.as_ref(),
-            &readiness,
-            &controls,
-            keypad.as_ref(),
-            fallback.as_ref(),
-        ] {
-            root.append_child(child)?;
-        }
+        let built = build(&document)?;
+        let root = handle(&built, "call-panel")?;
+        let form = handle(&built, "manual-outcome")?;
         host.append_child(&root)?;
 
         let on_action = std::rc::Rc::new(on_action);
@@ -241,9 +148,9 @@ impl Panel {
         let form_for_submit = form.clone();
         let on_submit = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
             event.prevent_default();
-            let field = |name: &str| {
+            let field = |selector: &str| {
                 form_for_submit
-                    .query_selector(&format!("[name={name}]"))
+                    .query_selector(selector)
                     .ok()
                     .flatten()
                     .and_then(|e| js_sys::Reflect::get(&e, &"value".into()).ok())
@@ -251,27 +158,31 @@ impl Panel {
                     .unwrap_or_default()
             };
             on_action(PanelAction::ManualOutcome {
-                outcome: field("outcome"),
-                minutes: field("minutes"),
+                outcome: field("[name=outcome]"),
+                minutes: field("[name=minutes]"),
             });
         });
         form.add_event_listener_with_callback("submit", on_submit.as_ref().unchecked_ref())?;
 
+        let mut buttons = Vec::with_capacity(skeleton::ACTIONS.len());
+        for action in skeleton::ACTIONS {
+            buttons.push((action, handle(&built, action)?));
+        }
         Ok(Self {
             root,
-            heading,
-            appointment,
-            status,
-            timer,
-            warning,
-            readiness,
+            heading: handle(&built, "call-heading")?,
+            appointment: handle(&built, "call-appointment")?,
+            status: handle(&built, "call-status")?,
+            timer: handle(&built, "call-timer")?,
+            warning: handle(&built, "call-warning")?,
+            readiness: handle(&built, "call-readiness")?,
             buttons,
-            keypad,
-            fallback,
-            reason,
-            number,
-            copy,
-            manual_status,
+            keypad: handle(&built, "call-keypad")?,
+            fallback: handle(&built, "call-fallback")?,
+            reason: handle(&built, "fallback-reason")?,
+            number: handle(&built, "fallback-number")?,
+            copy: handle(&built, "copy-number")?,
+            manual_status: handle(&built, "manual-outcome-status")?,
             _on_click: on_click,
             _on_submit: on_submit,
         })
