@@ -1,6 +1,7 @@
 //! Glue tests that need a real browser (wasm-bindgen-test in headless Chromium with a fake
 //! microphone): media offers with PCMU first and every candidate, teardown, the panel DOM and its
-//! events, timers, and the event-stream reader. Run by `scripts/test` through chromedriver.
+//! events, timers, the event-stream reader, and the module's allocator. Run by `scripts/test`
+//! through chromedriver.
 #![cfg(target_arch = "wasm32")]
 // A test file: a failed expectation is the test failing.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -236,4 +237,53 @@ async fn the_event_stream_reader_delivers_events_across_chunks() {
             ("call".to_owned(), "1".to_owned())
         ]
     );
+}
+
+/// Bytes of linear memory the module has grown to.
+fn linear_memory_bytes() -> u32 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .expect("memory")
+        .buffer()
+        .dyn_into::<js_sys::ArrayBuffer>()
+        .expect("buffer")
+        .byte_length()
+}
+
+/// One round of allocations of every size class the module makes (a byte, a frame, a page, an
+/// SDP-sized string, blocks past the 64 KiB wasm page) plus a vector grown one push at a time;
+/// checks each comes back aligned and keeps what was written, then frees them all.
+fn allocate_a_round(seed: u8) {
+    let sizes = [1usize, 7, 64, 500, 4_096, 65_536, 200_000];
+    let blocks: Vec<Vec<u8>> = sizes
+        .iter()
+        .zip(0u8..)
+        .map(|(&size, offset)| vec![seed.wrapping_add(offset); size])
+        .collect();
+    for (block, offset) in blocks.iter().zip(0u8..) {
+        assert!(block.iter().all(|&byte| byte == seed.wrapping_add(offset)));
+    }
+    let mut grown = Vec::new();
+    for n in 0..50_000u32 {
+        grown.push(n);
+    }
+    assert!(grown.iter().zip(0u32..).all(|(&a, b)| a == b));
+    let words = vec![u64::MAX; 33];
+    assert_eq!(words.as_ptr() as usize % std::mem::align_of::<u64>(), 0);
+    let text: String = std::iter::repeat_n("v=0\r\n", 2_000).collect();
+    assert_eq!(text.len(), 10_000);
+}
+
+/// The module's allocator (TLSF, src/lib.rs) reuses what is freed: once warmed up, fifty more
+/// rounds of the same allocations leave linear memory exactly as large as it was.
+#[wasm_bindgen_test]
+fn the_allocator_keeps_contents_intact_and_reuses_freed_memory() {
+    for seed in 0..3 {
+        allocate_a_round(seed);
+    }
+    let warmed_up = linear_memory_bytes();
+    for seed in 3..53 {
+        allocate_a_round(seed);
+    }
+    assert_eq!(linear_memory_bytes(), warmed_up);
 }
