@@ -156,6 +156,226 @@ function pooledPasses(perPass) {
   return pooled;
 }
 
+// 2. Instruction counts (valgrind callgrind): (N operations − 0 operations) / N.
+async function callgrind() {
+  const variants = [["shipped", join(REPO_ROOT, "target", "release", "examples", "token_mint_bench")]];
+  await run("cargo", ["build", "-q", "--release", "-p", "shared", "--example", "token_mint_bench"]);
+  if (!QUICK) {
+    await run("nice", ["cargo", "build", "-q", "--release", "-p", "shared", "--example", "token_mint_bench"], { env: O3_ENV });
+    variants.push(["o3", join(O3_ENV.CARGO_TARGET_DIR, "release", "examples", "token_mint_bench")]);
+  }
+  const collected = async (binary, only, iterations) => {
+    const { stderr } = await run("valgrind", ["--tool=callgrind", "--callgrind-out-file=/dev/null", binary, "--only", only, "--iterations", String(iterations)]);
+    const match = stderr.match(/Collected\s*:\s*(\d+)/);
+    if (!match) throw new Error("callgrind printed no 'Collected' line");
+    return Number(match[1]);
+  };
+  const n = SETTINGS.callgrindOps;
+  results.callgrind = { iterations: n };
+  for (const [variant, binary] of variants) {
+    const base = await collected(binary, "none", 0);
+    const counts = {};
+    for (const op of ["mint", "verify"]) {
+      counts[op] = Math.round((await collected(binary, op, n) - base) / n);
+      log(`callgrind (${variant}): ${op} ${counts[op].toLocaleString("en-GB")} instructions/op`);
+    }
+    if (variant === "shipped") Object.assign(results.callgrind, counts);
+    else results.callgrind[variant] = counts;
+  }
+}
+
+// 3. Browser bundle sizes, raw and gzip -9, next to the official SDK (measured here, same run).
+function sizes() {
+  const measure = (path) => {
+    const bytes = readFileSync(join(REPO_ROOT, path));
+    return { path, raw: bytes.length, gzip: gzipSync(bytes, { level: zlibConstants.Z_BEST_COMPRESSION }).length };
+  };
+  const wasm = measure("www/pkg/web_client_bg.wasm");
+  const glue = measure("www/pkg/web_client.js");
+  const sdk = measure("node_modules/@twilio/voice-sdk/dist/twilio.min.js");
+  // Where the bytes go: rustc's module (before wasm-bindgen and wasm-opt) still has its names.
+  const unprocessed = join(REPO_ROOT, "target", "wasm32-unknown-unknown", "browser", "web_client.wasm");
+  const { codeBytes, dataBytes, crates } = wasmBreakdown(readFileSync(unprocessed));
+  const shown = crates.slice(0, 12);
+  const rest = crates.slice(12).reduce((sum, [, bytes]) => sum + bytes, 0);
+  const breakdown = { path: relative(REPO_ROOT, unprocessed), codeBytes, dataBytes, crates: rest ? [...shown, [`${crates.length - 12} others`, rest]] : shown };
+  results.sizes = { wasm, glue, total: { raw: wasm.raw + glue.raw, gzip: wasm.gzip + glue.gzip }, sdk, goalGzip: 25 * 1024, breakdown };
+  log(`sizes: web-client wasm+glue ${short(results.sizes.total.gzip)} B gzip; @twilio/voice-sdk ${short(sdk.gzip)} B gzip`);
+}
+
+// 4. HTTP (wrk) and the number pool, on one wrangler dev and one quickstart-style Node server.
+/**
+ * wrangler.toml with absolute paths, no [build] and the token limit raised, serving a copy of
+ * edge-worker/build (so a rebuild elsewhere cannot restart the worker mid-run).
+ */
+function benchWranglerConfig(dir) {
+  cpSync(join(REPO_ROOT, "edge-worker", "build"), join(dir, "build"), { recursive: true });
+  let toml = readFileSync(join(REPO_ROOT, "wrangler.toml"), "utf8");
+  const replace = (from, to) => {
+    if (!from.test(toml)) throw new Error(`wrangler.toml changed: ${from} not found; update benchWranglerConfig in scripts/bench.mjs`);
+    toml = toml.replace(from, to);
+  };
+  replace(/^main = "edge-worker\/build\/([^"]+)"/m, (_, p) => `main = ${JSON.stringify(join(dir, "build", p))}`);
+  replace(/^directory = "([^"]+)"/m, (_, p) => `directory = ${JSON.stringify(join(REPO_ROOT, p))}`);
+  replace(/^\[build\]\n(?:(?!\[)[^\n]*\n)*/m, "");
+  replace(/simple = \{ limit = \d+, period = 60 \}/, "simple = { limit = 100000000, period = 60 }");
+  const path = join(dir, "wrangler.bench.toml");
+  writeFileSync(path, `# Temporary copy of wrangler.toml for scripts/bench.mjs: token rate limit raised, no [build].\n${toml}`);
+  return path;
+}
+
+const newCallSid = () => `CA${randomBytes(16).toString("hex")}`;
+function voiceRequests(url, count) {
+  return Array.from({ length: count }, (_, i) => {
+    const params = { CallSid: newCallSid(), AccountSid: TEST_SECRETS.TWILIO_ACCOUNT_SID, From: "client:clinician-ada", To: PATIENT_NUMBER, Direction: "inbound", CallStatus: "ringing", AppointmentId: APPOINTMENTS[i % APPOINTMENTS.length] };
+    return { headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": twilio.getExpectedTwilioSignature(TEST_SECRETS.TWILIO_AUTH_TOKEN, url, params) }, body: new URLSearchParams(params).toString() };
+  });
+}
+
+function checkFailures(label, r) {
+  log(`  ${label}: ${short(r.rps)} req/s, p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, ${r.requests} requests, ${r.non2xx} non-2xx${r.non2xx ? ` (${Object.entries(r.byStatus ?? {}).filter(([, n]) => n).map(([k, n]) => `${k}: ${n}`).join(", ")})` : ""}, ${r.socketErrors} socket errors`);
+  if (r.failureRate > MAX_FAILURE_RATE) throw new Error(`${label}: ${(r.failureRate * 100).toFixed(2)} % of requests failed (non-2xx ${r.non2xx}, socket errors ${r.socketErrors}); at most ${MAX_FAILURE_RATE * 100} % is tolerated`);
+}
+
+async function http() {
+  const artifacts = artifactsDir();
+  const dir = mkdtempSync(join(tmpdir(), "bench-http-"));
+  process.env.WRANGLER_LOG_LEVEL = process.env.WRANGLER_LOG_LEVEL ?? "warn";
+  let medplum;
+  let worker;
+  let quickstart;
+  try {
+    medplum = await startMedplum({ logDir: artifacts, name: "bench-medplum" });
+    worker = await startWorker({
+      config: benchWranglerConfig(dir), logDir: artifacts, name: "bench-http-worker",
+      vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_CALLER_IDS: POOL.join(","), CALL_LIMITS_PER_HOUR: "clinician=100000000,patient=100000000" },
+    });
+    const qsPort = await freePort();
+    quickstart = spawn(process.execPath, [join(REPO_ROOT, "scripts", "bench", "quickstart-server.mjs"), "--port", String(qsPort)], { detached: true, stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise((resolve, reject) => { quickstart.stdout.once("data", resolve); quickstart.once("exit", (c) => reject(new Error(`quickstart server exited ${c}`))); });
+    const servers = { ours: worker.url, node: `http://127.0.0.1:${qsPort}` };
+
+    const login = await (await fetch(`${medplum.url}/auth/dev-login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ practitioner: "clinician-ada" }) })).json();
+    const bearer = `Bearer ${login.access_token}`;
+    const admin = (path, { method = "GET", body } = {}) => fetch(`${worker.url}/api/v1/admin/number-pool${path}`, {
+      method, headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined,
+    });
+
+    // Number pool: 1,000 concurrent lease requests (the e2e's admin endpoint), then all released.
+    log(`pool: ${POOL_REQUESTS} concurrent lease requests, pool of ${POOL.length}`);
+    const poolState = await (await admin("")).json();
+    const active = poolState.numbers.filter((n) => n.status === "active" && !n.lease).length;
+    const sids = Array.from({ length: POOL_REQUESTS }, newCallSid);
+    const started = performance.now();
+    const answers = await Promise.all(sids.map(async (callSid) => {
+      const t0 = performance.now();
+      const response = await admin("/leases", { method: "POST", body: { callSid, destination: PATIENT_NUMBER } });
+      const body = await response.json();
+      return { callSid, status: response.status, number: body.number, ms: performance.now() - t0 };
+    }));
+    const seconds = (performance.now() - started) / 1000;
+    const granted = answers.filter((a) => a.status === 200);
+    const refused = answers.filter((a) => a.status === 409).length;
+    const doubleLeases = granted.length - new Set(granted.map((a) => a.number)).size;
+    const other = answers.length - granted.length - refused;
+    results.pool = {
+      requests: POOL_REQUESTS, poolSize: active, granted: granted.length, refused, other, doubleLeases, seconds,
+      answeredPerSec: POOL_REQUESTS / seconds, leasesPerSec: granted.length / seconds,
+      p50Ms: median(answers.map((a) => a.ms)), p99Ms: percentile(answers.map((a) => a.ms), 99),
+    };
+    log(`  ${granted.length} granted, ${refused} refused, ${doubleLeases} double leases, ${short(results.pool.leasesPerSec)} leases/s, p99 ${results.pool.p99Ms.toFixed(0)} ms`);
+    if (doubleLeases !== 0) throw new Error(`pool: ${doubleLeases} numbers leased twice`);
+    if (other !== 0) throw new Error(`pool: ${other} answers were neither 200 nor 409`);
+    if (granted.length !== Math.min(active, POOL_REQUESTS)) throw new Error(`pool: ${granted.length} granted, expected ${Math.min(active, POOL_REQUESTS)}`);
+    const releaseAll = async (callSids) => {
+      for (let i = 0; i < callSids.length; i += 10) {
+        await Promise.all(callSids.slice(i, i + 10).map(async (sid) => {
+          const response = await admin(`/leases/${sid}`, { method: "DELETE" });
+          if (!response.ok) throw new Error(`pool: releasing a lease answered ${response.status}`);
+          await response.arrayBuffer();
+        }));
+      }
+    };
+    await releaseAll(granted.map((a) => a.callSid));
+    const stillLeased = (await (await admin("")).json()).numbers.filter((n) => n.lease).length;
+    if (stillLeased !== 0) throw new Error(`pool: ${stillLeased} leases left after releasing all`);
+
+    // Warm-up (JIT, first Medplum reads, identity provisioning): not measured.
+    for (const [name, base] of Object.entries(servers)) {
+      const token = await fetch(`${base}/api/v1/twilio/access-token`, { method: "POST", headers: { authorization: bearer } });
+      if (token.status !== 200) throw new Error(`${name}: warm-up token request answered ${token.status}`);
+      for (const request of voiceRequests(`${base}/api/v1/twilio/webhooks/voice`, 5)) {
+        const answer = await fetch(`${base}/api/v1/twilio/webhooks/voice`, { method: "POST", headers: request.headers, body: request.body });
+        if (!(await answer.text()).includes("<Dial")) throw new Error(`${name}: warm-up voice webhook did not dial (${answer.status})`);
+      }
+    }
+    await releaseAll(((await (await admin("")).json()).numbers.filter((n) => n.lease).map((n) => n.lease.callSid)));
+
+    const wrkOptions = { connections: SETTINGS.connections, threads: 2 };
+    results.http = { connections: SETTINGS.connections, threads: 2, seconds: SETTINGS.wrkSeconds, poolSize: POOL.length };
+    // Voice: every request a new signed CallSid, so ours leases a number per call. In production
+    // the call's status callback gives it back; here a releaser frees every lease it sees while
+    // wrk runs (admin API, on the same worker: extra load on our side only), like very short calls.
+    for (const name of ["ours", "node"]) {
+      const url = `${servers[name]}/api/v1/twilio/webhooks/voice`;
+      let releasing = name === "ours";
+      let released = 0;
+      const releaser = (async () => {
+        while (releasing) {
+          const leased = (await (await admin("")).json()).numbers.filter((n) => n.lease).map((n) => n.lease.callSid);
+          await releaseAll(leased);
+          released += leased.length;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      })();
+      let r;
+      try {
+        r = await runWrk({ url, requests: voiceRequests(url, 20_000), ...wrkOptions, seconds: SETTINGS.wrkSeconds });
+      } finally {
+        releasing = false;
+        await releaser;
+      }
+      if (name === "ours") {
+        if (r.wrapped > 0) throw new Error("voice: wrk used more than the 20,000 prepared calls; prepare more");
+        await releaseAll((await (await admin("")).json()).numbers.filter((n) => n.lease).map((n) => n.lease.callSid));
+        r.releasedDuringRun = released;
+      }
+      r.notDialled = r.requests - r.non2xx - r.dialled;
+      checkFailures(`voice webhook, ${name}`, r);
+      if (r.notDialled / r.requests > MAX_FAILURE_RATE) throw new Error(`voice webhook, ${name}: ${r.notDialled} answers did not dial (refusals); at most ${MAX_FAILURE_RATE * 100} % tolerated`);
+      results.http[`voice_${name}`] = r;
+    }
+    // The floor: wrangler dev answering GET /api/v1/health (no Medplum, no Durable Object).
+    const floor = await runWrk({ url: `${worker.url}/api/v1/health`, method: "GET", requests: [{ headers: {}, body: "" }], ...wrkOptions, seconds: Math.min(5, SETTINGS.wrkSeconds) });
+    checkFailures("health (wrangler dev floor), ours", floor);
+    results.http.health_ours = floor;
+    for (const name of ["ours", "node"]) {
+      const url = `${servers[name]}/api/v1/twilio/access-token`;
+      const r = await runWrk({ url, requests: [{ headers: { Authorization: bearer }, body: "" }], ...wrkOptions, seconds: SETTINGS.wrkSeconds });
+      checkFailures(`access token, ${name}`, r);
+      results.http[`token_${name}`] = r;
+    }
+  } finally {
+    if (quickstart) await stopGroup(quickstart);
+    await worker?.stop();
+    await medplum?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// 5. Browser: page load to ready and click-to-connected, ours and the official SDK (bench-panel).
+async function panel() {
+  const dir = mkdtempSync(join(tmpdir(), "bench-panel-"));
+  try {
+    const out = join(dir, "panel.json");
+    log(`panel: ${SETTINGS.panelCalls} calls each (scripts/bench-panel.mjs)`);
+    await run(process.execPath, [join(REPO_ROOT, "scripts", "bench-panel.mjs"), "--calls", String(SETTINGS.panelCalls), "--json", out], { echo: true });
+    results.panel = JSON.parse(readFileSync(out, "utf8"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report: BENCHMARKS.md and the charts.
 const f0 = (v) => Math.round(v).toLocaleString("en-GB");
