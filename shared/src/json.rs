@@ -32,8 +32,69 @@ pub enum Json {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("not JSON: {reason} at byte {offset}")]
 pub struct JsonError {
-    pub reason: &'static str,
+    pub reason: JsonFault,
     pub offset: usize,
+}
+
+/// What was wrong, as a value: its words are only in [`JsonFault::describe`], so a build that
+/// never prints an error (the browser module) does not carry them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonFault {
+    TextAfterValue,
+    UnknownWord,
+    EndsBeforeValue,
+    UnexpectedCharacter,
+    NumberWithoutDigits,
+    FractionWithoutDigits,
+    ExponentWithoutDigits,
+    ShortUnicodeEscape,
+    LoneLeadingSurrogate,
+    UnpairedLeadingSurrogate,
+    LoneTrailingSurrogate,
+    InvalidUnicodeEscape,
+    UnclosedString,
+    UnknownEscape,
+    ControlCharacter,
+    NotUtf8,
+    TooDeep,
+    ArrayWithoutSeparator,
+    KeyNotString,
+    KeyWithoutColon,
+    ObjectWithoutSeparator,
+}
+
+impl JsonFault {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::TextAfterValue => "text after the value",
+            Self::UnknownWord => "an unknown word",
+            Self::EndsBeforeValue => "the text ends where a value should be",
+            Self::UnexpectedCharacter => "an unexpected character",
+            Self::NumberWithoutDigits => "a number without digits",
+            Self::FractionWithoutDigits => "a number without digits after its point",
+            Self::ExponentWithoutDigits => "a number without digits in its exponent",
+            Self::ShortUnicodeEscape => "a \\u escape without four hex digits",
+            Self::LoneLeadingSurrogate => "a lone leading surrogate",
+            Self::UnpairedLeadingSurrogate => "a leading surrogate without its trailing one",
+            Self::LoneTrailingSurrogate => "a lone trailing surrogate",
+            Self::InvalidUnicodeEscape => "an invalid \\u escape",
+            Self::UnclosedString => "a string without its closing quote",
+            Self::UnknownEscape => "an unknown escape",
+            Self::ControlCharacter => "a control character in a string",
+            Self::NotUtf8 => "a string that is not UTF-8",
+            Self::TooDeep => "nesting deeper than 127 levels",
+            Self::ArrayWithoutSeparator => "an array without ',' or ']'",
+            Self::KeyNotString => "an object key that is not a string",
+            Self::KeyWithoutColon => "an object key without ':'",
+            Self::ObjectWithoutSeparator => "an object without ',' or '}'",
+        }
+    }
+}
+
+impl fmt::Display for JsonFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
 }
 
 impl Json {
@@ -48,7 +109,7 @@ impl Json {
         if parser.at == parser.bytes.len() {
             Ok(value)
         } else {
-            Err(parser.error("text after the value"))
+            Err(parser.error(JsonFault::TextAfterValue))
         }
     }
 
@@ -267,7 +328,7 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn error(&self, reason: &'static str) -> JsonError {
+    fn error(&self, reason: JsonFault) -> JsonError {
         JsonError {
             reason,
             offset: self.at,
@@ -290,14 +351,14 @@ impl Parser<'_> {
             self.at += expected.len();
             Ok(value)
         } else {
-            Err(self.error("an unknown word"))
+            Err(self.error(JsonFault::UnknownWord))
         }
     }
 
     fn value(&mut self, depth: usize) -> Result<Json, JsonError> {
         self.skip_whitespace();
         match self.peek() {
-            None => Err(self.error("the text ends where a value should be")),
+            None => Err(self.error(JsonFault::EndsBeforeValue)),
             Some(b'n') => self.literal(b"null", Json::Null),
             Some(b't') => self.literal(b"true", Json::Bool(true)),
             Some(b'f') => self.literal(b"false", Json::Bool(false)),
@@ -305,7 +366,7 @@ impl Parser<'_> {
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b'[') => self.array(depth + 1),
             Some(b'{') => self.object(depth + 1),
-            Some(_) => Err(self.error("an unexpected character")),
+            Some(_) => Err(self.error(JsonFault::UnexpectedCharacter)),
         }
     }
 
@@ -328,12 +389,12 @@ impl Parser<'_> {
             Some(b'1'..=b'9') => {
                 self.digits();
             }
-            _ => return Err(self.error("a number without digits")),
+            _ => return Err(self.error(JsonFault::NumberWithoutDigits)),
         }
         if self.peek() == Some(b'.') {
             self.at += 1;
             if self.digits() == 0 {
-                return Err(self.error("a number without digits after its point"));
+                return Err(self.error(JsonFault::FractionWithoutDigits));
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
@@ -342,7 +403,7 @@ impl Parser<'_> {
                 self.at += 1;
             }
             if self.digits() == 0 {
-                return Err(self.error("a number without digits in its exponent"));
+                return Err(self.error(JsonFault::ExponentWithoutDigits));
             }
         }
         let text = self.bytes.get(start..self.at).unwrap_or_default();
@@ -356,7 +417,7 @@ impl Parser<'_> {
             let digit = self
                 .peek()
                 .and_then(|b| char::from(b).to_digit(16))
-                .ok_or_else(|| self.error("a \\u escape without four hex digits"))?;
+                .ok_or_else(|| self.error(JsonFault::ShortUnicodeEscape))?;
             value = value * 16 + digit;
             self.at += 1;
         }
@@ -369,19 +430,19 @@ impl Parser<'_> {
         let code = match first {
             0xD800..=0xDBFF => {
                 if self.bytes.get(self.at..self.at + 2) != Some(b"\\u") {
-                    return Err(self.error("a lone leading surrogate"));
+                    return Err(self.error(JsonFault::LoneLeadingSurrogate));
                 }
                 self.at += 2;
                 let second = self.hex4()?;
                 if !(0xDC00..=0xDFFF).contains(&second) {
-                    return Err(self.error("a leading surrogate without its trailing one"));
+                    return Err(self.error(JsonFault::UnpairedLeadingSurrogate));
                 }
                 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
             }
-            0xDC00..=0xDFFF => return Err(self.error("a lone trailing surrogate")),
+            0xDC00..=0xDFFF => return Err(self.error(JsonFault::LoneTrailingSurrogate)),
             other => other,
         };
-        char::from_u32(code).ok_or_else(|| self.error("an invalid \\u escape"))
+        char::from_u32(code).ok_or_else(|| self.error(JsonFault::InvalidUnicodeEscape))
     }
 
     fn string(&mut self) -> Result<String, JsonError> {
@@ -389,8 +450,11 @@ impl Parser<'_> {
         let mut text = Vec::new();
         loop {
             let Some(byte) = self.peek() else {
-                return Err(self.error("a string without its closing quote"));
+                return Err(self.error(JsonFault::UnclosedString));
             };
+            if byte <= 0x1f {
+                return Err(self.error(JsonFault::ControlCharacter));
+            }
             self.at += 1;
             match byte {
                 b'"' => break,
@@ -405,7 +469,7 @@ impl Parser<'_> {
                         Some(b'r') => Some('\r'),
                         Some(b't') => Some('\t'),
                         Some(b'u') => None,
-                        _ => return Err(self.error("an unknown escape")),
+                        _ => return Err(self.error(JsonFault::UnknownEscape)),
                     };
                     self.at += 1;
                     let escaped = match simple {
@@ -414,19 +478,18 @@ impl Parser<'_> {
                     };
                     text.extend_from_slice(escaped.encode_utf8(&mut [0u8; 4]).as_bytes());
                 }
-                0..=0x1f => return Err(self.error("a control character in a string")),
                 other => text.push(other),
             }
         }
         // The input is a &str and escapes add whole characters, so this is UTF-8.
-        String::from_utf8(text).map_err(|_| self.error("a string that is not UTF-8"))
+        String::from_utf8(text).map_err(|_| self.error(JsonFault::NotUtf8))
     }
 
     /// Enters an array or object (its opening byte next): refuses nesting past [`MAX_DEPTH`],
     /// consumes the opening byte, and says whether `close` follows at once (an empty one).
     fn open(&mut self, depth: usize, close: u8) -> Result<bool, JsonError> {
         if depth > MAX_DEPTH {
-            return Err(self.error("nesting deeper than 127 levels"));
+            return Err(self.error(JsonFault::TooDeep));
         }
         self.at += 1;
         self.skip_whitespace();
@@ -438,7 +501,7 @@ impl Parser<'_> {
     }
 
     /// After an item or member: `true` when a `,` says another follows, `false` at `close`.
-    fn another(&mut self, close: u8, reason: &'static str) -> Result<bool, JsonError> {
+    fn another(&mut self, close: u8, reason: JsonFault) -> Result<bool, JsonError> {
         self.skip_whitespace();
         match self.peek() {
             Some(b',') => {
@@ -458,7 +521,7 @@ impl Parser<'_> {
         if !self.open(depth, b']')? {
             loop {
                 items.push(self.value(depth)?);
-                if !self.another(b']', "an array without ',' or ']'")? {
+                if !self.another(b']', JsonFault::ArrayWithoutSeparator)? {
                     break;
                 }
             }
@@ -472,16 +535,16 @@ impl Parser<'_> {
             loop {
                 self.skip_whitespace();
                 if self.peek() != Some(b'"') {
-                    return Err(self.error("an object key that is not a string"));
+                    return Err(self.error(JsonFault::KeyNotString));
                 }
                 let key = self.string()?;
                 self.skip_whitespace();
                 if self.peek() != Some(b':') {
-                    return Err(self.error("an object key without ':'"));
+                    return Err(self.error(JsonFault::KeyWithoutColon));
                 }
                 self.at += 1;
                 members.push((key, self.value(depth)?));
-                if !self.another(b'}', "an object without ',' or '}'")? {
+                if !self.another(b'}', JsonFault::ObjectWithoutSeparator)? {
                     break;
                 }
             }
@@ -494,6 +557,50 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn each_refusal_says_what_was_wrong_and_where() {
+        let too_deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        let cases: &[(&str, JsonFault, usize)] = &[
+            ("", JsonFault::EndsBeforeValue, 0),
+            ("[1,", JsonFault::EndsBeforeValue, 3),
+            ("nul", JsonFault::UnknownWord, 0),
+            ("[1] 2", JsonFault::TextAfterValue, 4),
+            ("01", JsonFault::TextAfterValue, 1),
+            ("-", JsonFault::NumberWithoutDigits, 1),
+            ("1.", JsonFault::FractionWithoutDigits, 2),
+            ("1e+", JsonFault::ExponentWithoutDigits, 3),
+            ("[1,]", JsonFault::UnexpectedCharacter, 3),
+            ("[1 2]", JsonFault::ArrayWithoutSeparator, 3),
+            ("{a:1}", JsonFault::KeyNotString, 1),
+            ("{\"a\" 1}", JsonFault::KeyWithoutColon, 5),
+            ("{\"a\":1 \"b\":2}", JsonFault::ObjectWithoutSeparator, 7),
+            ("\"open", JsonFault::UnclosedString, 5),
+            ("\"tab\there\"", JsonFault::ControlCharacter, 4),
+            (&too_deep, JsonFault::TooDeep, 127),
+        ];
+        for (input, fault, offset) in cases {
+            let error = Json::parse(input).expect_err(input);
+            assert_eq!((error.reason, error.offset), (*fault, *offset), "{input}");
+            assert_eq!(
+                error.to_string(),
+                format!("not JSON: {} at byte {offset}", fault.describe())
+            );
+        }
+        for (input, fault) in [
+            ("\"\\x\"", JsonFault::UnknownEscape),
+            ("\"\\u12\"", JsonFault::ShortUnicodeEscape),
+            ("\"\\ud800\"", JsonFault::LoneLeadingSurrogate),
+            ("\"\\udc00\"", JsonFault::LoneTrailingSurrogate),
+            ("\"\\ud800\\u0041\"", JsonFault::UnpairedLeadingSurrogate),
+        ] {
+            assert_eq!(
+                Json::parse(input).map_err(|e| e.reason),
+                Err(fault),
+                "{input}"
+            );
+        }
+    }
 
     #[test]
     fn parses_and_writes_a_table_of_texts() {
