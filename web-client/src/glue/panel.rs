@@ -1,6 +1,7 @@
 //! The call panel's DOM: built once per mount inside the host's element from the table in
-//! `panel::skeleton` (text content and attributes only, never HTML strings), updated in place from a [`PanelView`] so focus and the live region
-//! behave, with one delegated click listener and one submit listener owned by the panel.
+//! `panel::skeleton` (text content and attributes only, never HTML strings), updated in place
+//! from a [`PanelView`] so focus and the live region behave, with one delegated click listener
+//! and one submit listener owned by the panel.
 
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
