@@ -484,7 +484,7 @@ function markdown(chartFiles, chartDir) {
     }
   }
   const pool = results.pool;
-  if (pool) push(`| number pool, ${pool.requests} concurrent leases | ${f0(pool.leasesPerSec)} leases/s · p99 ${f0(pool.p99Ms)} ms · **${pool.doubleLeases} double leases** | — | — | 0 double leases: ${pool.doubleLeases === 0 ? "**met**" : "**not met**"} |`);
+  if (pool) push(`| number pool, ${pool.requests} concurrent leases | ${pool.answeredPerSec ? `${f0(pool.answeredPerSec)} answers/s (${pool.granted} granted: ${f0(pool.leasesPerSec)} leases/s)` : `${f0(pool.leasesPerSec)} leases/s`} · p99 ${f0(pool.p99Ms)} ms · **${pool.doubleLeases} double leases** | — | — | 0 double leases: ${pool.doubleLeases === 0 ? "**met**" : "**not met**"} |`);
   const s = results.sizes;
   if (s) push(`| browser code, gzip (raw) | ${kb(s.total.gzip)} (${kb(s.total.raw)}) | @twilio/voice-sdk ${kb(s.sdk.gzip)} (${kb(s.sdk.raw)}) | ${`${(s.total.gzip / s.sdk.gzip).toFixed(2)}×`} | ≤ 25 KB gzip: ${s.total.gzip <= s.goalGzip ? "**met**" : "**not met**"} |`);
   const pn = results.panel;
@@ -555,7 +555,7 @@ function markdown(chartFiles, chartDir) {
     push(
       "## Number pool",
       "",
-      `${pool.requests} concurrent \`POST /api/v1/admin/number-pool/leases\` (the endpoint tests/e2e/number-pool.test.mjs uses), each a distinct CallSid, through \`wrangler dev\` to the NumberPool Durable Object, with ${pool.poolSize} free numbers: **${pool.granted} granted, ${pool.refused} refused (409), ${pool.doubleLeases} double leases**, in ${pool.seconds.toFixed(2)} s — ${f0(pool.leasesPerSec)} leases/s; per-request latency p50 ${f0(pool.p50Ms)} ms, p99 ${f0(pool.p99Ms)} ms (all requests were in flight at once, so p99 ≈ the time to serve the whole queue). Note: every lease loads every pool row (and writes back only the one it changes), so the cost per lease grows with the pool size.`,
+      `${pool.requests} concurrent \`POST /api/v1/admin/number-pool/leases\` (the endpoint tests/e2e/number-pool.test.mjs uses), each a distinct CallSid, through \`wrangler dev\` to the NumberPool Durable Object, with ${pool.poolSize} free numbers: **${pool.granted} granted, ${pool.refused} refused (409), ${pool.doubleLeases} double leases**, in ${pool.seconds.toFixed(2)} s — ${pool.answeredPerSec ? `${f0(pool.answeredPerSec)} answers/s, ` : ""}${f0(pool.leasesPerSec)} leases/s (grants over the whole run's time); per-request latency p50 ${f0(pool.p50Ms)} ms, p99 ${f0(pool.p99Ms)} ms (all requests were in flight at once, so p99 ≈ the time to serve the whole queue). Note: every lease loads every pool row (and writes back only the one it changes), so the cost per lease grows with the pool size.`,
       "",
     );
   }
