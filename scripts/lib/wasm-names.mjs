@@ -37,7 +37,10 @@ export function checkModule(wasmBytes, { imports, exports }) {
   const moduleImports = WebAssembly.Module.imports(compiled);
   const modules = [...new Set(moduleImports.map((entry) => entry.module))];
   if (modules.length !== 1) throw new Error(`wasm-names: the module imports from ${modules.length} modules, not one`);
-  const same = (a, b) => a.length === b.length && [...a].sort().every((value, index) => value === [...b].sort()[index]);
+  const same = (a, b) => {
+    const [sortedA, sortedB] = [[...a].sort(), [...b].sort()];
+    return sortedA.length === sortedB.length && sortedA.every((value, index) => value === sortedB[index]);
+  };
   if (!same(moduleImports.map((entry) => entry.name), imports.map(([, , renamed]) => renamed))) throw new Error("wasm-names: the module's imports are not the mapping's");
   if (!same(WebAssembly.Module.exports(compiled).map((entry) => entry.name), exports.map(([, renamed]) => renamed))) throw new Error("wasm-names: the module's exports are not the mapping's");
   return modules[0];
