@@ -17,6 +17,21 @@ pub struct Part {
     pub text: &'static str,
 }
 
+impl Part {
+    /// Whether `key` names this part: its class, or its `data-action`.
+    pub fn is_named(&self, key: &str) -> bool {
+        self.class == key || self.attributes.contains(&("data-action", key))
+    }
+
+    /// The value of its attribute `name`, if it has one.
+    pub fn attribute(&self, name: &str) -> Option<&'static str> {
+        self.attributes
+            .iter()
+            .find(|(attribute, _)| *attribute == name)
+            .map(|(_, value)| *value)
+    }
+}
+
 const fn part(
     parent: usize,
     tag: &'static str,
@@ -320,9 +335,7 @@ pub const SKELETON: [Part; 44] = [
 
 /// The index in [`SKELETON`] of the one element whose class, or whose `data-action`, is `key`.
 pub fn find(key: &str) -> Option<usize> {
-    SKELETON
-        .iter()
-        .position(|part| part.class == key || part.attributes.contains(&("data-action", key)))
+    SKELETON.iter().position(|part| part.is_named(key))
 }
 
 #[cfg(test)]
@@ -361,12 +374,7 @@ mod tests {
             "manual-outcome-status",
         ];
         for key in handles.iter().chain(ACTIONS.iter()) {
-            let matching = SKELETON
-                .iter()
-                .filter(|part| {
-                    part.class == *key || part.attributes.contains(&("data-action", key))
-                })
-                .count();
+            let matching = SKELETON.iter().filter(|part| part.is_named(key)).count();
             assert_eq!(matching, 1, "{key}");
             assert!(find(key).is_some(), "{key}");
         }
@@ -386,14 +394,16 @@ mod tests {
         let in_controls: Vec<&str> = SKELETON
             .iter()
             .filter(|part| part.parent == CONTROLS)
-            .filter_map(|part| {
-                part.attributes
-                    .iter()
-                    .find(|(name, _)| *name == "data-action")
-            })
-            .map(|(_, action)| *action)
+            .filter_map(|part| part.attribute("data-action"))
             .collect();
         assert_eq!(in_controls, ACTIONS);
+        // A shortcut's tooltip is the button's words and the keys, written out in the table.
+        for part in SKELETON.iter().filter(|part| part.tag == "button") {
+            if let Some(keys) = part.attribute("aria-keyshortcuts") {
+                let title = format!("{} ({keys})", part.text);
+                assert_eq!(part.attribute("title"), Some(title.as_str()), "{part:?}");
+            }
+        }
     }
 
     #[test]
@@ -411,8 +421,7 @@ mod tests {
         let outcomes: Vec<&str> = SKELETON
             .iter()
             .filter(|part| part.tag == "option")
-            .filter_map(|part| part.attributes.iter().find(|(name, _)| *name == "value"))
-            .map(|(_, value)| *value)
+            .filter_map(|part| part.attribute("value"))
             .collect();
         assert_eq!(outcomes, ["completed", "no-answer", "busy", "failed"]);
         assert!(SKELETON
