@@ -101,6 +101,7 @@ impl Json {
     /// Parses one JSON value; whitespace may surround it, nothing else may follow.
     pub fn parse(text: &str) -> Result<Self, JsonError> {
         let mut parser = Parser {
+            text,
             bytes: text.as_bytes(),
             at: 0,
         };
@@ -115,6 +116,11 @@ impl Json {
 
     /// An object with these members, in this order.
     pub fn object<const N: usize>(members: [(&str, Json); N]) -> Self {
+        Self::object_of(Vec::from(members))
+    }
+
+    /// [`Json::object`]'s work, written once rather than once per member count.
+    fn object_of(members: Vec<(&str, Json)>) -> Self {
         Self::Object(
             members
                 .into_iter()
@@ -323,6 +329,7 @@ impl fmt::Display for Json {
 
 /// A recursive-descent parser over the text's bytes.
 struct Parser<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -406,8 +413,9 @@ impl Parser<'_> {
                 return Err(self.error(JsonFault::ExponentWithoutDigits));
             }
         }
-        let text = self.bytes.get(start..self.at).unwrap_or_default();
-        Ok(Json::Number(String::from_utf8_lossy(text).into_owned()))
+        // A number's text is ASCII, so its ends are character boundaries.
+        let text = self.text.get(start..self.at).unwrap_or_default();
+        Ok(Json::Number(text.to_owned()))
     }
 
     /// Four hex digits of a `\u` escape.

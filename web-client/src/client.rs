@@ -7,6 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
+use crate::glue::task::{promise, spawn};
 use shared::call_quality::{Monitor, Warning};
 use shared::call_session::{
     Effect, Input, LedgerRecord, Link, Microphone, Phase, Session, TokenState,
@@ -14,7 +15,6 @@ use shared::call_session::{
 use shared::json::Json;
 use shared::readiness::MicrophonePermission;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::spawn_local;
 
 use crate::appointment::AppointmentInfo;
 use crate::glue::events::{self, Listeners, WindowListener};
@@ -96,7 +96,7 @@ fn dispatch(shared: &Rc<Shared>, input: Input) {
 fn perform(shared: &Rc<Shared>, effect: Effect) {
     let weak = Rc::downgrade(shared);
     match effect {
-        Effect::FetchToken => spawn_local(fetch_token(weak)),
+        Effect::FetchToken => spawn(fetch_token(weak)),
         Effect::OpenSocket => open_socket(shared),
         Effect::CloseSocket => shared.inner.borrow_mut().socket = None,
         Effect::Send(text) => {
@@ -104,24 +104,30 @@ fn perform(shared: &Rc<Shared>, effect: Effect) {
                 socket.send(&text);
             }
         }
-        Effect::AcquireMicrophone => spawn_local(acquire_microphone(weak)),
-        Effect::CreateOffer { ice_restart } => media_step(shared, move |pc| async move {
-            match media::local_offer(pc, ice_restart).await {
-                Ok(sdp) => Input::OfferReady { sdp },
-                Err(_) => Input::MediaFailed,
-            }
+        Effect::AcquireMicrophone => spawn(acquire_microphone(weak)),
+        Effect::CreateOffer { ice_restart } => media_step(shared, move |pc| {
+            Box::pin(async move {
+                match media::local_offer(pc, ice_restart).await {
+                    Ok(sdp) => Input::OfferReady { sdp },
+                    Err(_) => Input::MediaFailed,
+                }
+            })
         }),
-        Effect::AnswerOffer { sdp } => media_step(shared, move |pc| async move {
-            match media::local_answer(pc, sdp).await {
-                Ok(sdp) => Input::AnswerReady { sdp },
-                Err(_) => Input::MediaFailed,
-            }
+        Effect::AnswerOffer { sdp } => media_step(shared, move |pc| {
+            Box::pin(async move {
+                match media::local_answer(pc, sdp).await {
+                    Ok(sdp) => Input::AnswerReady { sdp },
+                    Err(_) => Input::MediaFailed,
+                }
+            })
         }),
-        Effect::ApplyAnswer { sdp } => media_step(shared, move |pc| async move {
-            match media::apply_answer(pc, sdp).await {
-                Ok(()) => Input::Tick,
-                Err(_) => Input::MediaFailed,
-            }
+        Effect::ApplyAnswer { sdp } => media_step(shared, move |pc| {
+            Box::pin(async move {
+                match media::apply_answer(pc, sdp).await {
+                    Ok(()) => Input::Tick,
+                    Err(_) => Input::MediaFailed,
+                }
+            })
         }),
         Effect::SetMicrophoneEnabled(enabled) => {
             if let Some(media) = &shared.inner.borrow().media {
@@ -146,7 +152,7 @@ fn perform(shared: &Rc<Shared>, effect: Effect) {
                 (inner.api.clone(), inner.appointment_id.clone())
             };
             if let Some(appointment) = appointment {
-                spawn_local(async move {
+                spawn(async move {
                     let path = format!("/api/v1/appointments/{appointment}/call/end");
                     let _ = api
                         .json(
@@ -180,24 +186,24 @@ fn perform(shared: &Rc<Shared>, effect: Effect) {
             let handlers = shared.inner.borrow().listeners.for_event("ended");
             let snapshot = snapshot_json(&shared.inner.borrow());
             // After the current dispatch, so the snapshot shows the ended state.
-            spawn_local(async move { events::emit(&handlers, &to_js(&snapshot)) });
+            spawn(async move { events::emit(&handlers, &to_js(&snapshot)) });
         }
     }
 }
 
+/// A step on the call's peer connection: a future ending with the input it feeds back.
+type MediaStep = std::pin::Pin<Box<dyn std::future::Future<Output = Input>>>;
+
 /// Runs an asynchronous step on the call's peer connection (if there is one) and feeds the
-/// input it ends with back into the session.
-fn media_step<F, Fut>(shared: &Rc<Shared>, step: F)
-where
-    F: FnOnce(media::Connection) -> Fut,
-    Fut: std::future::Future<Output = Input> + 'static,
-{
+/// input it ends with back into the session. Steps are boxed, so the scheduling below exists
+/// once in the module, not once per kind of step.
+fn media_step(shared: &Rc<Shared>, step: impl FnOnce(media::Connection) -> MediaStep) {
     let Some(pc) = shared.inner.borrow().media.as_ref().map(Media::connection) else {
         return;
     };
     let weak = Rc::downgrade(shared);
     let future = step(pc);
-    spawn_local(async move {
+    spawn(async move {
         let input = future.await;
         dispatch_weak(&weak, input);
     });
@@ -228,7 +234,7 @@ fn open_socket(shared: &Rc<Shared>) {
 /// Queues an input for after the current effect (a failure learnt synchronously).
 fn dispatch_later(shared: &Rc<Shared>, input: Input) {
     let weak = Rc::downgrade(shared);
-    spawn_local(async move { dispatch_weak(&weak, input) });
+    spawn(async move { dispatch_weak(&weak, input) });
 }
 
 async fn fetch_token(weak: Weak<Shared>) {
@@ -410,7 +416,7 @@ fn tick(shared: &Rc<Shared>) {
     }
     if let Some((pc, muted)) = sample_from {
         let weak = Rc::downgrade(shared);
-        spawn_local(async move {
+        spawn(async move {
             let sample = media::sample(pc, muted).await;
             if let Some(shared) = weak.upgrade() {
                 {
@@ -503,7 +509,7 @@ fn report_fallback(inner: &mut Inner, view: &PanelView) {
     }
     inner.reported_fallbacks.push(key);
     let api = inner.api.clone();
-    spawn_local(async move {
+    spawn(async move {
         let _ = api
             .json(
                 "POST",
@@ -571,7 +577,7 @@ fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
                 .unwrap_or(0)
                 .saturating_mul(60);
             let weak = Rc::downgrade(&shared);
-            spawn_local(async move {
+            spawn(async move {
                 let _ = record_manual(weak, outcome, seconds).await;
             });
         }
@@ -749,58 +755,71 @@ impl CallClient {
 
     /// Fetches a token, connects signaling and registers for incoming calls. Resolves once the
     /// microphone has been looked at; progress arrives as `change` events.
-    pub async fn start(&self) -> Result<(), JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn start(&self) -> js_sys::Promise {
         let weak = Rc::downgrade(&self.shared);
-        {
-            let mut inner = self.shared.inner.borrow_mut();
-            if inner.ticker.is_none() {
-                let tick_weak = weak.clone();
-                inner.ticker = Interval::every(1_000, move || {
-                    if let Some(shared) = tick_weak.upgrade() {
-                        tick(&shared);
-                    }
-                });
-                for name in ["online", "offline"] {
-                    let network_weak = weak.clone();
-                    if let Some(listener) = WindowListener::new(name, move || {
-                        dispatch_weak(&network_weak, Input::NetworkChanged)
-                    }) {
-                        inner.network.push(listener);
+        promise(async move {
+            let Some(shared) = weak.upgrade() else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            {
+                let mut inner = shared.inner.borrow_mut();
+                if inner.ticker.is_none() {
+                    let tick_weak = weak.clone();
+                    inner.ticker = Interval::every(1_000, move || {
+                        if let Some(shared) = tick_weak.upgrade() {
+                            tick(&shared);
+                        }
+                    });
+                    for name in ["online", "offline"] {
+                        let network_weak = weak.clone();
+                        if let Some(listener) = WindowListener::new(name, move || {
+                            dispatch_weak(&network_weak, Input::NetworkChanged)
+                        }) {
+                            inner.network.push(listener);
+                        }
                     }
                 }
             }
-        }
-        dispatch(&self.shared, Input::Start);
-        observe_microphone(weak).await;
-        Ok(())
+            dispatch(&shared, Input::Start);
+            drop(shared);
+            observe_microphone(weak).await;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
-    /// Renders the call panel for `appointment_id` into `element` (replacing its content).
-    pub async fn mount(&self, element: JsValue, appointment_id: String) -> Result<(), JsValue> {
-        let host = events::as_element(&element)
-            .ok_or_else(|| JsValue::from_str("mount needs an element"))?;
-        if shared::ids::AppointmentId::parse(&appointment_id).is_err() {
-            return Err(JsValue::from_str("not an appointment id"));
-        }
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn mount(&self, element: JsValue, appointment_id: String) -> js_sys::Promise {
         let weak = Rc::downgrade(&self.shared);
-        let action_weak = weak.clone();
-        let panel = Panel::mount(&host, move |action| on_panel_action(&action_weak, action))?;
-        {
-            let mut inner = self.shared.inner.borrow_mut();
-            let switching = inner.appointment_id.as_deref() != Some(appointment_id.as_str());
-            inner.panel = Some(panel);
-            if switching {
-                inner.appointment_id = Some(appointment_id.clone());
-                inner.appointment = None;
-                inner.load_error = None;
-                inner.manual_status = None;
-                inner.ledger = None;
-                inner.loading = true;
+        promise(async move {
+            let host = events::as_element(&element)
+                .ok_or_else(|| JsValue::from_str("mount needs an element"))?;
+            if shared::ids::AppointmentId::parse(&appointment_id).is_err() {
+                return Err(JsValue::from_str("not an appointment id"));
             }
-        }
-        render(&self.shared);
-        load_appointment(weak, appointment_id).await;
-        Ok(())
+            let Some(shared) = weak.upgrade() else {
+                return Ok(JsValue::UNDEFINED);
+            };
+            let action_weak = weak.clone();
+            let panel = Panel::mount(&host, move |action| on_panel_action(&action_weak, action))?;
+            {
+                let mut inner = shared.inner.borrow_mut();
+                let switching = inner.appointment_id.as_deref() != Some(appointment_id.as_str());
+                inner.panel = Some(panel);
+                if switching {
+                    inner.appointment_id = Some(appointment_id.clone());
+                    inner.appointment = None;
+                    inner.load_error = None;
+                    inner.manual_status = None;
+                    inner.ledger = None;
+                    inner.loading = true;
+                }
+            }
+            render(&shared);
+            drop(shared);
+            load_appointment(weak, appointment_id).await;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// Places a call for the mounted appointment (what Call now does).
@@ -832,15 +851,14 @@ impl CallClient {
     }
 
     /// Records the outcome of a call dialled by hand (`completed`, `busy`, `no-answer`, `failed`).
-    #[wasm_bindgen(js_name = recordManualOutcome)]
-    pub async fn record_manual_outcome(
-        &self,
-        outcome: String,
-        duration_seconds: u32,
-    ) -> Result<JsValue, JsValue> {
-        record_manual(Rc::downgrade(&self.shared), outcome, duration_seconds)
-            .await
-            .map(|body| to_js(&body))
+    #[wasm_bindgen(js_name = recordManualOutcome, unchecked_return_type = "Promise<any>")]
+    pub fn record_manual_outcome(&self, outcome: String, duration_seconds: u32) -> js_sys::Promise {
+        let weak = Rc::downgrade(&self.shared);
+        promise(async move {
+            record_manual(weak, outcome, duration_seconds)
+                .await
+                .map(|body| to_js(&body))
+        })
     }
 
     /// The client's state as a plain object (see docs/EMBEDDING.md).

@@ -14,12 +14,14 @@ use wasm_bindgen::prelude::*;
 
 /// Observes this browser, renders the readiness report into the element with id `target_id`,
 /// and returns the report as a plain JS object (`{verdict, summary, checks: [...]}`).
-#[wasm_bindgen(js_name = checkReadiness)]
-pub async fn check_readiness(target_id: String) -> Result<JsValue, JsValue> {
-    let facts = glue::browser::observe().await?;
-    let report = shared::readiness::assess(facts);
-    glue::dom::render_readiness(&target_id, &report)?;
-    Ok(glue::http::to_js(&report.to_json()))
+#[wasm_bindgen(js_name = checkReadiness, unchecked_return_type = "Promise<any>")]
+pub fn check_readiness(target_id: String) -> js_sys::Promise {
+    glue::task::promise(async move {
+        let facts = glue::browser::observe().await?;
+        let report = shared::readiness::assess(facts);
+        glue::dom::render_readiness(&target_id, &report)?;
+        Ok(glue::http::to_js(&report.to_json()))
+    })
 }
 
 /// The module's allocator: TLSF (rlsf: constant-time, bounded fragmentation for a page left open

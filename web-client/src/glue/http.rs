@@ -132,7 +132,7 @@ impl Api {
         let signal = controller.signal();
         let api = self.clone();
         let path = path.to_owned();
-        wasm_bindgen_futures::spawn_local(async move {
+        crate::glue::task::spawn(async move {
             if let Ok(response) = api.fetch("GET", &path, None, Some(&signal)).await {
                 if response.ok() {
                     if let Some(reader) = response.body().and_then(|body| {

@@ -145,7 +145,7 @@ impl Media {
             if let Ok(promise) = call(&audio_for_track, "play", &[]) {
                 if let Ok(promise) = promise.dyn_into::<js_sys::Promise>() {
                     // An autoplay refusal rejects the promise; the call carries on regardless.
-                    wasm_bindgen_futures::spawn_local(async move {
+                    crate::glue::task::spawn(async move {
                         let _ = JsFuture::from(promise).await;
                     });
                 }

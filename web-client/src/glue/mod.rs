@@ -7,4 +7,5 @@ pub mod http;
 pub mod media;
 pub mod panel;
 pub mod signaling;
+pub mod task;
 pub mod timer;
