@@ -48,7 +48,7 @@ const ONLY = FROM ? [] : option("only", "primitives,callgrind,sizes,http,panel")
 const MAX_FAILURE_RATE = 0.02;
 /**
  * The pool for the HTTP and pool benchmarks: 100 of Ofcom's drama numbers, +447700900100 … 199
- * (a large practice; every lease loads each pool row, so the size sets the cost).
+ * (a large practice: a lease chooses among every number, from the object's copy of the pool).
  */
 const POOL = Array.from({ length: 100 }, (_, i) => `+447700900${100 + i}`);
 const POOL_REQUESTS = 1000;
@@ -562,7 +562,7 @@ function markdown(chartFiles, chartDir) {
     push(
       "## Number pool",
       "",
-      `${pool.requests} concurrent \`POST /api/v1/admin/number-pool/leases\` (the endpoint tests/e2e/number-pool.test.mjs uses), each a distinct CallSid, through \`wrangler dev\` to the NumberPool Durable Object, with ${pool.poolSize} free numbers: **${pool.granted} granted, ${pool.refused} refused (409), ${pool.doubleLeases} double leases**, in ${pool.seconds.toFixed(2)} s — ${pool.answeredPerSec ? `${f0(pool.answeredPerSec)} answers/s, ` : ""}${f0(pool.leasesPerSec)} leases/s (grants over the whole run's time); per-request latency p50 ${f0(pool.p50Ms)} ms, p99 ${f0(pool.p99Ms)} ms (all requests were in flight at once, so p99 ≈ the time to serve the whole queue). Note: every lease loads every pool row (and writes back only the one it changes), so the cost per lease grows with the pool size.`,
+      `${pool.requests} concurrent \`POST /api/v1/admin/number-pool/leases\` (the endpoint tests/e2e/number-pool.test.mjs uses), each a distinct CallSid, through \`wrangler dev\` to the NumberPool Durable Object, with ${pool.poolSize} free numbers: **${pool.granted} granted, ${pool.refused} refused (409), ${pool.doubleLeases} double leases**, in ${pool.seconds.toFixed(2)} s — ${pool.answeredPerSec ? `${f0(pool.answeredPerSec)} answers/s, ` : ""}${f0(pool.leasesPerSec)} leases/s (grants over the whole run's time); per-request latency p50 ${f0(pool.p50Ms)} ms, p99 ${f0(pool.p99Ms)} ms (all requests were in flight at once, so p99 ≈ the time to serve the whole queue). The object keeps the pool in memory (it is the table's only writer), so a lease reads no pool rows and writes back only the one it changes, plus its call-log row.`,
       "",
     );
   }

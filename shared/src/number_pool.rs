@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dial_policy::country_of;
+use crate::dial_policy::{country_of, LIMIT_WINDOW_MS};
 use crate::ids::E164;
 
 /// Whether a pool number may be chosen.
@@ -58,6 +58,40 @@ pub struct LeaseRequest<'a> {
 
 /// How long a lease lasts unless renewed or released: long enough for any clinical call.
 pub const LEASE_MS: i64 = 4 * 60 * 60 * 1000;
+
+/// How long the number that last called a patient stays preferred for them, and how long a
+/// patient calling that number back is put through to the clinician who called.
+pub const STICKINESS_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+/// How long the pool keeps a call in its log: as long as something reads it (call-backs within
+/// [`STICKINESS_MS`], the rolling hour of the misuse limits) and no longer, since the log holds
+/// patients' numbers.
+pub const CALL_LOG_RETENTION_MS: i64 = if STICKINESS_MS > LIMIT_WINDOW_MS {
+    STICKINESS_MS
+} else {
+    LIMIT_WINDOW_MS
+};
+
+/// The least time between two deletions of expired rows (each runs with a lease).
+pub const PRUNE_EVERY_MS: i64 = 60 * 60 * 1000;
+
+/// What the pool deletes when it prunes at some moment: call-log rows and stickiness rows
+/// stamped at or before these instants, which nothing reads any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub call_log_until_ms: i64,
+    pub stickiness_until_ms: i64,
+}
+
+/// Whether to prune at `now_ms`, having last pruned at `last_pruned_ms` (`None`: not yet since
+/// the object started), and what: at most once per [`PRUNE_EVERY_MS`].
+pub fn prune_due(now_ms: i64, last_pruned_ms: Option<i64>) -> Option<Expired> {
+    let due = last_pruned_ms.is_none_or(|last| now_ms.saturating_sub(last) >= PRUNE_EVERY_MS);
+    due.then(|| Expired {
+        call_log_until_ms: now_ms.saturating_sub(CALL_LOG_RETENTION_MS),
+        stickiness_until_ms: now_ms.saturating_sub(STICKINESS_MS),
+    })
+}
 
 fn same_country(a: &E164, b: &E164) -> bool {
     match (country_of(a), country_of(b)) {
@@ -132,6 +166,52 @@ pub fn release(numbers: &mut [PoolNumber], call_sid: &str) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+    #[test]
+    fn prunes_at_most_hourly_and_only_what_nothing_reads() {
+        let now = 100 * DAY_MS;
+        let expired = Some(Expired {
+            call_log_until_ms: 70 * DAY_MS,
+            stickiness_until_ms: 70 * DAY_MS,
+        });
+        let table: &[(Option<i64>, Option<Expired>)] = &[
+            (None, expired),
+            (Some(now - PRUNE_EVERY_MS), expired),
+            (Some(now - 2 * PRUNE_EVERY_MS), expired),
+            (Some(now - PRUNE_EVERY_MS + 1), None),
+            (Some(now), None),
+            // A clock that stepped back does not prune again until an hour past the last time.
+            (Some(now + 5_000), None),
+        ];
+        for &(last_pruned, expected) in table {
+            assert_eq!(
+                prune_due(now, last_pruned),
+                expected,
+                "last pruned {last_pruned:?}"
+            );
+        }
+    }
+
+    proptest! {
+        /// A row that a reader can still see (a call-back route or sticky number within the
+        /// stickiness period, a call within the limits' hour) is never deleted; every older
+        /// call-log row goes once the stickiness period has passed.
+        #[test]
+        fn pruning_never_deletes_a_row_still_read(now in 0i64..=i64::MAX / 2, age in 0i64..=200 * DAY_MS) {
+            let expired = prune_due(now, None).unwrap();
+            let stamped = now - age;
+            let read_by_routing_or_stickiness = stamped > now - STICKINESS_MS;
+            let read_by_limits = stamped > now - LIMIT_WINDOW_MS;
+            if read_by_routing_or_stickiness || read_by_limits {
+                prop_assert!(stamped > expired.call_log_until_ms);
+            } else {
+                prop_assert!(stamped <= expired.call_log_until_ms);
+            }
+            prop_assert_eq!(stamped > expired.stickiness_until_ms, read_by_routing_or_stickiness);
+        }
+    }
 
     fn e164(s: &str) -> E164 {
         E164::parse(s).unwrap()

@@ -13,13 +13,21 @@
 //!
 //! Each operation loads the pool, decides with `shared::number_pool`, and writes back without
 //! awaiting in between, so no two requests interleave inside a lease: a number is never leased
-//! to two live calls.
+//! to two live calls. The object keeps the pool as it last read or wrote it (it is the table's
+//! only writer), so a lease reads no rows and writes back only the one it changed.
+//!
+//! The call log and the stickiness rows hold patients' numbers; a lease first deletes (at most
+//! hourly) those older than anything reads: `shared::number_pool::prune_due`.
+
+use std::cell::{Cell, RefCell};
 
 use serde::Deserialize;
 use serde_json::json;
 use shared::dial_policy::{check_limits, country_of, CallLimits, LimitExceeded, LIMIT_WINDOW_MS};
 use shared::ids::E164;
-use shared::number_pool::{lease, release, Lease, LeaseRequest, NumberStatus, PoolNumber};
+use shared::number_pool::{
+    lease, prune_due, release, Lease, LeaseRequest, NumberStatus, PoolNumber, STICKINESS_MS,
+};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
 };
@@ -32,7 +40,7 @@ const TABLES: [&str; 4] = [
     "pool_audit",
     "pool_call_log",
 ];
-const SCHEMA: [&str; 5] = [
+const SCHEMA: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS pool_numbers (
         e164 TEXT PRIMARY KEY, country TEXT NOT NULL, status TEXT NOT NULL,
         last_used_ms INTEGER NOT NULL DEFAULT 0,
@@ -46,10 +54,11 @@ const SCHEMA: [&str; 5] = [
         call_sid TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, practitioner TEXT, patient_key TEXT,
         patient_number TEXT, pool_number TEXT NOT NULL, appointment_id TEXT)",
     "CREATE INDEX IF NOT EXISTS pool_call_log_caller ON pool_call_log (patient_number, at_ms)",
+    // The hourly limits count a clinician's and a patient's recent calls: without these, each
+    // lease with limits would scan the whole call log.
+    "CREATE INDEX IF NOT EXISTS pool_call_log_practitioner ON pool_call_log (practitioner, at_ms)",
+    "CREATE INDEX IF NOT EXISTS pool_call_log_patient ON pool_call_log (patient_key, at_ms)",
 ];
-
-/// How long the number that last called a patient stays preferred for them.
-const STICKINESS_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 #[durable_object]
 pub struct NumberPool {
@@ -57,6 +66,11 @@ pub struct NumberPool {
     schema: Result<()>,
     /// POOL_LEASE_SECONDS, read once per object.
     lease_ms: i64,
+    /// The pool as this object last read or wrote it; `None` until the first read, and again
+    /// after a write that went straight to SQL or failed, so the next read asks the table.
+    pool: RefCell<Option<Vec<PoolNumber>>>,
+    /// When this object last deleted expired call-log and stickiness rows.
+    last_pruned_ms: Cell<Option<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +153,18 @@ fn status_code(status: NumberStatus) -> &'static str {
 }
 
 impl NumberPool {
+    /// The pool, from this object's copy when it has one.
     fn load(&self) -> Result<Vec<PoolNumber>> {
+        if let Some(pool) = self.pool.borrow().as_ref() {
+            return Ok(pool.clone());
+        }
+        let pool = self.read()?;
+        *self.pool.borrow_mut() = Some(pool.clone());
+        Ok(pool)
+    }
+
+    /// The pool as the table holds it.
+    fn read(&self) -> Result<Vec<PoolNumber>> {
         let rows: Vec<NumberRow> = self
             .state
             .storage()
@@ -170,8 +195,15 @@ impl NumberPool {
     }
 
     /// Writes back the numbers that differ from `before` (the rows as loaded): a lease touches one
-    /// row, not the whole pool.
+    /// row, not the whole pool. The object's copy becomes `numbers`, or is dropped if a write
+    /// fails.
     fn store(&self, before: &[PoolNumber], numbers: &[PoolNumber]) -> Result<()> {
+        let written = self.write_changes(before, numbers);
+        *self.pool.borrow_mut() = written.is_ok().then(|| numbers.to_vec());
+        written
+    }
+
+    fn write_changes(&self, before: &[PoolNumber], numbers: &[PoolNumber]) -> Result<()> {
         let sql = self.state.storage().sql();
         let changed = numbers
             .iter()
@@ -249,14 +281,17 @@ impl NumberPool {
 
     fn add_number(&self, body: NumberBody, now_ms: i64) -> Result<Response> {
         let country = country_of(&body.number).map_or("??", |c| c.iso);
-        self.state.storage().sql().exec(
+        let added = self.state.storage().sql().exec(
             "INSERT INTO pool_numbers (e164, country, status) VALUES (?, ?, 'active')
              ON CONFLICT(e164) DO UPDATE SET status = 'active'",
             vec![
                 body.number.as_str().to_owned().into(),
                 country.to_owned().into(),
             ],
-        )?;
+        );
+        // Written straight to the table: the next read asks it.
+        *self.pool.borrow_mut() = None;
+        added?;
         self.audit(&body.actor, "add", body.number.as_str(), now_ms)?;
         Response::from_json(&json!({"numbers": self.load()?}))
     }
@@ -306,7 +341,27 @@ impl NumberPool {
         }
     }
 
+    /// Deletes the call-log and stickiness rows nothing reads any more (at most hourly): the
+    /// log holds patients' numbers, and is kept no longer than call-backs and limits need it.
+    fn prune(&self, now_ms: i64) -> Result<()> {
+        let Some(expired) = prune_due(now_ms, self.last_pruned_ms.get()) else {
+            return Ok(());
+        };
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "DELETE FROM pool_call_log WHERE at_ms <= ?",
+            vec![expired.call_log_until_ms.into()],
+        )?;
+        sql.exec(
+            "DELETE FROM patient_stickiness WHERE last_called_ms <= ?",
+            vec![expired.stickiness_until_ms.into()],
+        )?;
+        self.last_pruned_ms.set(Some(now_ms));
+        Ok(())
+    }
+
     fn lease(&self, body: LeaseBody, now_ms: i64) -> Result<Response> {
+        self.prune(now_ms)?;
         if let Some(limits) = &body.limits {
             let since = now_ms - LIMIT_WINDOW_MS;
             let clinician_calls = match &body.practitioner {
@@ -412,6 +467,8 @@ impl DurableObject for NumberPool {
             state,
             schema,
             lease_ms,
+            pool: RefCell::new(None),
+            last_pruned_ms: Cell::new(None),
         }
     }
 
