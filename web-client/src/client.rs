@@ -7,7 +7,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
-use crate::glue::task::{promise, spawn};
 use shared::call_quality::{Monitor, Warning};
 use shared::call_session::{
     Effect, Input, LedgerRecord, Link, Microphone, Phase, Session, TokenState,
@@ -22,6 +21,7 @@ use crate::glue::http::{to_js, Api, EventStream, RequestError};
 use crate::glue::media::{self, Media, MicrophoneError};
 use crate::glue::panel::{copy_to_clipboard, Panel, PanelAction};
 use crate::glue::signaling::Socket;
+use crate::glue::task::{promise, spawn};
 use crate::glue::timer::{now_ms, Interval};
 use crate::panel::{view, PanelView};
 
