@@ -388,8 +388,13 @@ const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KB`;
 /** a/b as "6.9×", or for a small a as "0.0055× (1/182)" so a slower figure never reads as 0.0×. */
 const times = (r) => (r >= 0.95 ? `${r.toFixed(1)}×` : `${r.toPrecision(2)}× (1/${1 / r >= 10 ? f0(1 / r) : (1 / r).toFixed(1)})`);
 const ratio = (a, b) => times(a / b);
-/** Our browser code's gzip size over the SDK's, to two decimals (1.03× must not read as 1.0×). */
-const sizeRatio = (s) => `${(s.total.gzip / s.sdk.gzip).toFixed(2)}×`;
+/** Our browser code's gzip size over the SDK's, to two decimals (1.03× must not read as 1.0×),
+ * or three when two would round a size that differs from the SDK's to 1.00×. */
+const sizeRatio = (s) => {
+  const value = s.total.gzip / s.sdk.gzip;
+  const twoDecimals = value.toFixed(2);
+  return `${twoDecimals === "1.00" && s.total.gzip !== s.sdk.gzip ? value.toFixed(3) : twoDecimals}×`;
+};
 /** Ours (`impl`: "rust" or "rustO3") against `against` ("node" or "python") on operation `ours`:
  * the median of the per-pass ratios (results written before passes existed: the plain ratio). */
 const primitiveRatio = (p, impl, ours, against) =>
