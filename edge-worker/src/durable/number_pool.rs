@@ -195,11 +195,11 @@ impl NumberPool {
     }
 
     /// Writes back the numbers that differ from `before` (the rows as loaded): a lease touches one
-    /// row, not the whole pool. The object's copy becomes `numbers`, or is dropped if a write
-    /// fails.
-    fn store(&self, before: &[PoolNumber], numbers: &[PoolNumber]) -> Result<()> {
-        let written = self.write_changes(before, numbers);
-        *self.pool.borrow_mut() = written.is_ok().then(|| numbers.to_vec());
+    /// row, not the whole pool. `numbers` becomes the object's copy, or the copy is dropped if a
+    /// write fails.
+    fn store(&self, before: &[PoolNumber], numbers: Vec<PoolNumber>) -> Result<()> {
+        let written = self.write_changes(before, &numbers);
+        *self.pool.borrow_mut() = written.is_ok().then_some(numbers);
         written
     }
 
@@ -315,7 +315,7 @@ impl NumberPool {
         } else {
             "retire"
         };
-        self.store(&before, &numbers)?;
+        self.store(&before, numbers)?;
         self.audit(&body.actor, action, body.number.as_str(), now_ms)?;
         Response::from_json(&json!({"numbers": self.load()?}))
     }
@@ -399,7 +399,7 @@ impl NumberPool {
         };
         match lease(&mut numbers, &request) {
             Some(number) => {
-                self.store(&before, &numbers)?;
+                self.store(&before, numbers)?;
                 self.state.storage().sql().exec(
                     "INSERT OR IGNORE INTO pool_call_log (call_sid, at_ms, practitioner, patient_key, patient_number, pool_number, appointment_id)
                      VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -431,7 +431,7 @@ impl NumberPool {
         let mut numbers = before.clone();
         let released = release(&mut numbers, &body.call_sid);
         if released {
-            self.store(&before, &numbers)?;
+            self.store(&before, numbers)?;
         }
         Response::from_json(&json!({"released": released}))
     }
