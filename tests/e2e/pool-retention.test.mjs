@@ -3,7 +3,7 @@
 //! the persisted Durable Object rows between two runs of the worker, as 31 days would.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -128,5 +128,49 @@ test("call-log and stickiness rows older than 30 days are deleted by the next le
   worker = undefined;
   db = poolDatabase();
   assert.equal(remembered(db).calls.length, 2, "calls within 30 days stay");
+  db.close();
+});
+
+test("a deletion that fails is logged and the call still gets its caller ID; nothing else is lost", async () => {
+  if (worker) {
+    // Run on its own (--test-name-pattern): the log needs a call in it first.
+    await callAndHangUp("appt-formatted");
+    await worker.stop();
+    worker = undefined;
+  }
+  let db = poolDatabase();
+  const callsBefore = remembered(db).calls.length;
+  assert.ok(callsBefore > 0, "the calls of the test before are in the log");
+  // 31 more days pass, and the database refuses to delete from the call log.
+  db.prepare("UPDATE pool_call_log SET at_ms = at_ms - ?").run(31 * DAY_MS);
+  db.prepare("UPDATE patient_stickiness SET last_called_ms = last_called_ms - ?").run(31 * DAY_MS);
+  db.exec("CREATE TRIGGER refuse_deletes BEFORE DELETE ON pool_call_log BEGIN SELECT RAISE(ABORT, 'deletes refused'); END");
+  db.close();
+
+  worker = await startOurWorker();
+  const callerId = await callAndHangUp("appt-mobile");
+  assert.ok(POOL.includes(callerId), "the lease went ahead");
+  await worker.stop();
+  const { logPath } = worker;
+  worker = undefined;
+
+  const failures = readFileSync(logPath, "utf8").split("\n").filter((line) => line.includes("pool_prune_failed"));
+  assert.equal(failures.length, 1, "the failed deletion is logged once");
+  assert.match(failures[0], /"table":"pool_call_log"/);
+  assert.doesNotMatch(failures[0], /\+?447700900\d{3}/, "with no phone number in it");
+  db = poolDatabase();
+  const kept = remembered(db);
+  assert.equal(kept.calls.length, callsBefore + 1, "the old calls are kept and the new call is logged");
+  assert.deepEqual(kept.sticky, [callerId], "the other table's expired rows were still deleted");
+  db.exec("DROP TRIGGER refuse_deletes");
+  db.close();
+
+  // The next run of the worker deletes what the failed one could not.
+  worker = await startOurWorker();
+  await callAndHangUp("appt-landline");
+  await worker.stop();
+  worker = undefined;
+  db = poolDatabase();
+  assert.equal(remembered(db).calls.length, 2, "only this test's two recent calls are left");
   db.close();
 });

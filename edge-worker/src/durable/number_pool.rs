@@ -343,25 +343,38 @@ impl NumberPool {
 
     /// Deletes the call-log and stickiness rows nothing reads any more (at most hourly): the
     /// log holds patients' numbers, and is kept no longer than call-backs and limits need it.
-    fn prune(&self, now_ms: i64) -> Result<()> {
+    /// Housekeeping never refuses a call: a failed delete is logged and tried again an hour
+    /// later, and the lease goes on.
+    fn prune(&self, now_ms: i64) {
         let Some(expired) = prune_due(now_ms, self.last_pruned_ms.get()) else {
-            return Ok(());
+            return;
         };
-        let sql = self.state.storage().sql();
-        sql.exec(
-            "DELETE FROM pool_call_log WHERE at_ms <= ?",
-            vec![expired.call_log_until_ms.into()],
-        )?;
-        sql.exec(
-            "DELETE FROM patient_stickiness WHERE last_called_ms <= ?",
-            vec![expired.stickiness_until_ms.into()],
-        )?;
         self.last_pruned_ms.set(Some(now_ms));
-        Ok(())
+        let sql = self.state.storage().sql();
+        let deletions = [
+            (
+                "pool_call_log",
+                "DELETE FROM pool_call_log WHERE at_ms <= ?",
+                expired.call_log_until_ms,
+            ),
+            (
+                "patient_stickiness",
+                "DELETE FROM patient_stickiness WHERE last_called_ms <= ?",
+                expired.stickiness_until_ms,
+            ),
+        ];
+        for (table, statement, until_ms) in deletions {
+            if let Err(error) = sql.exec(statement, vec![until_ms.into()]) {
+                crate::log::event(
+                    "pool_prune_failed",
+                    &[("table", table), ("error", &error.to_string())],
+                );
+            }
+        }
     }
 
     fn lease(&self, body: LeaseBody, now_ms: i64) -> Result<Response> {
-        self.prune(now_ms)?;
+        self.prune(now_ms);
         if let Some(limits) = &body.limits {
             let since = now_ms - LIMIT_WINDOW_MS;
             let clinician_calls = match &body.practitioner {
