@@ -288,8 +288,10 @@ function selectAppointment(id, { focus }) {
     if (button.closest("li").dataset.appointmentId === id) button.setAttribute("aria-current", "true");
     else button.removeAttribute("aria-current");
   }
-  // The element offers these numbers itself if the panel cannot be shown.
-  if (patient.phone) element.setAttribute("fallback-number", patient.phone);
+  // The element offers these numbers itself if the panel cannot be shown: a number that could
+  // not be normalised is still shown as recorded (linked only if it is written as a number).
+  const number = patient.phone ?? patient.phoneAsRecorded;
+  if (number) element.setAttribute("fallback-number", number);
   else element.removeAttribute("fallback-number");
   if (patient.phoneAsRecorded) element.setAttribute("fallback-label", patient.phoneAsRecorded);
   else element.removeAttribute("fallback-label");

@@ -35,9 +35,13 @@ function forward(client, clientEvent) {
   });
 }
 
-/** Keeps only the characters a tel: URL needs. */
+/**
+ * The tel: URL of a number written as one (digits, a leading +, spaces, dashes, dots, brackets),
+ * or null: text that is not a number is shown to be read, never linked to other digits.
+ */
 function telHref(number) {
-  return `tel:${String(number).replace(/[^+\d]/g, "")}`;
+  const text = String(number).trim();
+  return /^\+?[\d\s().-]+$/.test(text) ? `tel:${text.replace(/[^+\d]/g, "")}` : null;
 }
 
 export class ClinicianCall extends HTMLElement {
@@ -150,15 +154,17 @@ export class ClinicianCall extends HTMLElement {
 
   /**
    * Without a CallClient (or when mounting failed) the element still offers the number:
-   * the host may set `fallback-number` (E.164) and `fallback-label` (the number as recorded).
+   * the host may set `fallback-number` (E.164, or the number as recorded when it is not one:
+   * linked only if it is written as a number) and `fallback-label` (the number as recorded).
    */
   #showUnavailable() {
     const message = this.#showMessage("call-unavailable", "Browser calling is not available here: dial the patient by hand.");
     const number = this.getAttribute("fallback-number");
     if (!number) return;
-    const link = document.createElement("a");
+    const href = telHref(number);
+    const link = document.createElement(href ? "a" : "span");
     link.className = "fallback-number";
-    link.href = telHref(number);
+    if (href) link.href = href;
     link.textContent = this.getAttribute("fallback-label") || number;
     const line = document.createElement("p");
     line.append("Number: ", link);

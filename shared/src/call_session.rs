@@ -26,6 +26,11 @@ pub const ATTEMPTS_BEFORE_UNREACHABLE: u32 = 3;
 pub const SIGNALING_RECONNECT_SECONDS: u32 = 30;
 /// ICE restarts tried for one call before it is given up as failed.
 pub const MAX_ICE_RESTARTS: u32 = 3;
+/// How long a placed call may wait for Twilio's first word (`ringing`, `answer`, `hangup`)
+/// once its offer is ready, including a wait for the signaling link to come back, before it is
+/// given up as failed and the panel offers dialing by hand. Twilio answers an invite within
+/// seconds; half a minute is only reached when the invite was lost.
+pub const CONNECT_TIMEOUT_MS: u64 = 30_000;
 
 /// The signaling link to Twilio (or the local simulator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +80,9 @@ pub enum Microphone {
     Denied,
     /// No audio input device.
     Absent,
+    /// Another application holds it (getUserMedia's `NotReadableError`): the next call may
+    /// find it free, so nothing is blocked.
+    InUse,
 }
 
 /// Who placed the call.
@@ -140,6 +148,10 @@ impl Outcome {
             Self::Completed => "Call ended.".into(),
             Self::Busy => "The patient's line is busy.".into(),
             Self::NoAnswer => "The patient did not answer.".into(),
+            Self::Failed {
+                code: Some(codes::TRANSPORT_ERROR),
+            } => "The call could not be started: the connection to the phone service was lost."
+                .into(),
             Self::Failed { code: Some(code) } => {
                 format!("The call could not be connected (Twilio error {code}).")
             }
@@ -152,6 +164,9 @@ impl Outcome {
             Self::Missed => "Missed call: the patient hung up before you answered.".into(),
             Self::NotPlaced(Microphone::Absent) => {
                 "No microphone was found, so the browser cannot call.".into()
+            }
+            Self::NotPlaced(Microphone::InUse) => {
+                "Another application is using the microphone, so the browser cannot call. Close it and call again.".into()
             }
             Self::NotPlaced(_) => {
                 "The browser was not allowed to use the microphone, so it cannot call.".into()
@@ -232,6 +247,8 @@ pub struct Call {
     rtp_dtmf: bool,
     restarting: bool,
     ice_restarts: u32,
+    /// When the offer was ready (the start of [`CONNECT_TIMEOUT_MS`]).
+    offered_at_ms: Option<u64>,
     /// The ledger's view: status and refusal code, when a record for this call arrived.
     ledger_status: Option<String>,
     refused_code: Option<String>,
@@ -257,6 +274,7 @@ impl Call {
             rtp_dtmf: false,
             restarting: false,
             ice_restarts: 0,
+            offered_at_ms: None,
             ledger_status: None,
             refused_code: None,
             ledger_terminal: false,
@@ -351,7 +369,16 @@ pub enum Input {
     MediaFailed,
     /// The browser's network changed (online event, connection type change).
     NetworkChanged,
+    /// A call record from the ledger's event stream, or from `GET …/call` (a live call).
     Ledger(LedgerRecord),
+    /// The newest record in the event stream's opening snapshot: a live call, or the end of
+    /// the call from before a reload that the panel shows (older ended calls are history).
+    LedgerSnapshot(LedgerRecord),
+    /// The panel now shows this appointment: what the last one's call left behind (its outcome,
+    /// a call placed before a reload) no longer applies. A call still live in this page stays.
+    AppointmentOpened {
+        appointment: String,
+    },
     /// The clinician pressed Call now; `local_sid` is a fresh `TJS` + UUID from the module.
     Call {
         appointment: String,
@@ -524,14 +551,27 @@ impl Session {
 
     /// What stops a call from being placed now; `None` when Call now would work.
     pub fn blocker(&self) -> Option<Blocker> {
-        if self.phase.in_call() || matches!(self.phase, Phase::Incoming) {
-            return Some(Blocker::InCall);
-        }
-        match self.microphone {
-            Microphone::Denied => return Some(Blocker::MicrophoneDenied),
-            Microphone::Absent => return Some(Blocker::MicrophoneAbsent),
-            _ => {}
-        }
+        self.call_under_way()
+            .or(match self.microphone {
+                Microphone::Denied => Some(Blocker::MicrophoneDenied),
+                Microphone::Absent => Some(Blocker::MicrophoneAbsent),
+                _ => None,
+            })
+            .or_else(|| self.service_blocker())
+    }
+
+    /// Whether Call now places a call. A blocked or missing microphone does not stop it: the
+    /// browser is asked again, since the clinician may have allowed it or plugged one in.
+    pub fn can_place(&self) -> bool {
+        self.call_under_way().is_none() && self.service_blocker().is_none()
+    }
+
+    fn call_under_way(&self) -> Option<Blocker> {
+        (self.phase.in_call() || matches!(self.phase, Phase::Incoming)).then_some(Blocker::InCall)
+    }
+
+    /// What keeps the token or the signaling link from being ready.
+    fn service_blocker(&self) -> Option<Blocker> {
         match &self.token {
             TokenState::Refused { message, .. } => {
                 return Some(Blocker::TokenRefused {
@@ -646,6 +686,21 @@ impl Session {
             }
             Input::MediaFailed | Input::NetworkChanged => self.restart_ice(&mut out),
             Input::Ledger(record) => self.ledger(record, &mut out),
+            Input::LedgerSnapshot(record) => {
+                if !record.terminal || matches!(self.phase, Phase::Elsewhere { .. }) {
+                    self.ledger(record, &mut out);
+                }
+            }
+            Input::AppointmentOpened { appointment } => {
+                let left_behind =
+                    matches!(self.phase, Phase::Ended { .. } | Phase::Elsewhere { .. })
+                        && self.call.as_ref().and_then(|c| c.appointment.as_deref())
+                            != Some(appointment.as_str());
+                if left_behind {
+                    self.phase = Phase::Idle;
+                    self.call = None;
+                }
+            }
             Input::Call {
                 appointment,
                 local_sid,
@@ -764,6 +819,7 @@ impl Session {
                         out,
                     );
                     self.resume_call(out);
+                    self.send_invite(out);
                 }
             }
             ServerMessage::Ready | ServerMessage::Ack { .. } => {}
@@ -978,43 +1034,107 @@ impl Session {
         out.push(Effect::CallEnded);
     }
 
+    /// The microphone is open. A mute pressed while it was opening applies to it before any
+    /// audio leaves; a microphone that opens after its call ended (cancelled during the
+    /// browser's prompt) is closed at once, so it does not stay live.
     fn microphone_ready(&mut self, out: &mut Vec<Effect>) {
         self.microphone = Microphone::Granted;
-        match (&self.phase, &self.call) {
-            (Phase::Preparing, Some(_)) => out.push(Effect::CreateOffer { ice_restart: false }),
-            (Phase::Answering, Some(call)) => {
-                if let Some(sdp) = call.remote_offer.clone() {
-                    out.push(Effect::AnswerOffer { sdp });
-                }
-            }
+        let Some(call) = self
+            .call
+            .as_ref()
+            .filter(|_| matches!(self.phase, Phase::Preparing | Phase::Answering))
+        else {
+            out.push(Effect::CloseMedia);
+            return;
+        };
+        if call.muted {
+            out.push(Effect::SetMicrophoneEnabled(false));
+        }
+        match (&self.phase, &call.remote_offer) {
+            (Phase::Preparing, _) => out.push(Effect::CreateOffer { ice_restart: false }),
+            (Phase::Answering, Some(sdp)) => out.push(Effect::AnswerOffer { sdp: sdp.clone() }),
             _ => {}
         }
     }
 
     fn offer_ready(&mut self, sdp: String, out: &mut Vec<Effect>) {
         let phase = self.phase.clone();
+        let now = self.now_ms;
         let Some(call) = self.call.as_mut() else {
             return;
         };
         call.local_sdp = Some(sdp.clone());
         if phase == Phase::Preparing {
-            let params = call
-                .appointment
-                .as_deref()
-                .map(|id| crate::form::encode([("AppointmentId", id)]));
-            let message = ClientMessage::Invite(Invite {
-                callsid: call.local_sid.clone(),
-                sdp,
-                twilio: TwilioParams { params },
-                reconnect: None,
-            });
-            self.phase = Phase::Connecting;
-            self.send(message, out);
+            call.offered_at_ms = Some(now);
+            self.send_invite(out);
         } else if call.restarting && phase.in_call() {
             if let Some(callsid) = call.call_sid.clone() {
                 self.send(ClientMessage::Reinvite { callsid, sdp }, out);
             }
         }
+    }
+
+    /// Sends the placed call's invite once its offer is ready and the link is up; until then
+    /// the call waits in `Preparing` (a link that dropped during the microphone prompt).
+    fn send_invite(&mut self, out: &mut Vec<Effect>) {
+        if self.phase != Phase::Preparing || self.link != Link::Ready {
+            return;
+        }
+        let Some(call) = self.call.as_ref() else {
+            return;
+        };
+        let Some(sdp) = call.local_sdp.clone() else {
+            return;
+        };
+        let params = call
+            .appointment
+            .as_deref()
+            .map(|id| crate::form::encode([("AppointmentId", id)]));
+        let message = ClientMessage::Invite(Invite {
+            callsid: call.local_sid.clone(),
+            sdp,
+            twilio: TwilioParams { params },
+            reconnect: None,
+        });
+        self.phase = Phase::Connecting;
+        self.send(message, out);
+    }
+
+    /// A placed call that has heard nothing from Twilio within [`CONNECT_TIMEOUT_MS`] of its
+    /// offer is cancelled (on the link if it is up, through the worker if the ledger has named
+    /// the call) and ends as failed, so the panel offers dialing by hand.
+    fn give_up_unanswered_invite(&mut self, out: &mut Vec<Effect>) {
+        if !matches!(self.phase, Phase::Preparing | Phase::Connecting) {
+            return;
+        }
+        let Some(call) = self.call.as_ref() else {
+            return;
+        };
+        let waited = call
+            .offered_at_ms
+            .is_some_and(|at| self.now_ms.saturating_sub(at) >= CONNECT_TIMEOUT_MS);
+        if !waited {
+            return;
+        }
+        let (sid, server_sid) = (call.sid().to_owned(), call.call_sid.clone());
+        if self.phase == Phase::Connecting && self.link == Link::Ready {
+            self.send(
+                ClientMessage::Hangup {
+                    callsid: sid,
+                    message: None,
+                },
+                out,
+            );
+        }
+        if let Some(call_sid) = server_sid {
+            out.push(Effect::EndOnServer { call_sid });
+        }
+        self.end(
+            Outcome::Failed {
+                code: Some(codes::TRANSPORT_ERROR),
+            },
+            out,
+        );
     }
 
     fn restart_ice(&mut self, out: &mut Vec<Effect>) {
@@ -1137,7 +1257,7 @@ impl Session {
     }
 
     fn place(&mut self, appointment: String, local_sid: String, out: &mut Vec<Effect>) {
-        if self.blocker().is_some() {
+        if !self.can_place() {
             return;
         }
         self.call = Some(Call::new(Direction::Outgoing, local_sid, Some(appointment)));
@@ -1210,6 +1330,7 @@ impl Session {
 
     fn tick(&mut self, out: &mut Vec<Effect>) {
         let now = self.now_ms;
+        self.give_up_unanswered_invite(out);
         match self.token {
             TokenState::Valid { refresh_at_ms, .. } if now >= refresh_at_ms => {
                 self.token = TokenState::Fetching;

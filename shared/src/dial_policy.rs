@@ -285,15 +285,7 @@ pub fn normalise(raw: &str) -> Result<E164, NumberError> {
     } else {
         trimmed.to_owned()
     };
-    let mut digits = String::with_capacity(without_trunk.len());
-    for (index, c) in without_trunk.chars().enumerate() {
-        match c {
-            '0'..='9' => digits.push(c),
-            '+' if index == 0 => {}
-            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
-            _ => return Err(NumberError::NotANumber),
-        }
-    }
+    let digits = written_digits(&without_trunk).ok_or(NumberError::NotANumber)?;
     let e164_digits = if let Some(rest) = trimmed.strip_prefix('+').map(|_| digits.as_str()) {
         rest.to_owned()
     } else if let Some(rest) = digits.strip_prefix("00") {
@@ -320,6 +312,77 @@ pub fn normalise(raw: &str) -> Result<E164, NumberError> {
         }
     }
     Ok(number)
+}
+
+/// The digits of a number written with the separators patient records use (spaces, dashes,
+/// dots, brackets, a leading `+`, which is left off); `None` if anything else is in it.
+fn written_digits(text: &str) -> Option<String> {
+    let mut digits = String::with_capacity(text.len());
+    for (index, c) in text.chars().enumerate() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '+' if index == 0 => {}
+            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
+            _ => return None,
+        }
+    }
+    Some(digits)
+}
+
+/// What a `tel:` link dials for a number as recorded that [`normalise`] could not read (a local
+/// number without its area code, an unusual length): its digits, with a leading `+` kept, when
+/// the text is only a number written with the usual separators. An extension written after it
+/// ("020 7946 0123 ext 4", "x4", "#4") is left off the link and stays in the text shown. `None`
+/// for anything else ("07700 9OO123"), so a link never dials digits other than those shown.
+/// (One pass over the characters, with no substring search and no slicing that could panic:
+/// the browser module carries this, and either costs it kilobytes.)
+pub fn tel_digits(recorded: &str) -> Option<String> {
+    let text = recorded.trim();
+    let international = text.starts_with('+');
+    let mut digits = String::with_capacity(text.len());
+    let mut trunk_skipped = false;
+    let mut chars = text.char_indices();
+    while let Some((at, c)) = chars.next() {
+        let rest = text.get(at..).unwrap_or_default();
+        match c {
+            '0'..='9' => digits.push(c),
+            '+' if at == 0 => digits.push(c),
+            // `+44 (0)20 …`: the bracketed trunk zero is not dialled internationally.
+            '(' if international && !trunk_skipped && rest.starts_with("(0)") => {
+                trunk_skipped = true;
+                chars.nth(1);
+            }
+            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
+            _ if is_extension(rest) => break,
+            _ => return None,
+        }
+    }
+    (digits.trim_start_matches('+').len() >= 3).then_some(digits)
+}
+
+/// Whether `rest` is an extension: `#`, `x`, `ext`, `extn` or `extension` (any case), then
+/// its digits.
+fn is_extension(rest: &str) -> bool {
+    let after_marker = match rest.strip_prefix('#') {
+        Some(after) => after,
+        None => {
+            let word_end = rest
+                .find(|c: char| !c.is_ascii_alphabetic())
+                .unwrap_or(rest.len());
+            let (Some(word), Some(after)) = (rest.get(..word_end), rest.get(word_end..)) else {
+                return false;
+            };
+            let marker = ["x", "ext", "extn", "extension"]
+                .iter()
+                .any(|marker| word.eq_ignore_ascii_case(marker));
+            if !marker {
+                return false;
+            }
+            after
+        }
+    };
+    let number = after_marker.trim_start_matches(['.', ':', ' ']);
+    !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The blocked range a number falls in, if any.
@@ -512,7 +575,45 @@ mod tests {
         assert_eq!(CallLimits::default().per_patient_per_hour, 6);
     }
 
+    #[test]
+    fn tel_links_dial_only_a_number_written_as_one() {
+        let table = [
+            ("7946 0123", Some("79460123")),
+            ("020 7946 0123 ext 4", Some("02079460123")),
+            ("020 7946 0123 Ext. 12", Some("02079460123")),
+            ("020 7946 0123 extension: 12", Some("02079460123")),
+            ("020 7946 0123 x4", Some("02079460123")),
+            ("020 7946 0123 #4", Some("02079460123")),
+            ("020 7946 0123 EXTN 4", Some("02079460123")),
+            ("07700 900123 emergency 2", None),
+            ("+44 (0)20 7946", Some("+44207946")),
+            ("(01632) 960 00", Some("0163296000")),
+            ("07700 9OO123", None),
+            ("07700 900123 (mum)", None),
+            ("020 7946 0123 ext", None),
+            ("ext 4", None),
+            ("12", None),
+            ("", None),
+            ("ask at reception", None),
+        ];
+        for (recorded, expected) in table {
+            assert_eq!(tel_digits(recorded).as_deref(), expected, "{recorded}");
+        }
+    }
+
     proptest! {
+        /// Whatever is recorded, a link dials only digits that are shown, in their order.
+        #[test]
+        fn a_tel_link_dials_only_digits_shown_in_their_order(recorded in "[0-9 ()+xet#.a-z-]{0,24}") {
+            if let Some(dialled) = tel_digits(&recorded) {
+                prop_assert!(dialled.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit()));
+                let mut shown = recorded.chars().filter(char::is_ascii_digit);
+                for digit in dialled.chars().filter(char::is_ascii_digit) {
+                    prop_assert!(shown.any(|c| c == digit), "{} dials {}", recorded, dialled);
+                }
+            }
+        }
+
         /// No policy ever admits a number in a blocked range.
         #[test]
         fn blocked_ranges_are_never_admitted(range in 0usize..BLOCKED_RANGES.len(), tail in "[0-9]{6,9}", allow_all in any::<bool>()) {

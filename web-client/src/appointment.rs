@@ -1,6 +1,7 @@
 //! The appointment the panel is mounted on, as the worker describes it (`GET
 //! /api/v1/appointments/{id}/call` → `appointment`): who the patient is and how to dial them.
 
+use shared::dial_policy::tel_digits;
 use shared::json::Json;
 
 /// What the worker refused about the patient's number, in its words.
@@ -53,20 +54,18 @@ impl AppointmentInfo {
         })
     }
 
-    /// The number to show for dialing by hand, and its `tel:` link.
-    pub fn manual_number(&self) -> Option<(String, String)> {
+    /// The number to show for dialing by hand, and its `tel:` link: none for a record that is
+    /// not written as a number (`shared::dial_policy::tel_digits`), which is shown to be read.
+    pub fn manual_number(&self) -> Option<(String, Option<String>)> {
         match (&self.phone, &self.phone_as_recorded) {
             (Some(e164), recorded) => Some((
                 recorded.clone().unwrap_or_else(|| e164.clone()),
-                format!("tel:{e164}"),
+                Some(format!("tel:{e164}")),
             )),
-            (None, Some(recorded)) => {
-                let dialable: String = recorded
-                    .chars()
-                    .filter(|c| c.is_ascii_digit() || *c == '+')
-                    .collect();
-                Some((recorded.clone(), format!("tel:{dialable}")))
-            }
+            (None, Some(recorded)) => Some((
+                recorded.clone(),
+                tel_digits(recorded).map(|digits| format!("tel:{digits}")),
+            )),
             (None, None) => None,
         }
     }
@@ -105,7 +104,7 @@ mod tests {
         assert_eq!(info.patient_name.as_deref(), Some("Pat Example"));
         assert_eq!(
             info.manual_number(),
-            Some(("07700 900123".into(), "tel:+447700900123".into()))
+            Some(("07700 900123".into(), Some("tel:+447700900123".into())))
         );
         assert_eq!(info.summary_line(), "09:30 · Review");
         assert!(info.dialable && info.callable && info.refusal.is_none());
@@ -118,13 +117,15 @@ mod tests {
             "dialable": false, "refusal": {"code": "number_invalid", "message": "Not valid."}}})
             .into();
         let info = AppointmentInfo::from_json(&entry).expect("entry");
+        // The extension stays in the text, off the link.
         assert_eq!(
             info.manual_number(),
-            Some((
-                "020 7946 0123 ext 4".into(),
-                "tel:02079460123 4".replace(' ', "")
-            ))
+            Some(("020 7946 0123 ext 4".into(), Some("tel:02079460123".into())))
         );
+        // A typo is shown to be read, never linked to other digits.
+        let typo: Json = json!({"id": "a", "patient": {"phoneAsRecorded": "07700 9OO123"}}).into();
+        let typo = AppointmentInfo::from_json(&typo).expect("entry");
+        assert_eq!(typo.manual_number(), Some(("07700 9OO123".into(), None)));
         assert_eq!(
             info.refusal.map(|r| r.code),
             Some("number_invalid".to_owned())

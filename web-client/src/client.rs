@@ -288,7 +288,16 @@ async fn fetch_token(weak: Weak<Shared>) {
 async fn acquire_microphone(weak: Weak<Shared>) {
     match media::acquire_microphone().await {
         Ok(stream) => {
-            let Some(shared) = weak.upgrade() else { return };
+            let Some(shared) = weak.upgrade() else {
+                media::stop_tracks(&stream);
+                return;
+            };
+            // A second microphone for the same page (Call now, Cancel, Call now during one
+            // prompt): the call already has one, so this one closes.
+            if shared.inner.borrow().media.is_some() {
+                media::stop_tracks(&stream);
+                return;
+            }
             let servers: Vec<String> = match &shared.inner.borrow().signaling_url {
                 Some(url) if url.starts_with("wss://") => vec![TWILIO_STUN.to_owned()],
                 _ => Vec::new(),
@@ -308,6 +317,7 @@ async fn acquire_microphone(weak: Weak<Shared>) {
             Input::MicrophoneFailed(match error {
                 MicrophoneError::Denied => Microphone::Denied,
                 MicrophoneError::Absent => Microphone::Absent,
+                MicrophoneError::InUse => Microphone::InUse,
             }),
         ),
     }
@@ -352,15 +362,14 @@ fn watch_ledger(shared: &Rc<Shared>, appointment: &str) {
                 return;
             };
             match event.name.as_str() {
-                // The snapshot's newest record only tells of a call already live (a reload).
                 "snapshot" => {
                     let newest = data
                         .get("calls")
                         .and_then(Json::as_array)
                         .and_then(|calls| calls.first())
                         .and_then(LedgerRecord::from_json);
-                    if let Some(record) = newest.filter(|r| !r.terminal) {
-                        dispatch_weak(&on_event, Input::Ledger(record));
+                    if let Some(record) = newest {
+                        dispatch_weak(&on_event, Input::LedgerSnapshot(record));
                     }
                 }
                 "call" => {
@@ -802,7 +811,7 @@ impl CallClient {
             };
             let action_weak = weak.clone();
             let panel = Panel::mount(&host, move |action| on_panel_action(&action_weak, action))?;
-            {
+            let switching = {
                 let mut inner = shared.inner.borrow_mut();
                 let switching = inner.appointment_id.as_deref() != Some(appointment_id.as_str());
                 inner.panel = Some(panel);
@@ -814,8 +823,14 @@ impl CallClient {
                     inner.ledger = None;
                     inner.loading = true;
                 }
+                switching
+            };
+            if switching {
+                let appointment = appointment_id.clone();
+                dispatch(&shared, Input::AppointmentOpened { appointment });
+            } else {
+                render(&shared);
             }
-            render(&shared);
             drop(shared);
             load_appointment(weak, appointment_id).await;
             Ok(JsValue::UNDEFINED)

@@ -38,8 +38,9 @@ pub struct ReadinessItem {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FallbackView {
     pub reason: String,
-    /// (shown number, `tel:` link); `None` when there is no number on record.
-    pub number: Option<(String, String)>,
+    /// (shown number, its `tel:` link if it is written as a number); `None` when there is no
+    /// number on record.
+    pub number: Option<(String, Option<String>)>,
 }
 
 /// Everything the panel shows.
@@ -85,6 +86,7 @@ fn readiness(session: &Session) -> Vec<ReadinessItem> {
         }
         Microphone::Denied => (false, "Microphone blocked for this site."),
         Microphone::Absent => (false, "No microphone found."),
+        Microphone::InUse => (false, "Microphone in use by another application."),
     };
     let token = match &session.token {
         TokenState::Valid { .. } => (true, "Signed in for calls."),
@@ -133,10 +135,20 @@ pub fn view(
     loading: bool,
     warnings: &[Warning],
 ) -> PanelView {
-    let name = appointment
-        .and_then(|a| a.patient_name.clone())
-        .unwrap_or_else(|| "the patient".to_owned());
     let call = session.call.as_ref();
+    // A call still live in this page for the appointment open before (the clinician opened
+    // another one mid-call) never takes this appointment's patient's name.
+    let call_for_another = call
+        .and_then(|c| c.appointment.as_deref())
+        .zip(appointment)
+        .is_some_and(|(called, shown)| called != shown.id);
+    let name = match appointment.and_then(|a| a.patient_name.clone()) {
+        Some(_) if call_for_another && session.phase.in_call() => {
+            "the patient of the appointment open before".to_owned()
+        }
+        Some(name) => name,
+        None => "the patient".to_owned(),
+    };
     let muted = call.is_some_and(|c| c.muted);
     let blocker = session.blocker();
     let appointment_problem = appointment_blocker(appointment);
@@ -179,7 +191,7 @@ pub fn view(
                 Phase::Ended {
                     outcome,
                     duration_seconds,
-                } => Some((outcome, *duration_seconds)),
+                } if !call_for_another => Some((outcome, *duration_seconds)),
                 _ => None,
             };
             let again = ended.is_some();
@@ -212,7 +224,7 @@ pub fn view(
                         v.status = reason.clone();
                     }
                     v.fallback = Some(fallback(reason.clone()));
-                    v.call = ButtonView::shown(call_label(blocker), false);
+                    v.call = ButtonView::shown(call_label(blocker), session.can_place());
                 }
                 (None, Some(blocker)) => {
                     if !again {
@@ -322,7 +334,8 @@ pub fn fallback_reason(
 fn call_label(blocker: &Blocker) -> &'static str {
     match blocker {
         Blocker::Starting | Blocker::SignalingConnecting => "Call now (connecting…)",
-        Blocker::MicrophoneDenied | Blocker::MicrophoneAbsent => "Call now (no microphone)",
+        // Pressed, it asks the browser for the microphone again.
+        Blocker::MicrophoneDenied | Blocker::MicrophoneAbsent => "Try the microphone again",
         Blocker::TokenRefused { .. } => "Call now (not permitted)",
         Blocker::ServiceUnreachable | Blocker::SignalingUnreachable => "Call now (offline)",
         Blocker::InCall => "Call now",

@@ -107,7 +107,7 @@ fn sample_view() -> PanelView {
         decline: ButtonView::default(),
         fallback: Some(FallbackView {
             reason: "The patient's line is busy.".into(),
-            number: Some(("07700 900123".into(), "tel:+447700900123".into())),
+            number: Some(("07700 900123".into(), Some("tel:+447700900123".into()))),
         }),
     }
 }
@@ -147,6 +147,20 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
         .ok()
         .flatten()
         .expect("number");
+    assert_eq!(
+        number.get_attribute("href").as_deref(),
+        Some("tel:+447700900123")
+    );
+    // A number recorded with a typo is shown to be read, with no link to dial other digits.
+    let mut unlinked = sample_view();
+    unlinked.fallback = Some(FallbackView {
+        reason: "The patient's line is busy.".into(),
+        number: Some(("07700 9OO123".into(), None)),
+    });
+    panel.update(&unlinked, false, None);
+    assert_eq!(number.text_content().as_deref(), Some("07700 9OO123"));
+    assert_eq!(number.get_attribute("href"), None);
+    panel.update(&sample_view(), false, Some("Outcome saved."));
     assert_eq!(
         number.get_attribute("href").as_deref(),
         Some("tel:+447700900123")

@@ -317,6 +317,183 @@ fn mute_toggles_the_track_and_digits_go_by_rtp_or_signaling() {
 }
 
 #[test]
+fn a_mute_pressed_while_the_microphone_opens_applies_before_any_audio_leaves() {
+    // Outgoing: muted during the browser's prompt.
+    let mut s = ready();
+    let call = Input::Call {
+        appointment: "appt-mobile".into(),
+        local_sid: "TJSlocal".into(),
+    };
+    s.handle(call, 1_000);
+    assert!(s
+        .handle(Input::ToggleMute, 1_050)
+        .contains(&Effect::SetMicrophoneEnabled(false)));
+    assert_eq!(
+        s.handle(Input::MicrophoneReady, 1_100),
+        vec![
+            Effect::SetMicrophoneEnabled(false),
+            Effect::CreateOffer { ice_restart: false }
+        ]
+    );
+    // Muted and unmuted again before it opened: nothing to apply.
+    let mut s = ready();
+    s.handle(
+        Input::Call {
+            appointment: "appt-mobile".into(),
+            local_sid: "TJSlocal".into(),
+        },
+        1_000,
+    );
+    s.handle(Input::ToggleMute, 1_050);
+    s.handle(Input::ToggleMute, 1_060);
+    assert_eq!(
+        s.handle(Input::MicrophoneReady, 1_100),
+        vec![Effect::CreateOffer { ice_restart: false }]
+    );
+}
+
+#[test]
+fn a_microphone_that_opens_after_its_call_was_cancelled_is_closed() {
+    let mut s = ready();
+    s.handle(
+        Input::Call {
+            appointment: "appt-mobile".into(),
+            local_sid: "TJSlocal".into(),
+        },
+        1_000,
+    );
+    s.handle(Input::Hangup, 1_050);
+    assert_eq!(outcome(&s), Some(&Outcome::Canceled));
+    assert_eq!(
+        s.handle(Input::MicrophoneReady, 1_100),
+        vec![Effect::CloseMedia]
+    );
+    assert_eq!(
+        outcome(&s),
+        Some(&Outcome::Canceled),
+        "the ended call stays ended"
+    );
+    // With no call at all, the same.
+    let mut s = ready();
+    assert_eq!(
+        s.handle(Input::MicrophoneReady, 1_100),
+        vec![Effect::CloseMedia]
+    );
+}
+
+/// Ticks once a second from `from` to `to` with the server answering every heartbeat, and
+/// returns every effect.
+fn tick_through(s: &mut Session, from: u64, to: u64) -> Vec<Effect> {
+    let mut all = Vec::new();
+    let mut now = from;
+    while now < to {
+        now = (now + 1_000).min(to);
+        let effects = s.handle(Input::Tick, now);
+        if effects.contains(&Effect::Send(HEARTBEAT.into())) {
+            s.handle(Input::Received(HEARTBEAT.into()), now);
+        }
+        all.extend(effects);
+    }
+    all
+}
+
+#[test]
+fn a_link_lost_during_the_microphone_prompt_delays_the_invite_until_it_is_back() {
+    let mut s = ready();
+    s.handle(
+        Input::Call {
+            appointment: "appt-mobile".into(),
+            local_sid: "TJSlocal".into(),
+        },
+        1_000,
+    );
+    s.handle(Input::SocketClosed, 1_200);
+    s.handle(Input::MicrophoneReady, 1_300);
+    let effects = s.handle(
+        Input::OfferReady {
+            sdp: "v=0 offer".into(),
+        },
+        1_400,
+    );
+    assert!(sent(&effects).is_empty(), "no invite into a closed link");
+    assert_eq!(s.phase, Phase::Preparing);
+    assert_eq!(s.handle(Input::Tick, 1_800), vec![Effect::OpenSocket]);
+    s.handle(Input::SocketOpened, 1_900);
+    let effects = s.handle(
+        frame(ServerMessage::Connected {
+            token: None,
+            region: None,
+            edge: None,
+        }),
+        2_000,
+    );
+    assert_eq!(sent_types(&effects), vec!["register", "invite"]);
+    let invite = &sent(&effects)[1];
+    assert_eq!(invite["payload"]["callsid"], "TJSlocal");
+    assert_eq!(invite["payload"]["sdp"], "v=0 offer");
+    assert_eq!(s.phase, Phase::Connecting);
+}
+
+#[test]
+fn an_invite_twilio_never_answers_ends_failed_with_the_manual_dial_offered() {
+    // Offer ready (and invite sent) at 1.5 s; Twilio says nothing more.
+    let mut s = dialling();
+    let effects = tick_through(&mut s, 1_500, 1_500 + CONNECT_TIMEOUT_MS - 1);
+    assert!(!effects.contains(&Effect::CallEnded), "{effects:?}");
+    assert_eq!(s.phase, Phase::Connecting);
+    let effects = tick_through(
+        &mut s,
+        1_500 + CONNECT_TIMEOUT_MS - 1,
+        1_500 + CONNECT_TIMEOUT_MS,
+    );
+    assert_eq!(sent_types(&effects), vec!["hangup"]);
+    assert_eq!(sent(&effects)[0]["payload"]["callsid"], "TJSlocal");
+    assert!(effects.contains(&Effect::CloseMedia) && effects.contains(&Effect::CallEnded));
+    let ended = outcome(&s).expect("ended");
+    assert_eq!(
+        ended,
+        &Outcome::Failed {
+            code: Some(codes::TRANSPORT_ERROR)
+        }
+    );
+    assert!(ended.offers_manual_dial());
+    assert!(ended
+        .describe()
+        .contains("connection to the phone service was lost"));
+
+    // When the worker's ledger has named the call meanwhile, the worker is asked to end it too.
+    let mut s = dialling();
+    s.handle(ledger("queued", false, None), 2_000);
+    let effects = tick_through(&mut s, 2_000, 1_500 + CONNECT_TIMEOUT_MS);
+    assert!(effects.contains(&Effect::EndOnServer {
+        call_sid: "CAparent".into()
+    }));
+    assert_eq!(
+        sent(&effects)
+            .last()
+            .map(|f| f["payload"]["callsid"].clone()),
+        Some(json!("CAparent"))
+    );
+
+    // A call that is ringing or connected is never timed out.
+    let mut s = connected();
+    let effects = tick_through(&mut s, 5_000, 5_000 + 2 * CONNECT_TIMEOUT_MS);
+    assert!(!effects.contains(&Effect::CallEnded));
+    assert!(matches!(s.phase, Phase::Connected { .. }));
+    // Nor is a call still waiting for the clinician to answer the microphone prompt.
+    let mut s = ready();
+    s.handle(
+        Input::Call {
+            appointment: "appt-mobile".into(),
+            local_sid: "TJSlocal".into(),
+        },
+        1_000,
+    );
+    tick_through(&mut s, 1_000, 1_000 + 2 * CONNECT_TIMEOUT_MS);
+    assert_eq!(s.phase, Phase::Preparing);
+}
+
+#[test]
 fn hanging_up_before_the_answer_cancels() {
     let mut s = dialling();
     let effects = s.handle(Input::Hangup, 1_800);
@@ -342,6 +519,23 @@ fn calls_need_token_link_and_microphone() {
     s.handle(Input::MicrophoneObserved(Microphone::Denied), 400);
     assert_eq!(s.blocker(), Some(Blocker::MicrophoneDenied));
     assert!(s.blocker().is_some_and(|b| b.needs_manual_dial()));
+    // Call now still asks the browser again: the clinician may have allowed it since.
+    assert!(s.can_place());
+    let call = || Input::Call {
+        appointment: "a".into(),
+        local_sid: "TJS1".into(),
+    };
+    assert_eq!(s.handle(call(), 450), vec![Effect::AcquireMicrophone]);
+    s.handle(Input::MicrophoneReady, 460);
+    assert_eq!(s.microphone, Microphone::Granted);
+    assert_eq!(s.blocker(), Some(Blocker::InCall));
+    // But not without a token or a link, whatever the microphone.
+    let mut s = Session::new(Json::from(json!({})));
+    s.handle(Input::Start, 0);
+    s.handle(Input::MicrophoneObserved(Microphone::Absent), 10);
+    assert_eq!(s.blocker(), Some(Blocker::MicrophoneAbsent));
+    assert!(!s.can_place());
+    assert!(s.handle(call(), 20).is_empty());
 
     let mut s = ready();
     let effects = s.handle(
@@ -356,6 +550,24 @@ fn calls_need_token_link_and_microphone() {
     assert_eq!(effects, vec![Effect::CloseMedia, Effect::CallEnded]);
     assert_eq!(outcome(&s), Some(&Outcome::NotPlaced(Microphone::Denied)));
     assert_eq!(s.blocker(), Some(Blocker::MicrophoneDenied));
+
+    // A microphone held by another application ends this attempt and blocks nothing.
+    let mut s = ready();
+    s.handle(
+        Input::Call {
+            appointment: "a".into(),
+            local_sid: "TJS1".into(),
+        },
+        500,
+    );
+    let effects = s.handle(Input::MicrophoneFailed(Microphone::InUse), 600);
+    assert_eq!(effects, vec![Effect::CloseMedia, Effect::CallEnded]);
+    let ended = outcome(&s).expect("ended");
+    assert!(ended.offers_manual_dial());
+    assert!(ended
+        .describe()
+        .contains("Another application is using the microphone"));
+    assert_eq!(s.blocker(), None, "the next Call now tries again");
 }
 
 #[test]
@@ -705,6 +917,88 @@ fn a_live_call_seen_after_a_reload_is_shown_and_can_be_ended_on_the_server() {
 }
 
 #[test]
+fn opening_another_appointment_clears_what_the_last_one_left_and_keeps_a_live_call() {
+    let opened = |appointment: &str| Input::AppointmentOpened {
+        appointment: appointment.into(),
+    };
+    // An ended call's outcome belongs to its appointment.
+    let mut s = dialling();
+    s.handle(hangup(None), 3_000);
+    s.handle(ledger("busy", true, None), 3_100);
+    assert_eq!(outcome(&s), Some(&Outcome::Busy));
+    assert!(s.handle(opened("appt-mobile"), 4_000).is_empty());
+    assert_eq!(
+        outcome(&s),
+        Some(&Outcome::Busy),
+        "reopening the same one keeps it"
+    );
+    assert!(s.handle(opened("appt-landline"), 4_100).is_empty());
+    assert_eq!(s.phase, Phase::Idle);
+    assert!(s.call.is_none());
+    assert_eq!(s.blocker(), None, "the other patient can be called");
+
+    // A call placed before a reload is shown for its own appointment only.
+    let mut s = ready();
+    s.handle(ledger("in-progress", false, None), 1_000);
+    s.handle(opened("appt-landline"), 1_100);
+    assert_eq!(s.phase, Phase::Idle);
+    assert!(
+        s.handle(Input::Hangup, 1_200).is_empty(),
+        "nothing left to end"
+    );
+
+    // A call live in this page goes on, whichever appointment is shown.
+    let mut s = connected();
+    assert!(s.handle(opened("appt-landline"), 6_000).is_empty());
+    assert!(matches!(s.phase, Phase::Connected { .. }));
+    assert_eq!(
+        s.call.as_ref().and_then(|c| c.appointment.as_deref()),
+        Some("appt-mobile")
+    );
+}
+
+#[test]
+fn a_snapshot_ends_the_call_from_before_the_reload_but_never_reopens_history() {
+    let snapshot = |status: &str, terminal: bool| match ledger(status, terminal, None) {
+        Input::Ledger(record) => Input::LedgerSnapshot(record),
+        _ => unreachable!("ledger() makes a ledger input"),
+    };
+    // The stream dropped while the call from before the reload ended: its snapshot ends it.
+    let mut s = ready();
+    s.handle(snapshot("in-progress", false), 1_000);
+    assert!(matches!(s.phase, Phase::Elsewhere { .. }));
+    assert_eq!(
+        s.handle(snapshot("completed", true), 2_000),
+        vec![Effect::CallEnded]
+    );
+    assert_eq!(outcome(&s), Some(&Outcome::Completed));
+
+    // A call being placed never adopts the newest ended call of the snapshot (an older call).
+    let mut s = ready();
+    s.handle(
+        Input::Call {
+            appointment: "appt-mobile".into(),
+            local_sid: "TJSlocal".into(),
+        },
+        1_000,
+    );
+    s.handle(Input::MicrophoneReady, 1_100);
+    s.handle(
+        Input::OfferReady {
+            sdp: "v=0 offer".into(),
+        },
+        1_200,
+    );
+    assert!(s.handle(snapshot("busy", true), 1_300).is_empty());
+    assert_eq!(s.phase, Phase::Connecting);
+    assert_eq!(s.call.as_ref().and_then(|c| c.call_sid.clone()), None);
+    // And an idle panel stays idle.
+    let mut s = ready();
+    s.handle(snapshot("completed", true), 1_000);
+    assert_eq!(s.phase, Phase::Idle);
+}
+
+#[test]
 fn ledger_records_are_read_from_the_worker_json() {
     let record = LedgerRecord::from_json(&Json::from(json!({
         "parentCallSid": "CA1", "status": "refused", "terminal": true,
@@ -793,7 +1087,11 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(Input::SocketOpened),
         Just(Input::SocketClosed),
         Just(Input::MicrophoneReady),
+        Just(Input::AppointmentOpened {
+            appointment: "appt-landline".into()
+        }),
         Just(Input::MicrophoneFailed(Microphone::Denied)),
+        Just(Input::MicrophoneFailed(Microphone::InUse)),
         Just(Input::OfferReady { sdp: "o".into() }),
         Just(Input::AnswerReady { sdp: "a".into() }),
         Just(Input::MediaConnected { rtp_dtmf: false }),
@@ -810,12 +1108,17 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(Input::Tick),
         Just(ledger("busy", true, None)),
         Just(ledger("in-progress", false, None)),
+        Just(ledger("completed", true, None)).prop_map(|input| match input {
+            Input::Ledger(record) => Input::LedgerSnapshot(record),
+            other => other,
+        }),
     ]
 }
 
 proptest! {
-    /// Whatever happens, in any order: the media is closed exactly when a call that had it ends,
-    /// every end is announced once, and a connected call always has an appointment or a caller.
+    /// Whatever happens, in any order: the media is closed exactly when a call that had it ends
+    /// or a microphone opens with no call waiting for it, every end is announced once, and a
+    /// connected call always has an appointment or a caller.
     #[test]
     fn any_sequence_keeps_the_panel_consistent(inputs in proptest::collection::vec(any_input(), 1..60)) {
         let mut s = Session::new(Json::from(json!({})));
@@ -823,12 +1126,17 @@ proptest! {
         for input in inputs {
             now += 700;
             let was_in_call = s.phase.in_call();
+            let stray_microphone = input == Input::MicrophoneReady
+                && !matches!(s.phase, Phase::Preparing | Phase::Answering);
             let effects = s.handle(input, now);
             let ended = effects.iter().filter(|e| **e == Effect::CallEnded).count();
             let closed = effects.iter().filter(|e| **e == Effect::CloseMedia).count();
             prop_assert!(ended <= 1 && closed <= 1);
             if closed == 1 {
-                prop_assert!(was_in_call && ended == 1);
+                prop_assert!((was_in_call && ended == 1) || (stray_microphone && ended == 0));
+            }
+            if stray_microphone {
+                prop_assert_eq!(effects.clone(), vec![Effect::CloseMedia]);
             }
             if ended == 1 {
                 let ended_phase = matches!(s.phase, Phase::Ended { .. });
@@ -840,6 +1148,10 @@ proptest! {
             }
             if s.blocker().is_none() {
                 prop_assert_eq!(s.link, Link::Ready);
+            }
+            if s.can_place() {
+                prop_assert_eq!(s.link, Link::Ready);
+                prop_assert!(!s.phase.in_call());
             }
         }
     }

@@ -18,6 +18,8 @@ pub type Connection = RtcPeerConnection;
 pub enum MicrophoneError {
     Denied,
     Absent,
+    /// Held by another application, or the device failed to start: worth trying again.
+    InUse,
 }
 
 fn get(target: &JsValue, name: &str) -> JsValue {
@@ -64,8 +66,18 @@ pub async fn acquire_microphone() -> Result<MediaStream, MicrophoneError> {
             Some("NotAllowedError" | "SecurityError" | "PermissionDeniedError") => {
                 MicrophoneError::Denied
             }
+            Some("NotReadableError" | "TrackStartError" | "AbortError") => MicrophoneError::InUse,
             _ => MicrophoneError::Absent,
         }),
+    }
+}
+
+/// Stops every track of `stream`: the browser's microphone indicator goes off.
+pub fn stop_tracks(stream: &MediaStream) {
+    for track in stream.get_tracks().iter() {
+        if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
+            track.stop();
+        }
     }
 }
 
@@ -197,11 +209,7 @@ impl Drop for Media {
         self.pc.set_oniceconnectionstatechange(None);
         self.pc.set_ontrack(None);
         self.pc.close();
-        for track in self.stream.get_tracks().iter() {
-            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
-                track.stop();
-            }
-        }
+        stop_tracks(&self.stream);
         set(&self.audio, "srcObject", &JsValue::NULL);
         self.audio.remove();
     }

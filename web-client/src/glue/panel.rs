@@ -259,7 +259,10 @@ impl Panel {
                 match &fallback.number {
                     Some((shown, href)) => {
                         set_text(&self.number, shown);
-                        set_attr(&self.number, "href", href);
+                        match href {
+                            Some(href) => set_attr(&self.number, "href", href),
+                            None => toggle_attr(&self.number, "href", false),
+                        }
                         self.copy.set_hidden(false);
                     }
                     None => {

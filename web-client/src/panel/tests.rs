@@ -149,7 +149,7 @@ fn every_state_shows_the_right_words_and_buttons() {
             session: denied,
             state: "fallback",
             status_contains: "microphone",
-            call_enabled: Some(false),
+            call_enabled: Some(true),
             end_visible: false,
             fallback: true,
         },
@@ -229,7 +229,7 @@ fn every_state_shows_the_right_words_and_buttons() {
         if let Some(fallback) = &v.fallback {
             assert_eq!(
                 fallback.number,
-                Some(("07700 900123".into(), "tel:+447700900123".into())),
+                Some(("07700 900123".into(), Some("tel:+447700900123".into()))),
                 "{}",
                 case.name
             );
@@ -269,6 +269,57 @@ fn an_appointment_that_cannot_be_dialled_offers_its_number_with_the_reason() {
     let fallback = v.fallback.expect("fallback");
     assert!(fallback.reason.contains("premium-rate"));
     assert!(fallback.number.is_some());
+}
+
+/// Another appointment, of another patient.
+fn other_appointment() -> AppointmentInfo {
+    AppointmentInfo::from_json(&Json::from(json!({
+        "id": "appt-landline", "patient": {"name": "Sam Other", "phone": "+447700900456", "dialable": true},
+        "callable": true,
+    })))
+    .expect("appointment")
+}
+
+#[test]
+fn opening_another_appointment_mid_call_never_names_its_patient_for_the_call() {
+    let mut s = ready();
+    answered(&mut s);
+    let v = view(&s, Some(&appointment()), false, &[]);
+    assert_eq!(v.status, "Connected with Pat Example.");
+
+    s.handle(
+        Input::AppointmentOpened {
+            appointment: "appt-landline".into(),
+        },
+        2_000,
+    );
+    let v = view(&s, Some(&other_appointment()), false, &[]);
+    assert_eq!(v.state, "connected", "the live call goes on");
+    assert!(!v.status.contains("Sam Other"), "{}", v.status);
+    assert_eq!(
+        v.status,
+        "Connected with the patient of the appointment open before."
+    );
+    assert!(v.end.visible && !v.call.enabled);
+
+    // Once it ends, the other appointment's panel is its own: ready to call its patient, with
+    // no "Call again" and no outcome of a call it never had.
+    s.handle(Input::Hangup, 3_000);
+    let v = view(&s, Some(&other_appointment()), false, &[]);
+    assert_eq!(v.state, "idle");
+    assert_eq!(v.status, "Ready to call Sam Other.");
+    assert_eq!(v.call.label, "Call now");
+    assert!(v.fallback.is_none() && v.outcome.is_none());
+    s.handle(
+        Input::AppointmentOpened {
+            appointment: "appt-landline".into(),
+        },
+        3_100,
+    );
+    let v = view(&s, Some(&other_appointment()), false, &[]);
+    assert_eq!(v.state, "idle");
+    assert_eq!(v.status, "Ready to call Sam Other.");
+    assert!(v.fallback.is_none());
 }
 
 #[test]
