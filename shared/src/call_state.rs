@@ -202,6 +202,22 @@ pub fn progress(events: &[StatusEvent]) -> Option<CallProgress> {
     })
 }
 
+/// The event that closes a call Twilio has confirmed ended (its REST hang-up succeeded) when no
+/// status callback was ever received for it: the clinician ended it before its patient leg was
+/// dialled, so no callback will come and the attempt would otherwise stay live for good. It is
+/// `canceled`, at `now_unix`, without a sequence number, so a real callback that still arrives
+/// outranks it ([`progress`]). `None` once any callback was received: Twilio reports that
+/// call's own end.
+pub fn closing_event(events: &[StatusEvent], now_unix: i64) -> Option<StatusEvent> {
+    events.is_empty().then_some(StatusEvent {
+        sequence: None,
+        status: CallStatus::Canceled,
+        timestamp_unix: now_unix,
+        duration_seconds: None,
+        error_code: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +353,31 @@ mod tests {
             );
         }
         assert_eq!(progress(&[]), None);
+    }
+
+    #[test]
+    fn a_call_hung_up_before_any_callback_is_closed_and_a_real_callback_still_wins() {
+        let closing = closing_event(&[], 1_000).expect("closed");
+        let closed = progress(std::slice::from_ref(&closing)).expect("progress");
+        assert_eq!(closed.status, CallStatus::Canceled);
+        assert_eq!(closed.ended_at_unix, Some(1_000));
+        // Any callback received means Twilio reports the end itself.
+        assert_eq!(
+            closing_event(&[event(1, CallStatus::Ringing, 990)], 1_000),
+            None
+        );
+        // A real final callback arriving after the closing event decides the outcome.
+        for real in [
+            completed(3, 1_005, 42),
+            event(2, CallStatus::NoAnswer, 1_001),
+            event(2, CallStatus::Canceled, 999),
+        ] {
+            let both = progress(&[closing.clone(), real.clone()]).expect("progress");
+            assert_eq!(
+                (both.status, both.ended_at_unix),
+                (real.status, Some(real.timestamp_unix))
+            );
+        }
     }
 
     #[test]

@@ -260,6 +260,48 @@ test("the clinician ends a live call through Twilio's REST API; a failing API is
   assert.equal((await end({})).status, 400);
 });
 
+test("a call ended before its patient was dialled is closed, and ending a finished call changes nothing", async () => {
+  const token = await signIn("clinician-ada");
+  const end = (body) => fetch(`${worker.url}/api/v1/appointments/appt-dashes/call/end`, {
+    method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  // End pressed while the voice webhook was still answering: Twilio never runs the <Dial>, so
+  // no status callback will ever come for this call.
+  const { parentSid } = await voice("appt-dashes");
+  assert.equal((await callRecords("appt-dashes")).body.live?.parentCallSid, parentSid, "live until ended");
+  const response = await end({ callSid: parentSid });
+  assert.equal(response.status, 200, await response.clone().text());
+  const { record } = await response.json();
+  assert.equal(record.status, "canceled");
+  assert.equal(record.terminal, true);
+  assert.equal(record.endedBy, "clinician");
+  assert.equal((await callRecords("appt-dashes")).body.live, null, "no longer live");
+  const [ext] = await waitForExtension("appt-dashes", (e) => e.callSid === parentSid && e.status === "canceled", "the closed call on the Appointment");
+  assert.equal(ext.endedBy, "clinician");
+
+  // The patient hung up first: End changes nothing (no hang-up sent, not "ended by clinician").
+  const second = await voice("appt-dashes");
+  const childSid = newCallSid();
+  await sendAll("appt-dashes", lifecycle(second.parentSid, childSid, "completed", 12));
+  const hangupsBefore = rest.requests.length;
+  const late = await end({ callSid: second.parentSid });
+  assert.equal(late.status, 200, await late.clone().text());
+  assert.equal((await late.json()).record.endedBy, null);
+  assert.equal(rest.requests.length, hangupsBefore, "no hang-up for a finished call");
+  const calls = (await callRecords("appt-dashes")).body.calls;
+  assert.equal(calls.find((c) => c.parentCallSid === second.parentSid)?.endedBy, null);
+
+  // Twilio's API down when End is pressed: the call is closed once the retried hang-up succeeds.
+  const third = await voice("appt-dashes");
+  rest.state.failing = true;
+  const pending = await end({ callSid: third.parentSid });
+  assert.equal(pending.status, 202);
+  assert.equal((await pending.json()).record.terminal, false, "not closed before Twilio confirms");
+  rest.state.failing = false;
+  await waitForExtension("appt-dashes", (e) => e.callSid === third.parentSid && e.status === "canceled", "the call closed after the retried hang-up");
+  assert.equal((await callRecords("appt-dashes")).body.live, null);
+});
+
 test("a manually dialled call's outcome is recorded on the Appointment", async () => {
   const token = await signIn("clinician-ada");
   const response = await fetch(`${worker.url}/api/v1/appointments/appt-dashes/call/end`, {

@@ -23,7 +23,7 @@ use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shared::call_state::{progress, CallStatus, EndedBy, StatusEvent};
+use shared::call_state::{closing_event, progress, CallStatus, EndedBy, StatusEvent};
 use shared::fhir::{
     call_extension, extension_patch, upsert_call_extension, CallDirection, CallRecordFields,
 };
@@ -133,6 +133,9 @@ pub struct EndBody {
     pub ended_by: EndedBy,
     /// Twilio's REST hangup failed: retry it from the alarm.
     pub hangup_pending: bool,
+    /// Twilio's REST hangup succeeded: the call is over (closed here if no callback ever came).
+    #[serde(default)]
+    pub hung_up: bool,
 }
 
 /// `POST /manual`.
@@ -431,6 +434,25 @@ impl CallLedger {
         }))
     }
 
+    /// After Twilio confirmed the hang-up: an attempt no callback was ever received for (ended
+    /// before its patient leg was dialled) will hear no more, so it is closed as `canceled`
+    /// (`shared::call_state::closing_event`) and its number freed. Whether it was closed: the
+    /// caller then queues the FHIR write and tells the watchers.
+    async fn close_if_never_dialled(&self, parent_sid: &str, now_ms: i64) -> Result<bool> {
+        let Some(event) = closing_event(&self.events(parent_sid)?, now_ms / 1_000) else {
+            return Ok(false);
+        };
+        let event_json =
+            serde_json::to_string(&event).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.sql().exec(
+            "INSERT OR IGNORE INTO ledger_events (parent_sid, dedupe, event_json) VALUES (?, 'hung-up', ?)",
+            vec![parent_sid.to_owned().into(), event_json.into()],
+        )?;
+        self.release_number(parent_sid).await;
+        crate::log::event("call_closed_after_hangup", &[]);
+        Ok(true)
+    }
+
     /// Frees the caller-ID number the call held. A failure is logged; the lease expires anyway.
     async fn release_number(&self, parent_sid: &str) {
         let body = json!({"callSid": parent_sid});
@@ -457,6 +479,10 @@ impl CallLedger {
                 body.parent_sid.clone().into(),
             ],
         )?;
+        if body.hung_up {
+            self.close_if_never_dialled(&body.parent_sid, now_ms)
+                .await?;
+        }
         if body.hangup_pending {
             self.sql().exec(
                 "INSERT OR IGNORE INTO ledger_twilio_outbox (parent_sid, attempts, next_attempt_ms) VALUES (?, 0, ?)",
@@ -635,7 +661,8 @@ impl CallLedger {
                 )?;
                 continue;
             };
-            match crate::twilio_rest::end_call(config, &sid).await {
+            let ended = crate::twilio_rest::end_call(config, &sid).await;
+            match ended {
                 Ok(()) | Err(crate::twilio_rest::TwilioRestError::Rejected(_)) => {
                     self.sql().exec(
                         "DELETE FROM ledger_twilio_outbox WHERE parent_sid = ?",
@@ -645,6 +672,12 @@ impl CallLedger {
                         "twilio_hangup_retried",
                         &[("attempts", &(row.attempts + 1).to_string())],
                     );
+                    if ended.is_ok() && self.close_if_never_dialled(&row.parent_sid, now_ms).await?
+                    {
+                        self.enqueue_fhir(&row.parent_sid, now_ms).await?;
+                        let record = self.record(&row.parent_sid)?;
+                        self.broadcast(&record);
+                    }
                 }
                 Err(_) => {
                     self.sql().exec(

@@ -208,18 +208,25 @@ async fn end_live(
         .and_then(Value::as_str)
         .unwrap_or(sid)
         .to_owned();
-    let already_over = record.get("terminal") == Some(&Value::Bool(true));
-    let hangup_pending = if already_over {
-        false
-    } else {
-        let call_sid = CallSid::parse(&parent_sid).map_err(|_| AppError::CallNotFound)?;
-        match end_call(config, &call_sid).await {
-            Ok(()) => false,
-            Err(TwilioRestError::Retryable) => true,
-            Err(TwilioRestError::Rejected(_)) => return Err(AppError::TwilioRejected),
-        }
+    // A call that ended before the request (the patient hung up while the clinician pressed
+    // End) is answered as it is: nothing is written, so it is never marked ended by the
+    // clinician.
+    if record.get("terminal") == Some(&Value::Bool(true)) {
+        return Ok(Reply::json(
+            200,
+            &json!({"hangupPending": false, "record": record}),
+        ));
+    }
+    let call_sid = CallSid::parse(&parent_sid).map_err(|_| AppError::CallNotFound)?;
+    let hangup_pending = match end_call(config, &call_sid).await {
+        Ok(()) => false,
+        Err(TwilioRestError::Retryable) => true,
+        Err(TwilioRestError::Rejected(_)) => return Err(AppError::TwilioRejected),
     };
-    let body = json!({"parentSid": parent_sid, "endedBy": EndedBy::Clinician, "hangupPending": hangup_pending});
+    let body = json!({
+        "parentSid": parent_sid, "endedBy": EndedBy::Clinician,
+        "hangupPending": hangup_pending, "hungUp": !hangup_pending,
+    });
     let answer = ledger(env, appointment, Method::Post, "/end", Some(&body)).await?;
     crate::log::event(
         "call_end_requested",

@@ -117,16 +117,9 @@ pub async fn inbound(req: &mut Request, env: &Env, config: &Config) -> Result<Re
         "parentSid": call_sid, "appointmentId": appointment.as_str(), "practitioner": practitioner.as_str(),
         "direction": "inbound", "callerId": pool_number, "patientMasked": caller.as_ref().map(E164::masked),
     });
-    if call(
-        env,
-        "CALL_LEDGER",
-        appointment.as_str(),
-        Method::Post,
-        "/attempt",
-        Some(&attempt),
-    )
-    .await
-    .is_err()
+    if super::voice::record_attempt(env, &appointment, attempt)
+        .await
+        .is_err()
     {
         crate::log::event("ledger_write_failed", &[("route", "inbound")]);
     }

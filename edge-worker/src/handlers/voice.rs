@@ -185,7 +185,9 @@ async fn lease_caller_id(
     }
 }
 
-async fn record_attempt(
+/// Writes a call attempt to its appointment's ledger; anything but the ledger's 200 is an error
+/// (a 500 from the object is as much a lost write as an unreachable one).
+pub(super) async fn record_attempt(
     env: &Env,
     appointment: &AppointmentId,
     body: serde_json::Value,
