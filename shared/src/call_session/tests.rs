@@ -75,6 +75,20 @@ fn ready() -> Session {
     s
 }
 
+/// Call now pressed on a ready session at t = 1 s; the microphone is not open yet.
+fn preparing() -> Session {
+    let mut s = ready();
+    s.handle(
+        Input::Call {
+            appointment: "appt-mobile".into(),
+            local_sid: "TJSlocal".into(),
+        },
+        1_000,
+    );
+    assert_eq!(s.phase, Phase::Preparing);
+    s
+}
+
 /// A ready session with an outgoing call through to `invite` sent, at t = 2 s.
 fn dialling() -> Session {
     let mut s = ready();
@@ -319,12 +333,7 @@ fn mute_toggles_the_track_and_digits_go_by_rtp_or_signaling() {
 #[test]
 fn a_mute_pressed_while_the_microphone_opens_applies_before_any_audio_leaves() {
     // Outgoing: muted during the browser's prompt.
-    let mut s = ready();
-    let call = Input::Call {
-        appointment: "appt-mobile".into(),
-        local_sid: "TJSlocal".into(),
-    };
-    s.handle(call, 1_000);
+    let mut s = preparing();
     assert!(s
         .handle(Input::ToggleMute, 1_050)
         .contains(&Effect::SetMicrophoneEnabled(false)));
@@ -336,14 +345,7 @@ fn a_mute_pressed_while_the_microphone_opens_applies_before_any_audio_leaves() {
         ]
     );
     // Muted and unmuted again before it opened: nothing to apply.
-    let mut s = ready();
-    s.handle(
-        Input::Call {
-            appointment: "appt-mobile".into(),
-            local_sid: "TJSlocal".into(),
-        },
-        1_000,
-    );
+    let mut s = preparing();
     s.handle(Input::ToggleMute, 1_050);
     s.handle(Input::ToggleMute, 1_060);
     assert_eq!(
@@ -354,14 +356,7 @@ fn a_mute_pressed_while_the_microphone_opens_applies_before_any_audio_leaves() {
 
 #[test]
 fn a_microphone_that_opens_after_its_call_was_cancelled_is_closed() {
-    let mut s = ready();
-    s.handle(
-        Input::Call {
-            appointment: "appt-mobile".into(),
-            local_sid: "TJSlocal".into(),
-        },
-        1_000,
-    );
+    let mut s = preparing();
     s.handle(Input::Hangup, 1_050);
     assert_eq!(outcome(&s), Some(&Outcome::Canceled));
     assert_eq!(
@@ -399,14 +394,7 @@ fn tick_through(s: &mut Session, from: u64, to: u64) -> Vec<Effect> {
 
 #[test]
 fn a_link_lost_during_the_microphone_prompt_delays_the_invite_until_it_is_back() {
-    let mut s = ready();
-    s.handle(
-        Input::Call {
-            appointment: "appt-mobile".into(),
-            local_sid: "TJSlocal".into(),
-        },
-        1_000,
-    );
+    let mut s = preparing();
     s.handle(Input::SocketClosed, 1_200);
     s.handle(Input::MicrophoneReady, 1_300);
     let effects = s.handle(
@@ -481,14 +469,7 @@ fn an_invite_twilio_never_answers_ends_failed_with_the_manual_dial_offered() {
     assert!(!effects.contains(&Effect::CallEnded));
     assert!(matches!(s.phase, Phase::Connected { .. }));
     // Nor is a call still waiting for the clinician to answer the microphone prompt.
-    let mut s = ready();
-    s.handle(
-        Input::Call {
-            appointment: "appt-mobile".into(),
-            local_sid: "TJSlocal".into(),
-        },
-        1_000,
-    );
+    let mut s = preparing();
     tick_through(&mut s, 1_000, 1_000 + 2 * CONNECT_TIMEOUT_MS);
     assert_eq!(s.phase, Phase::Preparing);
 }
@@ -974,14 +955,7 @@ fn a_snapshot_ends_the_call_from_before_the_reload_but_never_reopens_history() {
     assert_eq!(outcome(&s), Some(&Outcome::Completed));
 
     // A call being placed never adopts the newest ended call of the snapshot (an older call).
-    let mut s = ready();
-    s.handle(
-        Input::Call {
-            appointment: "appt-mobile".into(),
-            local_sid: "TJSlocal".into(),
-        },
-        1_000,
-    );
+    let mut s = preparing();
     s.handle(Input::MicrophoneReady, 1_100);
     s.handle(
         Input::OfferReady {
