@@ -23,6 +23,9 @@ pub enum CallRefusal {
     NoLineFree,
     ClinicianLimitReached,
     PatientLimitReached,
+    /// The voice request of a call that already had its turn (its CallSid is in the pool's log
+    /// and holds no line): a captured request sent again, which gets no number.
+    CallAlreadyPlaced,
     ServiceUnavailable,
 }
 
@@ -43,6 +46,7 @@ impl CallRefusal {
             Self::NoLineFree => "no_line_free",
             Self::ClinicianLimitReached => "clinician_limit_reached",
             Self::PatientLimitReached => "patient_limit_reached",
+            Self::CallAlreadyPlaced => "call_already_placed",
             Self::ServiceUnavailable => "service_unavailable",
         }
     }
@@ -66,6 +70,7 @@ impl CallRefusal {
             Self::ClinicianLimitReached | Self::PatientLimitReached => {
                 "The hourly limit of browser calls has been reached."
             }
+            Self::CallAlreadyPlaced => "This call has already been placed.",
             Self::ServiceUnavailable => "The call service is temporarily unavailable.",
         }
     }
@@ -101,6 +106,7 @@ impl CallRefusal {
             Self::PatientLimitReached => {
                 "This patient has been called the maximum number of times this hour. Dial by hand if the call is urgent."
             }
+            Self::CallAlreadyPlaced => "This call was already placed. Press Call now to call again.",
             Self::ServiceUnavailable => {
                 "The call service is temporarily unavailable. Dial the patient by hand."
             }
@@ -113,7 +119,7 @@ impl CallRefusal {
     }
 
     /// Every reason, for tables and documentation.
-    pub const ALL: [CallRefusal; 15] = [
+    pub const ALL: [CallRefusal; 16] = [
         Self::NotAClinician,
         Self::PermissionMissing,
         Self::AppointmentMissing,
@@ -128,6 +134,7 @@ impl CallRefusal {
         Self::NoLineFree,
         Self::ClinicianLimitReached,
         Self::PatientLimitReached,
+        Self::CallAlreadyPlaced,
         Self::ServiceUnavailable,
     ];
 }

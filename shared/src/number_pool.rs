@@ -103,11 +103,7 @@ fn same_country(a: &E164, b: &E164) -> bool {
 /// The index of the number to lease, or `None` when no line is free. A call that already holds
 /// a lease gets the same number again (webhook retries are idempotent).
 pub fn choose(numbers: &[PoolNumber], request: &LeaseRequest<'_>) -> Option<usize> {
-    if let Some(held) = numbers.iter().position(|n| {
-        n.lease
-            .as_ref()
-            .is_some_and(|l| l.call_sid == request.call_sid && l.expires_at_ms > request.now_ms)
-    }) {
+    if let Some(held) = held_by(numbers, request.call_sid, request.now_ms) {
         return Some(held);
     }
     let free: Vec<usize> = (0..numbers.len())
@@ -129,6 +125,15 @@ pub fn choose(numbers: &[PoolNumber], request: &LeaseRequest<'_>) -> Option<usiz
     candidates
         .into_iter()
         .min_by_key(|&i| (numbers[i].last_used_ms, numbers[i].number.clone()))
+}
+
+/// The number whose unexpired lease this call holds, if any.
+pub fn held_by(numbers: &[PoolNumber], call_sid: &str, now_ms: i64) -> Option<usize> {
+    numbers.iter().position(|n| {
+        n.lease
+            .as_ref()
+            .is_some_and(|l| l.call_sid == call_sid && l.expires_at_ms > now_ms)
+    })
 }
 
 /// Leases the chosen number to the call, in place. Returns the number leased.

@@ -93,6 +93,17 @@ test("an answered call: TwiML dials the patient's number from the record, and th
   assert.equal(body.appointment.id, "appt-mobile");
   assert.equal(body.appointment.patient.phone, dialled(twiml));
   assert.equal(body.appointment.patient.dialable, true);
+
+  // The same signed voice request sent again after the call (a captured one, replayed) gets no
+  // line and no patient's number, and changes nothing.
+  const replay = await voice("appt-mobile", { parentSid, extra: { To: "+447700900999" } });
+  assert.equal(dialled(replay.twiml), undefined, replay.twiml);
+  assert.match(replay.twiml, /already been placed/);
+  assert.match(replay.twiml, /<Hangup\/>/);
+  const again = await callRecords("appt-mobile");
+  assert.deepEqual(again.body.calls.find((c) => c.parentCallSid === parentSid), record, "the record is unchanged");
+  const pool = await (await fetch(`${worker.url}/api/v1/admin/number-pool`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json();
+  assert.ok(!JSON.stringify(pool.numbers).includes(parentSid), "no line is held for it");
 });
 
 test("busy, no-answer and failed calls are recorded with their outcome", async () => {

@@ -26,7 +26,8 @@ use serde_json::json;
 use shared::dial_policy::{check_limits, country_of, CallLimits, LimitExceeded, LIMIT_WINDOW_MS};
 use shared::ids::E164;
 use shared::number_pool::{
-    lease, prune_due, release, Lease, LeaseRequest, NumberStatus, PoolNumber, STICKINESS_MS,
+    held_by, lease, prune_due, release, Lease, LeaseRequest, NumberStatus, PoolNumber,
+    STICKINESS_MS,
 };
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
@@ -375,6 +376,17 @@ impl NumberPool {
 
     fn lease(&self, body: LeaseBody, now_ms: i64) -> Result<Response> {
         self.prune(now_ms);
+        let before = self.load()?;
+        // A call's voice request comes once. A CallSid already in the log that holds no line is
+        // the request sent again (a captured one replayed): no number, and no patient's number
+        // in the answer's TwiML.
+        if held_by(&before, &body.call_sid, now_ms).is_none()
+            && self.calls_since("call_sid", &body.call_sid, i64::MIN)? > 0
+        {
+            return Ok(
+                Response::from_json(&json!({"code": "call_already_placed"}))?.with_status(410),
+            );
+        }
         if let Some(limits) = &body.limits {
             let since = now_ms - LIMIT_WINDOW_MS;
             let clinician_calls = match &body.practitioner {
@@ -397,7 +409,6 @@ impl NumberPool {
                 return Ok(Response::from_json(&json!({"code": code}))?.with_status(429));
             }
         }
-        let before = self.load()?;
         let mut numbers = before.clone();
         let sticky = match &body.patient_key {
             Some(key) => self.sticky_for(key, now_ms)?,

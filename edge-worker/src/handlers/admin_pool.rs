@@ -133,6 +133,10 @@ pub async fn leases(
             409,
             &json!({"error": {"code": "no_line_free", "message": "every number in the pool is in a call"}}),
         )),
+        410 => Ok(Reply::json(
+            409,
+            &json!({"error": {"code": "call_already_placed", "message": "this call already had a line; a released call is not leased again"}}),
+        )),
         _ => Err(AppError::StorageUnavailable),
     }
 }

@@ -181,6 +181,7 @@ async fn lease_caller_id(
             Some("patient_limit_reached") => CallRefusal::PatientLimitReached,
             _ => CallRefusal::ClinicianLimitReached,
         }),
+        410 => Err(CallRefusal::CallAlreadyPlaced),
         _ => Err(CallRefusal::ServiceUnavailable),
     }
 }
