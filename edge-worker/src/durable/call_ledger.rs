@@ -131,11 +131,9 @@ pub struct CallbackBody {
 pub struct EndBody {
     pub parent_sid: String,
     pub ended_by: EndedBy,
-    /// Twilio's REST hangup failed: retry it from the alarm.
+    /// Twilio's REST hangup failed: retry it from the alarm. Otherwise it succeeded: the call is
+    /// over (closed here if no callback ever came).
     pub hangup_pending: bool,
-    /// Twilio's REST hangup succeeded: the call is over (closed here if no callback ever came).
-    #[serde(default)]
-    pub hung_up: bool,
 }
 
 /// `POST /manual`.
@@ -403,16 +401,7 @@ impl CallLedger {
                 body.event.timestamp_unix
             ),
         };
-        let event_json = serde_json::to_string(&body.event)
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        self.sql().exec(
-            "INSERT OR IGNORE INTO ledger_events (parent_sid, dedupe, event_json) VALUES (?, ?, ?)",
-            vec![
-                attempt.parent_sid.clone().into(),
-                dedupe.into(),
-                event_json.into(),
-            ],
-        )?;
+        self.insert_event(&attempt.parent_sid, &dedupe, &body.event)?;
         let after = progress(&self.events(&attempt.parent_sid)?);
         let changed = before != after;
         if changed {
@@ -434,6 +423,30 @@ impl CallLedger {
         }))
     }
 
+    /// Stores one event of an attempt, once per `dedupe` key (a repeat is ignored).
+    fn insert_event(&self, parent_sid: &str, dedupe: &str, event: &StatusEvent) -> Result<()> {
+        let event_json =
+            serde_json::to_string(event).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.sql().exec(
+            "INSERT OR IGNORE INTO ledger_events (parent_sid, dedupe, event_json) VALUES (?, ?, ?)",
+            vec![
+                parent_sid.to_owned().into(),
+                dedupe.to_owned().into(),
+                event_json.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// After a change to an attempt: queues its FHIR write, tells the watchers, and returns the
+    /// record.
+    async fn publish(&self, parent_sid: &str, now_ms: i64) -> Result<Value> {
+        self.enqueue_fhir(parent_sid, now_ms).await?;
+        let record = self.record(parent_sid)?;
+        self.broadcast(&record);
+        Ok(record)
+    }
+
     /// After Twilio confirmed the hang-up: an attempt no callback was ever received for (ended
     /// before its patient leg was dialled) will hear no more, so it is closed as `canceled`
     /// (`shared::call_state::closing_event`) and its number freed. Whether it was closed: the
@@ -442,12 +455,7 @@ impl CallLedger {
         let Some(event) = closing_event(&self.events(parent_sid)?, now_ms / 1_000) else {
             return Ok(false);
         };
-        let event_json =
-            serde_json::to_string(&event).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        self.sql().exec(
-            "INSERT OR IGNORE INTO ledger_events (parent_sid, dedupe, event_json) VALUES (?, 'hung-up', ?)",
-            vec![parent_sid.to_owned().into(), event_json.into()],
-        )?;
+        self.insert_event(parent_sid, "hung-up", &event)?;
         self.release_number(parent_sid).await;
         crate::log::event("call_closed_after_hangup", &[]);
         Ok(true)
@@ -479,19 +487,16 @@ impl CallLedger {
                 body.parent_sid.clone().into(),
             ],
         )?;
-        if body.hung_up {
-            self.close_if_never_dialled(&body.parent_sid, now_ms)
-                .await?;
-        }
         if body.hangup_pending {
             self.sql().exec(
                 "INSERT OR IGNORE INTO ledger_twilio_outbox (parent_sid, attempts, next_attempt_ms) VALUES (?, 0, ?)",
                 vec![body.parent_sid.clone().into(), (now_ms + backoff_ms(0)).into()],
             )?;
+        } else {
+            self.close_if_never_dialled(&body.parent_sid, now_ms)
+                .await?;
         }
-        self.enqueue_fhir(&body.parent_sid, now_ms).await?;
-        let record = self.record(&body.parent_sid)?;
-        self.broadcast(&record);
+        let record = self.publish(&body.parent_sid, now_ms).await?;
         Response::from_json(&json!({"record": record}))
     }
 
@@ -508,15 +513,8 @@ impl CallLedger {
             duration_seconds: Some(body.duration_seconds),
             error_code: None,
         };
-        let event_json =
-            serde_json::to_string(&event).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        self.sql().exec(
-            "INSERT INTO ledger_events (parent_sid, dedupe, event_json) VALUES (?, 'manual', ?)",
-            vec![parent_sid.clone().into(), event_json.into()],
-        )?;
-        self.enqueue_fhir(&parent_sid, now_ms).await?;
-        let record = self.record(&parent_sid)?;
-        self.broadcast(&record);
+        self.insert_event(&parent_sid, "manual", &event)?;
+        let record = self.publish(&parent_sid, now_ms).await?;
         Response::from_json(&json!({"record": record}))
     }
 
@@ -674,9 +672,7 @@ impl CallLedger {
                     );
                     if ended.is_ok() && self.close_if_never_dialled(&row.parent_sid, now_ms).await?
                     {
-                        self.enqueue_fhir(&row.parent_sid, now_ms).await?;
-                        let record = self.record(&row.parent_sid)?;
-                        self.broadcast(&record);
+                        self.publish(&row.parent_sid, now_ms).await?;
                     }
                 }
                 Err(_) => {

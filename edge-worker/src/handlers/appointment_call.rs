@@ -223,10 +223,7 @@ async fn end_live(
         Err(TwilioRestError::Retryable) => true,
         Err(TwilioRestError::Rejected(_)) => return Err(AppError::TwilioRejected),
     };
-    let body = json!({
-        "parentSid": parent_sid, "endedBy": EndedBy::Clinician,
-        "hangupPending": hangup_pending, "hungUp": !hangup_pending,
-    });
+    let body = json!({"parentSid": parent_sid, "endedBy": EndedBy::Clinician, "hangupPending": hangup_pending});
     let answer = ledger(env, appointment, Method::Post, "/end", Some(&body)).await?;
     crate::log::event(
         "call_end_requested",
