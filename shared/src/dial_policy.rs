@@ -314,15 +314,20 @@ pub fn normalise(raw: &str) -> Result<E164, NumberError> {
     Ok(number)
 }
 
-/// The digits of a number written with the separators patient records use (spaces, dashes,
-/// dots, brackets, a leading `+`, which is left off); `None` if anything else is in it.
+/// The separators patient records write numbers with: spaces, dashes, dots, brackets.
+fn is_separator(c: char) -> bool {
+    matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}')
+}
+
+/// The digits of a number written with the separators patient records use (and a leading `+`,
+/// which is left off); `None` if anything else is in it.
 fn written_digits(text: &str) -> Option<String> {
     let mut digits = String::with_capacity(text.len());
     for (index, c) in text.chars().enumerate() {
         match c {
             '0'..='9' => digits.push(c),
             '+' if index == 0 => {}
-            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
+            c if is_separator(c) => {}
             _ => return None,
         }
     }
@@ -352,7 +357,7 @@ pub fn tel_digits(recorded: &str) -> Option<String> {
                 trunk_skipped = true;
                 chars.nth(1);
             }
-            ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
+            c if is_separator(c) => {}
             _ if is_extension(rest) => break,
             _ => return None,
         }
