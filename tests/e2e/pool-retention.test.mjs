@@ -86,6 +86,17 @@ async function callAndHangUp(appointment) {
   return callerId;
 }
 
+/** Starts the worker, places and ends a call for `appointment`, and stops the worker again (its
+ * rows can then be read): the caller ID the call was given and the worker's log. */
+async function callInOwnRun(appointment) {
+  worker = await startOurWorker();
+  const callerId = await callAndHangUp(appointment);
+  const { logPath } = worker;
+  await worker.stop();
+  worker = undefined;
+  return { callerId, logPath };
+}
+
 const callBack = async (from, to) => (await signedPost(`${worker.url}/api/v1/twilio/webhooks/inbound`, {
   CallSid: newCallSid(), From: from, To: to, Direction: "inbound", CallStatus: "ringing",
 })).text();
@@ -122,10 +133,7 @@ test("call-log and stickiness rows older than 30 days are deleted by the next le
   assert.deepEqual(after.sticky, [secondCallerId], "only the new patient's number is remembered");
 
   // Within the 30 days nothing is deleted: a third call leaves both recent calls in the log.
-  worker = await startOurWorker();
-  await callAndHangUp("appt-formatted");
-  await worker.stop();
-  worker = undefined;
+  await callInOwnRun("appt-formatted");
   db = poolDatabase();
   assert.equal(remembered(db).calls.length, 2, "calls within 30 days stay");
   db.close();
@@ -147,12 +155,8 @@ test("a deletion that fails is logged and the call still gets its caller ID; not
   db.exec("CREATE TRIGGER refuse_deletes BEFORE DELETE ON pool_call_log BEGIN SELECT RAISE(ABORT, 'deletes refused'); END");
   db.close();
 
-  worker = await startOurWorker();
-  const callerId = await callAndHangUp("appt-mobile");
+  const { callerId, logPath } = await callInOwnRun("appt-mobile");
   assert.ok(POOL.includes(callerId), "the lease went ahead");
-  await worker.stop();
-  const { logPath } = worker;
-  worker = undefined;
 
   const failures = readFileSync(logPath, "utf8").split("\n").filter((line) => line.includes("pool_prune_failed"));
   assert.equal(failures.length, 1, "the failed deletion is logged once");
@@ -166,10 +170,7 @@ test("a deletion that fails is logged and the call still gets its caller ID; not
   db.close();
 
   // The next run of the worker deletes what the failed one could not.
-  worker = await startOurWorker();
-  await callAndHangUp("appt-landline");
-  await worker.stop();
-  worker = undefined;
+  await callInOwnRun("appt-landline");
   db = poolDatabase();
   assert.equal(remembered(db).calls.length, 2, "only this test's two recent calls are left");
   db.close();
