@@ -307,8 +307,10 @@ impl<'a> Medplum<'a> {
         }
     }
 
-    /// Applies a JSON Patch. A failed `test` operation (400, as Medplum answers) or a version
-    /// conflict (409/412) is `Stale`: the caller re-reads and tries again.
+    /// Applies a JSON Patch. A version conflict (409/412) is `Stale`: the caller re-reads and
+    /// tries again. A 400 is `Rejected(400)`: Medplum answers it both to a failed `test`
+    /// operation and to a write it will not accept, and only a re-read tells them apart (the
+    /// version moved, or not).
     pub async fn patch(
         &self,
         resource_type: &str,
@@ -325,7 +327,7 @@ impl<'a> Medplum<'a> {
             .await?;
         match status {
             200 => Ok(UpdateOutcome::Updated(versioned(&text, &headers)?)),
-            400 | 409 | 412 => Ok(UpdateOutcome::Stale),
+            409 | 412 => Ok(UpdateOutcome::Stale),
             other => Err(MedplumError::Rejected(other)),
         }
     }

@@ -40,6 +40,14 @@ pub enum Event {
         attempt: u32,
         backlog_age_seconds: u64,
     },
+    /// Medplum refused a call record (not an outage and not a version conflict: its Appointment
+    /// is gone, or Medplum will not accept the write). The record stays in the ledger and is
+    /// retried hourly; `reason` is a code (`appointment-missing`, `write-refused`).
+    #[serde(rename_all = "camelCase")]
+    OutboxRefused {
+        call_sid: String,
+        reason: String,
+    },
     /// A call record reached Medplum after `attempts` tries.
     #[serde(rename_all = "camelCase")]
     OutboxWritten {
@@ -85,6 +93,10 @@ impl Event {
                 call_sid: code_or_sid(call_sid),
                 attempt: *attempt,
                 backlog_age_seconds: *backlog_age_seconds,
+            },
+            Self::OutboxRefused { call_sid, reason } => Self::OutboxRefused {
+                call_sid: code_or_sid(call_sid),
+                reason: code(reason),
             },
             Self::OutboxWritten { call_sid, attempts } => Self::OutboxWritten {
                 call_sid: code_or_sid(call_sid),
@@ -294,6 +306,10 @@ pub struct Windows {
     pub exhausted_at_ms: Vec<u64>,
     /// Call records waiting to reach Medplum: record (call SID) → since when (ms).
     pub backlog: std::collections::BTreeMap<String, u64>,
+    /// Call records Medplum refused: record (call SID) → when it last refused (ms). Kept apart
+    /// from `backlog`, whose alert points at Medplum's availability.
+    #[serde(default)]
+    pub refused: std::collections::BTreeMap<String, u64>,
 }
 
 impl Windows {
@@ -325,9 +341,15 @@ impl Windows {
                     .saturating_sub(backlog_age_seconds.saturating_mul(1_000));
                 let entry = self.backlog.entry(call_sid.clone()).or_insert(since);
                 *entry = (*entry).min(since);
+                self.refused.remove(call_sid);
+            }
+            Event::OutboxRefused { call_sid, .. } => {
+                self.backlog.remove(call_sid);
+                self.refused.insert(call_sid.clone(), stamped.at_ms);
             }
             Event::OutboxWritten { call_sid, .. } => {
                 self.backlog.remove(call_sid);
+                self.refused.remove(call_sid);
             }
             Event::TokenRefused { .. } | Event::ManualFallback { .. } => {}
         }
@@ -342,6 +364,7 @@ impl Windows {
         // A record stuck for a week is reported by the ledger's own checks, not kept here forever.
         let week_ago = now_ms.saturating_sub(7 * 86_400_000);
         self.backlog.retain(|_, since| *since >= week_ago);
+        self.refused.retain(|_, at| *at >= week_ago);
     }
 
     /// Seconds the oldest waiting record has waited at `now_ms`.
@@ -374,6 +397,9 @@ pub enum Condition {
     ForgedWebhooks {
         count: u32,
     },
+    RecordsRefused {
+        count: u32,
+    },
 }
 
 impl Condition {
@@ -390,6 +416,7 @@ impl Condition {
             Self::PoolExhausted { .. } => "pool-exhausted".into(),
             Self::OutboxBacklog { .. } => "outbox-backlog".into(),
             Self::ForgedWebhooks { .. } => "forged-webhooks".into(),
+            Self::RecordsRefused { .. } => "records-refused".into(),
         }
     }
 
@@ -422,6 +449,9 @@ impl Condition {
             ),
             Self::ForgedWebhooks { count } => format!(
                 "{count} webhooks with bad Twilio signatures in the last {window}: someone may be probing the webhooks, or the auth token is out of date."
+            ),
+            Self::RecordsRefused { count } => format!(
+                "Medplum refused {count} call record(s): not an outage, the Appointment is gone or will not accept the write. The records are kept in the call ledger and retried hourly; check the Appointment and Medplum's validation and access policy."
             ),
         }
     }
@@ -472,6 +502,11 @@ pub fn conditions(windows: &Windows, config: &AlertConfig, now_ms: u64) -> Vec<C
     let forged = u32::try_from(windows.forged_at_ms.len()).unwrap_or(u32::MAX);
     if forged >= config.forged_burst {
         out.push(Condition::ForgedWebhooks { count: forged });
+    }
+    if !windows.refused.is_empty() {
+        out.push(Condition::RecordsRefused {
+            count: u32::try_from(windows.refused.len()).unwrap_or(u32::MAX),
+        });
     }
     out
 }
@@ -659,6 +694,12 @@ fn metric(event: &Event, environment: &str) -> Vec<(String, u8, f64, Vec<String>
                 tags(&[], environment),
             ),
         ],
+        Event::OutboxRefused { reason, .. } => vec![(
+            name("outbox.refused"),
+            1,
+            1.0,
+            tags(&[("reason", Some(code(reason)))], environment),
+        )],
         Event::ManualFallback { reason } => vec![(
             name("manual_fallback"),
             1,

@@ -159,6 +159,14 @@ function safeEqual(a, b) {
 class SimRepository extends MemoryRepository {
   /** Called after each create, update and delete made outside seeding: `(resource, previous, interaction)`. */
   onChange = undefined;
+  /** `Type/id` → the diagnostics of the 400 that every update or patch of it gets (`POST /__sim/refuse-writes`). */
+  refusedWrites = new Map();
+
+  /** Answers as Medplum does to a write its validation refuses, for a resource marked refused. */
+  refuseIfMarked(resourceType, id) {
+    const diagnostics = this.refusedWrites.get(`${resourceType}/${id}`);
+    if (diagnostics !== undefined) throw new OperationOutcomeError(badRequest(diagnostics));
+  }
 
   // MemoryRepository writes every create and update through createResource (`overwrite` = update).
   async createResource(resource, options, overwrite = false) {
@@ -178,6 +186,7 @@ class SimRepository extends MemoryRepository {
   }
 
   async patchResource(resourceType, id, patch, options) {
+    this.refuseIfMarked(resourceType, id);
     if (!Array.isArray(patch)) return super.patchResource(resourceType, id, patch, options);
     const resource = await this.readResource(resourceType, id);
     let errors;
@@ -198,6 +207,7 @@ class SimRepository extends MemoryRepository {
 
   async updateResource(resource, options) {
     if (resource?.resourceType && resource.id) {
+      this.refuseIfMarked(resource.resourceType, resource.id);
       const existing = await this.readResource(resource.resourceType, resource.id).catch(() => undefined);
       const versionMatches = !options?.ifMatch || existing?.meta?.versionId === options.ifMatch;
       if (existing && versionMatches) {
@@ -936,6 +946,23 @@ export async function startMedplumServer({
     });
   }
 
+  /** `{"reference": "Type/id", "refuse": bool, "diagnostics"?}`: from now on, updates and patches
+   * of that resource get (or no longer get) a 400 OperationOutcome, as a validation refusal. */
+  async function refuseWrites(raw) {
+    let body;
+    try {
+      body = JSON.parse(raw.toString("utf8"));
+    } catch {
+      throw new OperationOutcomeError(badRequest("expected JSON"));
+    }
+    if (typeof body?.reference !== "string" || !/^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(body.reference) || typeof body.refuse !== "boolean") {
+      throw new OperationOutcomeError(badRequest('expected {"reference": "Type/id", "refuse": true|false}'));
+    }
+    if (body.refuse) repo.refusedWrites.set(body.reference, String(body.diagnostics ?? "Constraint failed"));
+    else repo.refusedWrites.delete(body.reference);
+    return { refused: [...repo.refusedWrites.keys()] };
+  }
+
   async function simResource(res, path) {
     const [, , , type, id, extra] = path.split("/");
     if (!type || !id || extra !== undefined) return sendOutcome(res, notFound);
@@ -975,6 +1002,8 @@ export async function startMedplumServer({
       case "GET /__sim/bot-runs":
         await botsSettled();
         return sendJson(res, 200, { runs: botRuns });
+      case "POST /__sim/refuse-writes":
+        return sendJson(res, 200, await refuseWrites(raw));
       case "GET /__sim/counts":
         return sendJson(res, 200, { counts: await serialized(async () => resourceCounts()) });
       default:

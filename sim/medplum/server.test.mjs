@@ -400,6 +400,28 @@ test("PATCH (JSON Patch): `test` on /meta/versionId passes when current and fail
   assert.equal(ifMatch.status, 412);
 });
 
+test("__sim/refuse-writes: a marked resource's patches and updates get Medplum's 400 and change nothing, until lifted", async () => {
+  await reset();
+  const refuse = (body) => fetch(`${sim.url}/__sim/refuse-writes`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  assert.equal((await refuse({ reference: "Appointment/appt-mobile" })).status, 400, "refuse must be a boolean");
+  assert.equal((await refuse({ reference: "../etc", refuse: true })).status, 400);
+  assert.deepEqual(await (await refuse({ reference: "Appointment/appt-mobile", refuse: true, diagnostics: "Constraint app-3 failed" })).json(), { refused: ["Appointment/appt-mobile"] });
+  const before = await readJson("Appointment/appt-mobile");
+  const patch = () => fhir("Appointment/appt-mobile", {
+    method: "PATCH",
+    body: JSON.stringify([{ op: "test", path: "/meta/versionId", value: before.meta.versionId }, { op: "add", path: "/comment", value: "x" }]),
+    headers: { "content-type": "application/json-patch+json" },
+  });
+  const refused = await patch();
+  assert.equal(refused.status, 400);
+  assert.match((await refused.json()).issue[0].details.text, /Constraint app-3 failed/);
+  assert.equal((await fhir("Appointment/appt-mobile", { method: "PUT", body: { ...before, comment: "y" } })).status, 400);
+  assert.equal((await readJson("Appointment/appt-mobile")).meta.versionId, before.meta.versionId, "nothing changed");
+  assert.equal((await readJson("Appointment/appt-landline")).id, "appt-landline");
+  assert.deepEqual(await (await refuse({ reference: "Appointment/appt-mobile", refuse: false })).json(), { refused: [] });
+  assert.equal((await patch()).status, 200);
+});
+
 test("PATCH `add` to /identifier/- creates the array (Medplum's implicitArrayCreation); bodies must parse", async () => {
   await reset();
   const identifier = { system: "http://example.org/test-identifier", value: "clinician-cy" };

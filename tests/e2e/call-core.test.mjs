@@ -137,6 +137,31 @@ test("duplicated and shuffled callbacks converge to the in-order record", async 
   assert.deepEqual(body.calls[0].timeline.map((t) => t.status), ["initiated", "ringing", "in-progress", "completed"]);
 });
 
+test("a call whose end only the Dial action reports: recorded once, and Twilio retrying that action moves nothing", async () => {
+  const { parentSid } = await voice("appt-intl-prefix");
+  const childSid = newCallSid();
+  await sendAll("appt-intl-prefix", lifecycle(parentSid, childSid, "completed", 0).slice(0, 1));
+  const dialAction = () => signedPost(`${webhook("dial-complete")}?appointment=appt-intl-prefix`, {
+    AccountSid: TEST_SECRETS.TWILIO_ACCOUNT_SID, CallSid: parentSid, CallStatus: "in-progress",
+    DialCallSid: childSid, DialCallStatus: "completed", DialCallDuration: "31", Direction: "inbound",
+  });
+  const first = await dialAction();
+  assert.equal(first.status, 200);
+  assert.match(await first.text(), /<Hangup\/>/);
+  const [ext] = await waitForExtension("appt-intl-prefix", (e) => e.callSid === childSid && e.status === "completed", "the record ended by the Dial action");
+  assert.equal(ext.durationSeconds, 31);
+  const recordOf = async () => (await callRecords("appt-intl-prefix")).body.calls.find((c) => c.parentCallSid === parentSid);
+  const before = await recordOf();
+  // The action is stamped on arrival (it carries no timestamp): a retry a second later used to be
+  // a second, later "completed".
+  await sleep(1100);
+  assert.equal((await dialAction()).status, 200);
+  await sleep(1500);
+  assert.deepEqual(await recordOf(), before, "the retried action changes nothing");
+  const after = callExtensions(await appointment("appt-intl-prefix")).filter((e) => e.callSid === childSid);
+  assert.deepEqual(after, [ext], "the Appointment keeps one record, with its first end");
+});
+
 test("forged and mutated signatures are refused with 403 and change nothing", async () => {
   const before = JSON.stringify(await callRecords("appt-two-numbers"));
   const forged = await signedPost(webhook("voice"), { CallSid: newCallSid(), From: "client:clinician-ada", AppointmentId: "appt-two-numbers" }, { signature: "bm90IGEgc2lnbmF0dXJl" });

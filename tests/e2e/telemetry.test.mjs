@@ -183,3 +183,35 @@ test("pool exhaustion and a FHIR backlog (Medplum down) alert, and the backlog r
   assert.ok((await series()).some((s) => s.metric === "clinician_calls.outbox.written"));
 });
 
+
+test("a record Medplum refuses is alerted as refused, not as an outage: kept in the ledger, not pressed on every few seconds", async () => {
+  const refuseWrites = (refuse) => fetch(`${medplum.url}/__sim/refuse-writes`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ reference: "Appointment/appt-dashes", refuse, diagnostics: "Constraint app-3 failed" }),
+  });
+  assert.equal((await refuseWrites(true)).status, 200);
+  const outageAlerts = async () => (await slack()).filter((t) => /Call records are waiting to reach Medplum/.test(t) && !/Resolved/.test(t)).length;
+  const outageAlertsBefore = await outageAlerts();
+  const parentSid = await callEndingWith("appt-dashes", "completed", 21);
+  const alert = await waitFor("the refused-records alert", async () => (await slack()).find((t) => /^:rotating_light: .*Medplum refused 1 call record/.test(t)), 30_000);
+  assert.match(alert, /kept in the call ledger and retried hourly/);
+  assert.ok(!/\+44|7700/.test(alert), alert);
+  const refusals = async () => (await series()).filter((s) => s.metric === "clinician_calls.outbox.refused")
+    .reduce((sum, s) => sum + s.points.reduce((n, point) => n + (point.value ?? 0), 0), 0);
+  await waitFor("the refusal metric", async () => (await refusals()) > 0, 20_000);
+  assert.ok((await series()).some((s) => s.metric === "clinician_calls.outbox.refused" && tagged(s, "reason:write-refused")));
+  // Medplum answered, and said no: the outbox waits an hour instead of retrying on its 2-30 s backoff.
+  const counted = await refusals();
+  await new Promise((resolve) => setTimeout(resolve, 9_000));
+  assert.equal(await refusals(), counted, "no retry within seconds");
+  assert.ok(counted <= 2, `one refusal per change of the record (initiated, completed), got ${counted}`);
+  assert.equal(await outageAlerts(), outageAlertsBefore, "no backlog (outage) alert for a refusal");
+  // The record is kept, whole, in the call ledger.
+  const records = await (await fetch(`${worker.url}/api/v1/appointments/appt-dashes/call`, { headers: { authorization: `Bearer ${await clinicianBearer()}` } })).json();
+  const record = records.calls.find((c) => c.parentCallSid === parentSid);
+  assert.equal(record?.status, "completed");
+  assert.equal(record.durationSeconds, 21);
+  const stored = await (await fetch(`${medplum.url}/__sim/resource/Appointment/appt-dashes`)).json();
+  assert.ok(!JSON.stringify(stored).includes(parentSid), "Medplum's copy is unchanged");
+  await refuseWrites(false);
+});

@@ -35,7 +35,7 @@ use worker::{
 };
 
 use crate::config::Config;
-use crate::medplum::UpdateOutcome;
+use crate::medplum::{MedplumError, UpdateOutcome};
 
 const TABLES: [&str; 4] = [
     "ledger_attempts",
@@ -58,6 +58,35 @@ const SCHEMA: [&str; 4] = [
         parent_sid TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0,
         next_attempt_ms INTEGER NOT NULL, last_error TEXT)",
 ];
+
+/// A refused record is tried again this much later (or at once when it changes): hourly, so a
+/// mended Appointment or policy is picked up without pressing on a Medplum that said no.
+const REFUSED_RETRY_MS: i64 = 3_600_000;
+const REFUSED_APPOINTMENT_MISSING: &str = "appointment-missing";
+const REFUSED_WRITE: &str = "write-refused";
+
+/// Why a record did not reach its Appointment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WriteFailure {
+    /// Try again soon, with backoff: Medplum unreachable or busy, our credentials refused, or
+    /// the Appointment kept changing under us.
+    Retry(String),
+    /// Medplum will not take the record as things stand (a code: the Appointment is gone, or
+    /// the write itself is refused). It stays in the ledger and is tried again hourly.
+    Refused(&'static str),
+}
+
+impl WriteFailure {
+    fn of(error: &MedplumError) -> Self {
+        match error {
+            // A 4xx about this request, except those that mean "later" or "sign in again".
+            MedplumError::Rejected(status) if !matches!(status, 401 | 408 | 425 | 429) => {
+                Self::Refused(REFUSED_WRITE)
+            }
+            other => Self::Retry(format!("{other:?}")),
+        }
+    }
+}
 
 /// Retry delay after `attempts` failures: 2 s doubling, at most 30 s.
 pub fn backoff_ms(attempts: i64) -> i64 {
@@ -123,6 +152,10 @@ pub struct CallbackBody {
     pub call_sid: String,
     pub parent_sid: Option<String>,
     pub event: StatusEvent,
+    /// Names an event that happens once per call leg whatever its timestamp (the Dial action,
+    /// stamped on arrival): a retried request is then stored once, not again with a later time.
+    #[serde(default)]
+    pub once: Option<String>,
 }
 
 /// `POST /end`.
@@ -392,9 +425,10 @@ impl CallLedger {
             )?;
         }
         let before = progress(&self.events(&attempt.parent_sid)?);
-        let dedupe = match body.event.sequence {
-            Some(sequence) => format!("{}#{sequence}", body.call_sid),
-            None => format!(
+        let dedupe = match (&body.once, body.event.sequence) {
+            (Some(once), _) => format!("{}@{once}", body.call_sid),
+            (None, Some(sequence)) => format!("{}#{sequence}", body.call_sid),
+            (None, None) => format!(
                 "{}@{}:{}",
                 body.call_sid,
                 body.event.status.as_str(),
@@ -527,12 +561,14 @@ impl CallLedger {
         &self,
         config: &Config,
         parent_sid: &str,
-    ) -> std::result::Result<bool, String> {
+    ) -> std::result::Result<bool, WriteFailure> {
         let attempt = self
             .attempt(parent_sid)
-            .map_err(|e| e.to_string())?
-            .ok_or("no attempt")?;
-        let events = self.events(parent_sid).map_err(|e| e.to_string())?;
+            .map_err(|e| WriteFailure::Retry(e.to_string()))?
+            .ok_or_else(|| WriteFailure::Retry("no attempt".into()))?;
+        let events = self
+            .events(parent_sid)
+            .map_err(|e| WriteFailure::Retry(e.to_string()))?;
         let Some(derived) = progress(&events) else {
             return Ok(true); // a refused attempt: nothing happened on the phone network
         };
@@ -561,25 +597,43 @@ impl CallLedger {
             error_code: derived.error_code,
         };
         let extension = call_extension(&fields);
-        let medplum = crate::medplum_client(config).map_err(|e| e.code().to_owned())?;
+        let medplum =
+            crate::medplum_client(config).map_err(|e| WriteFailure::Retry(e.code().to_owned()))?;
+        // Medplum answers 400 both to a failed `test` of the version (someone wrote meanwhile)
+        // and to a write it will not accept; the next read tells them apart: the version moved,
+        // or it did not and the same write would be refused again.
+        let mut bad_request_at: Option<String> = None;
         for _ in 0..5 {
             let appointment = medplum
                 .read("Appointment", &attempt.appointment_id)
                 .await
-                .map_err(|e| format!("{e:?}"))?
-                .ok_or("appointment not found")?;
+                .map_err(|e| WriteFailure::of(&e))?
+                .ok_or(WriteFailure::Refused(REFUSED_APPOINTMENT_MISSING))?;
+            if bad_request_at.as_deref() == Some(appointment.version_id.as_str()) {
+                return Err(WriteFailure::Refused(REFUSED_WRITE));
+            }
             let extensions = upsert_call_extension(&appointment.resource, extension.clone());
             let patch = extension_patch(&appointment.version_id, extensions);
             match medplum
                 .patch("Appointment", &attempt.appointment_id, &patch)
                 .await
-                .map_err(|e| format!("{e:?}"))?
             {
-                UpdateOutcome::Updated(_) => return Ok(true),
-                UpdateOutcome::Stale => continue,
+                Ok(UpdateOutcome::Updated(_)) => return Ok(true),
+                Ok(UpdateOutcome::Stale) => continue,
+                Err(MedplumError::Rejected(400)) => bad_request_at = Some(appointment.version_id),
+                Err(error) => return Err(WriteFailure::of(&error)),
             }
         }
-        Err("the appointment kept changing".into())
+        Err(WriteFailure::Retry("the appointment kept changing".into()))
+    }
+
+    /// Counts a failed write of the record and schedules its next one.
+    fn postpone(&self, parent_sid: &str, next_attempt_ms: i64, error: &str) -> Result<()> {
+        self.sql().exec(
+            "UPDATE ledger_fhir_outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE parent_sid = ?",
+            vec![next_attempt_ms.into(), error.to_owned().into(), parent_sid.to_owned().into()],
+        )?;
+        Ok(())
     }
 
     async fn process_fhir_outbox(&self, config: &Config, now_ms: i64) -> Result<()> {
@@ -606,12 +660,23 @@ impl CallLedger {
                         &[("attempts", &(row.attempts + 1).to_string())],
                     );
                 }
-                Err(error) => {
+                Err(WriteFailure::Refused(reason)) => {
+                    self.postpone(&row.parent_sid, now_ms + REFUSED_RETRY_MS, reason)?;
+                    crate::log::event(
+                        "fhir_record_refused",
+                        &[
+                            ("reason", reason),
+                            ("retry_in_ms", &REFUSED_RETRY_MS.to_string()),
+                        ],
+                    );
+                    events.push(Event::OutboxRefused {
+                        call_sid: row.parent_sid.clone(),
+                        reason: reason.to_owned(),
+                    });
+                }
+                Err(WriteFailure::Retry(error)) => {
                     let delay = backoff_ms(row.attempts);
-                    self.sql().exec(
-                        "UPDATE ledger_fhir_outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE parent_sid = ?",
-                        vec![(now_ms + delay).into(), error.clone().into(), row.parent_sid.clone().into()],
-                    )?;
+                    self.postpone(&row.parent_sid, now_ms + delay, &error)?;
                     crate::log::event(
                         "fhir_write_retry",
                         &[("error", &error), ("retry_in_ms", &delay.to_string())],
@@ -774,6 +839,29 @@ mod tests {
         );
         assert_eq!(backoff_ms(-1), 2_000);
         assert_eq!(backoff_ms(i64::MAX), 30_000);
+    }
+
+    #[test]
+    fn only_a_refusal_about_the_request_itself_waits_an_hour() {
+        let table = [
+            (MedplumError::Rejected(400), Some(REFUSED_WRITE)),
+            (MedplumError::Rejected(404), Some(REFUSED_WRITE)),
+            (MedplumError::Rejected(422), Some(REFUSED_WRITE)),
+            (MedplumError::Rejected(408), None),
+            (MedplumError::Rejected(429), None),
+            (MedplumError::Rejected(401), None),
+            (MedplumError::Unreachable, None),
+            (MedplumError::ClientRejected, None),
+            (MedplumError::Malformed, None),
+        ];
+        for (error, refused) in table {
+            let failure = WriteFailure::of(&error);
+            match refused {
+                Some(reason) => assert_eq!(failure, WriteFailure::Refused(reason), "{error:?}"),
+                None => assert!(matches!(failure, WriteFailure::Retry(_)), "{error:?}"),
+            }
+        }
+        assert!(REFUSED_RETRY_MS > backoff_ms(i64::MAX) * 100);
     }
 
     fn attempt(refused: Option<&str>) -> AttemptRow {

@@ -158,7 +158,8 @@ pub async fn dial_complete(
             env,
             config,
             &appointment,
-            json!({"appointmentId": appointment.as_str(), "callSid": child_sid, "parentSid": parent_sid, "event": event}),
+            // Stamped on arrival: `once` keeps a retried Dial action from moving the end later.
+            json!({"appointmentId": appointment.as_str(), "callSid": child_sid, "parentSid": parent_sid, "event": event, "once": "dial-action"}),
         )
         .await?;
     }

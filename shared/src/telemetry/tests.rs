@@ -277,6 +277,73 @@ fn pool_exhaustion_backlog_and_forged_bursts_are_conditions() {
 }
 
 #[test]
+fn a_refused_record_is_its_own_condition_not_the_outage_backlog() {
+    let cfg = config();
+    let mut windows = Windows::default();
+    let stamp = |at_ms, event| Stamped { at_ms, event };
+    let retry = |call_sid: &str| Event::OutboxRetry {
+        call_sid: call_sid.into(),
+        attempt: 3,
+        backlog_age_seconds: 900,
+    };
+    let refused = |call_sid: &str| Event::OutboxRefused {
+        call_sid: call_sid.into(),
+        reason: "write-refused".into(),
+    };
+    let keys = |windows: &Windows| -> Vec<String> {
+        conditions(windows, &cfg, NOW)
+            .iter()
+            .map(Condition::key)
+            .collect()
+    };
+    // Retried first (Medplum looked down), then refused: the backlog alert gives way.
+    windows.record(&stamp(NOW, retry("CA1")));
+    assert_eq!(keys(&windows), vec!["outbox-backlog"]);
+    windows.record(&stamp(NOW, refused("CA1")));
+    assert_eq!(keys(&windows), vec!["records-refused"]);
+    windows.record(&stamp(NOW, refused("CA2")));
+    let found = conditions(&windows, &cfg, NOW);
+    assert_eq!(found, vec![Condition::RecordsRefused { count: 2 }]);
+    assert!(found[0]
+        .describe(&cfg)
+        .starts_with("Medplum refused 2 call record(s)"));
+    // A refused record that later fails for an outage is backlog again; a written one is neither.
+    windows.record(&stamp(NOW, retry("CA2")));
+    windows.record(&stamp(
+        NOW,
+        Event::OutboxWritten {
+            call_sid: "CA1".into(),
+            attempts: 4,
+        },
+    ));
+    assert_eq!(keys(&windows), vec!["outbox-backlog"]);
+    windows.record(&stamp(
+        NOW,
+        Event::OutboxWritten {
+            call_sid: "CA2".into(),
+            attempts: 5,
+        },
+    ));
+    assert!(keys(&windows).is_empty());
+    // Windows saved before refusals existed still load.
+    let saved: Windows = serde_json::from_str(
+        r#"{"outcomes":[],"forgedAtMs":[],"exhaustedAtMs":[],"backlog":{"CA9":5}}"#,
+    )
+    .unwrap_or_default();
+    assert_eq!(saved.backlog.get("CA9"), Some(&5));
+    assert!(saved.refused.is_empty());
+    // Refusals are counted in Datadog by reason, with nothing else.
+    let sanitized = refused("CA1 +447700900123").sanitized();
+    assert_eq!(
+        sanitized,
+        Event::OutboxRefused {
+            call_sid: "other".into(),
+            reason: "write-refused".into()
+        }
+    );
+}
+
+#[test]
 fn datadog_and_slack_payloads_are_tagged_and_free_of_patient_data() {
     let events = vec![
         outcome(1_700_000_000_000, CallStatus::Busy, "+447700900001"),
