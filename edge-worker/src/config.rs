@@ -246,6 +246,8 @@ pub struct Config {
     pub token_ttl: Setting<TokenTtl>,
     /// How long a pool number stays leased to a call that never reports its end.
     pub pool_lease_seconds: Setting<u32>,
+    /// How long a call may go without a status callback before the worker asks Twilio about it.
+    pub call_check_seconds: Setting<u32>,
     /// Optional: the previous auth token, accepted for webhook signatures while rotating.
     pub twilio_auth_token_previous: Setting<Secret>,
     /// Optional: `uk-only` (default) or `countries:GB,IE`.
@@ -276,7 +278,7 @@ pub struct Config {
 }
 
 /// How many settings there are.
-pub const SETTING_COUNT: usize = 26;
+pub const SETTING_COUNT: usize = 27;
 
 /// Names of every setting, in the order `/api/v1/health` lists them.
 pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
@@ -306,11 +308,25 @@ pub const SETTING_NAMES: [&str; SETTING_COUNT] = [
     "TELEMETRY_SALT",
     "ALERT_RULES",
     "POOL_LEASE_SECONDS",
+    "CALL_CHECK_SECONDS",
 ];
 
+/// A live call silent this long (no status callback) is checked with Twilio: 10 min.
+pub const DEFAULT_CALL_CHECK_MS: i64 = 600_000;
+
+/// A number of seconds from 5 to 86,400 (`POOL_LEASE_SECONDS`, `CALL_CHECK_SECONDS`).
+fn seconds_5_to_a_day(value: &str) -> Result<u32, &'static str> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|seconds| (5..=86_400).contains(seconds))
+        .ok_or("a whole number of seconds from 5 to 86400")
+}
+
 /// Settings that may be left unset (their defaults are documented in README.md).
-pub const OPTIONAL_SETTINGS: [&str; 15] = [
+pub const OPTIONAL_SETTINGS: [&str; 16] = [
     "POOL_LEASE_SECONDS",
+    "CALL_CHECK_SECONDS",
     "DATADOG_API_KEY",
     "DATADOG_SITE",
     "SLACK_WEBHOOK_URL",
@@ -498,12 +514,16 @@ impl Config {
             })),
             telemetry_salt: optional(setting(&lookup, "TELEMETRY_SALT", Secret::parse)),
             alert_rules: optional(setting(&lookup, "ALERT_RULES", parse_alert_rules)),
-            pool_lease_seconds: optional(setting(&lookup, "POOL_LEASE_SECONDS", |v| {
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|seconds| (5..=86_400).contains(seconds))
-                    .ok_or("a whole number of seconds from 5 to 86400")
-            })),
+            pool_lease_seconds: optional(setting(
+                &lookup,
+                "POOL_LEASE_SECONDS",
+                seconds_5_to_a_day,
+            )),
+            call_check_seconds: optional(setting(
+                &lookup,
+                "CALL_CHECK_SECONDS",
+                seconds_5_to_a_day,
+            )),
         }
     }
 
@@ -604,6 +624,15 @@ impl Config {
         }
     }
 
+    /// How long a live call may go without a status callback before the worker asks Twilio how
+    /// it stands (default [`DEFAULT_CALL_CHECK_MS`]).
+    pub fn call_check_ms(&self) -> i64 {
+        match &self.call_check_seconds {
+            Setting::Present(seconds) => i64::from(*seconds) * 1000,
+            _ => DEFAULT_CALL_CHECK_MS,
+        }
+    }
+
     /// Every setting's name and state, in [`SETTING_NAMES`] order.
     pub fn states(&self) -> [(&'static str, SettingState); SETTING_COUNT] {
         let states = [
@@ -633,6 +662,7 @@ impl Config {
             self.telemetry_salt.state(),
             self.alert_rules.state(),
             self.pool_lease_seconds.state(),
+            self.call_check_seconds.state(),
         ];
         let mut out = [("", SettingState::Missing); SETTING_COUNT];
         for (slot, (name, state)) in out.iter_mut().zip(SETTING_NAMES.into_iter().zip(states)) {
@@ -803,27 +833,35 @@ mod tests {
     }
 
     #[test]
-    fn pool_lease_is_optional_bounded_and_in_milliseconds() {
-        let config = config_without("POOL_LEASE_SECONDS", None);
-        assert_eq!(
-            state_of(&config, "POOL_LEASE_SECONDS"),
-            SettingState::Default
-        );
-        assert_eq!(config.pool_lease_ms(), shared::number_pool::LEASE_MS);
-        let config = config_without("POOL_LEASE_SECONDS", Some("90"));
-        assert_eq!(config.pool_lease_ms(), 90_000);
-        for bad in ["4", "86401", "-1", "10m"] {
-            let config = config_without("POOL_LEASE_SECONDS", Some(bad));
-            assert_eq!(
-                state_of(&config, "POOL_LEASE_SECONDS"),
-                SettingState::Invalid,
-                "{bad}"
-            );
-            assert_eq!(
-                config.pool_lease_ms(),
+    fn pool_lease_and_call_check_are_optional_bounded_and_in_milliseconds() {
+        type Millis = fn(&Config) -> i64;
+        let table: [(&str, Millis, i64); 2] = [
+            (
+                "POOL_LEASE_SECONDS",
+                Config::pool_lease_ms,
                 shared::number_pool::LEASE_MS,
-                "{bad}"
-            );
+            ),
+            (
+                "CALL_CHECK_SECONDS",
+                Config::call_check_ms,
+                DEFAULT_CALL_CHECK_MS,
+            ),
+        ];
+        for (name, millis, default) in table {
+            let config = config_without(name, None);
+            assert_eq!(state_of(&config, name), SettingState::Default, "{name}");
+            assert_eq!(millis(&config), default, "{name}");
+            let config = config_without(name, Some("90"));
+            assert_eq!(millis(&config), 90_000, "{name}");
+            for bad in ["4", "86401", "-1", "10m"] {
+                let config = config_without(name, Some(bad));
+                assert_eq!(
+                    state_of(&config, name),
+                    SettingState::Invalid,
+                    "{name}={bad}"
+                );
+                assert_eq!(millis(&config), default, "{name}={bad}");
+            }
         }
     }
 

@@ -218,6 +218,86 @@ pub fn closing_event(events: &[StatusEvent], now_unix: i64) -> Option<StatusEven
     })
 }
 
+/// A call leg as Twilio's REST API describes it (`GET …/Calls/{CallSid}.json`): the fields a
+/// status check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TwilioLeg {
+    pub status: CallStatus,
+    /// `duration`, once the leg has ended.
+    pub duration_seconds: Option<u32>,
+    /// `end_time`, once the leg has ended.
+    pub ended_at_unix: Option<i64>,
+}
+
+impl TwilioLeg {
+    /// From the resource's `status`, `duration` (Twilio sends a decimal string, or null) and
+    /// `end_time` (RFC 2822, or null). `None` for a status this crate does not know.
+    pub fn parse(status: &str, duration: Option<&str>, end_time: Option<&str>) -> Option<Self> {
+        Some(Self {
+            status: CallStatus::parse(status).ok()?,
+            duration_seconds: duration.and_then(|d| d.parse().ok()),
+            ended_at_unix: end_time.and_then(crate::time::parse_rfc2822),
+        })
+    }
+}
+
+/// Which leg a status check asked Twilio about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckedLeg {
+    /// The patient's leg (the `<Dial>`ed number): its status is the call's.
+    Patient,
+    /// The clinician's leg, when Twilio has no patient leg under it: the patient was never
+    /// dialled.
+    ClinicianOnly,
+}
+
+/// What a status check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckFinding {
+    /// The call already has its final status: nothing to ask or add.
+    AlreadyEnded,
+    /// Twilio says the call is still going: ask again later.
+    StillLive,
+    /// Twilio says it ended, and no callback said so (lost, or never sent): this event closes it.
+    Ended(StatusEvent),
+}
+
+/// A status check of a call that has gone quiet: its final callback may have been lost (the
+/// worker unreachable when Twilio sent it), which would leave it live for good. Given the call's
+/// events and what Twilio says of `leg`, the event that ends it, if Twilio says it has ended.
+/// The event has no sequence number, so a real callback that still arrives outranks it
+/// ([`progress`]); it is timed at Twilio's `end_time`, or `now_unix` without one.
+pub fn check_finding(
+    events: &[StatusEvent],
+    leg: CheckedLeg,
+    twilio: &TwilioLeg,
+    now_unix: i64,
+) -> CheckFinding {
+    if progress(events).is_some_and(|p| p.status.is_terminal()) {
+        return CheckFinding::AlreadyEnded;
+    }
+    if !twilio.status.is_terminal() {
+        return CheckFinding::StillLive;
+    }
+    let (status, duration_seconds) = match leg {
+        CheckedLeg::Patient => (twilio.status, twilio.duration_seconds),
+        // The clinician's leg ended without a patient leg: nothing happened on the phone
+        // network, as for a call hung up before dialling (`closing_event`), unless Twilio
+        // failed the call itself.
+        CheckedLeg::ClinicianOnly => match twilio.status {
+            CallStatus::Failed => (CallStatus::Failed, None),
+            _ => (CallStatus::Canceled, None),
+        },
+    };
+    CheckFinding::Ended(StatusEvent {
+        sequence: None,
+        status,
+        timestamp_unix: twilio.ended_at_unix.unwrap_or(now_unix),
+        duration_seconds,
+        error_code: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +433,116 @@ mod tests {
             );
         }
         assert_eq!(progress(&[]), None);
+    }
+
+    #[test]
+    fn a_status_check_ends_only_what_twilio_says_has_ended() {
+        let leg = |status: &str, duration: Option<&str>, end: Option<&str>| {
+            TwilioLeg::parse(status, duration, end).expect("known status")
+        };
+        let end_time = Some("Sun, 06 Dec 2026 22:40:07 +0000");
+        let ended_at = crate::time::parse_rfc2822("Sun, 06 Dec 2026 22:40:07 +0000");
+        let answered = [event(0, Initiated, 1_000), event(2, InProgress, 1_010)];
+        let finished = [completed(3, 1_070, 60)];
+        let ended = |status, at, duration_seconds| {
+            CheckFinding::Ended(StatusEvent {
+                sequence: None,
+                status,
+                timestamp_unix: at,
+                duration_seconds,
+                error_code: None,
+            })
+        };
+        let table: Vec<(&str, &[StatusEvent], CheckedLeg, TwilioLeg, CheckFinding)> = vec![
+            (
+                "patient's leg over",
+                &answered,
+                CheckedLeg::Patient,
+                leg("completed", Some("61"), end_time),
+                ended(Completed, ended_at.unwrap_or(0), Some(61)),
+            ),
+            (
+                "patient's leg busy, no end_time",
+                &[],
+                CheckedLeg::Patient,
+                leg("busy", Some("0"), None),
+                ended(Busy, 5_000, Some(0)),
+            ),
+            (
+                "still talking",
+                &answered,
+                CheckedLeg::Patient,
+                leg("in-progress", None, None),
+                CheckFinding::StillLive,
+            ),
+            (
+                "still ringing",
+                &[],
+                CheckedLeg::Patient,
+                leg("ringing", None, None),
+                CheckFinding::StillLive,
+            ),
+            (
+                "a final callback came meanwhile",
+                &finished,
+                CheckedLeg::Patient,
+                leg("completed", Some("60"), end_time),
+                CheckFinding::AlreadyEnded,
+            ),
+            (
+                "clinician's leg over, patient never dialled",
+                &[],
+                CheckedLeg::ClinicianOnly,
+                leg("completed", Some("4"), end_time),
+                ended(Canceled, ended_at.unwrap_or(0), None),
+            ),
+            (
+                "clinician's leg failed",
+                &[],
+                CheckedLeg::ClinicianOnly,
+                leg("failed", None, None),
+                ended(Failed, 5_000, None),
+            ),
+            (
+                "clinician's leg still up",
+                &[],
+                CheckedLeg::ClinicianOnly,
+                leg("in-progress", None, None),
+                CheckFinding::StillLive,
+            ),
+        ];
+        for (name, events, checked, twilio, expected) in table {
+            let found = check_finding(events, checked, &twilio, 5_000);
+            assert_eq!(found, expected, "{name}");
+            if let CheckFinding::Ended(closing) = found {
+                let mut all = events.to_vec();
+                all.push(closing.clone());
+                let record = progress(&all).expect("progress");
+                assert_eq!(record.status, closing.status, "{name}: the check decides");
+                // A real final callback arriving later still outranks the check.
+                all.push(event(9, closing.status, closing.timestamp_unix - 1));
+                assert_eq!(
+                    progress(&all).expect("progress").last_sequence,
+                    Some(9),
+                    "{name}"
+                );
+                assert_eq!(
+                    progress(&all).expect("progress").ended_at_unix,
+                    Some(closing.timestamp_unix - 1),
+                    "{name}"
+                );
+            }
+        }
+        assert!(ended_at.is_some());
+        assert_eq!(TwilioLeg::parse("answered-by-robot", None, None), None);
+        assert_eq!(
+            TwilioLeg::parse("completed", Some("x"), Some("not a date")),
+            Some(TwilioLeg {
+                status: Completed,
+                duration_seconds: None,
+                ended_at_unix: None
+            })
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ test("health reports ok, the version and every setting by name only", async () =
   assert.equal(health.status, "ok", text);
   assert.equal(health.environment, "local");
   assert.match(health.version, /^\d+\.\d+\.\d+$/);
-  assert.equal(Object.keys(health.config).length, 26);
+  assert.equal(Object.keys(health.config).length, 27);
   assert.ok(Object.values(health.config).every((state) => state === "present" || state === "default"), text);
 });
 

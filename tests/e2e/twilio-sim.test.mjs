@@ -24,7 +24,11 @@ before(async () => {
     port: workerPort,
     logDir: artifacts,
     name: "twilio-sim-worker",
-    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilio.url, TWILIO_CALLER_IDS: "+447700900001,+447700900002", PRACTICE_PHONE_NUMBER: "+442079460000" },
+    vars: {
+      MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilio.url, TWILIO_CALLER_IDS: "+447700900001,+447700900002", PRACTICE_PHONE_NUMBER: "+442079460000",
+      // A call silent for 5 s is checked with the sim's REST API (10 min in production).
+      CALL_CHECK_SECONDS: "5",
+    },
   });
 });
 
@@ -158,6 +162,38 @@ test("with callbacks duplicated and reordered by fault, the record still converg
     client.socket.close();
   } finally {
     await fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  }
+});
+
+test("callbacks lost by fault: the worker asks Twilio's REST API how the quiet call ended, records it and frees its line", async () => {
+  const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
+  await setFaults({ loseCallbacks: true });
+  try {
+    const client = await signedIn(await twilioToken());
+    await client.next("ready");
+    client.send("invite", { callsid: "TJS-lost-callbacks", sdp: "v=0", twilio: { params: "AppointmentId=appt-intl-prefix" } });
+    const answer = await client.next("answer");
+    const parentSid = answer.payload.callsid;
+    await client.next("hangup"); // the scripted callee hangs up after 5 s (scaled)
+    const { calls } = await (await fetch(`${twilio.url}/__sim/calls`)).json();
+    const child = calls.find((c) => c.parentSid === parentSid);
+    assert.equal(child?.status, "completed");
+    const { callbacks } = await (await fetch(`${twilio.url}/__sim/callbacks`)).json();
+    const statusCallbacks = callbacks.filter((c) => /\/(call-status|dial-complete)\?/.test(c.url));
+    assert.ok(!statusCallbacks.some((c) => c.params.some(([, v]) => v === child.sid || v === parentSid)), "no status callback or Dial action was sent for it");
+    // Nothing told the worker the call ended; after 5 s of silence it asks, and records it.
+    const [ext] = await waitFor("the record ended by a status check", async () => {
+      const found = (await extensions("appt-intl-prefix")).filter((e) => e.parentCallSid === parentSid && e.status === "completed");
+      return found.length ? found : null;
+    }, 30_000);
+    assert.equal(ext.callSid, child.sid, "the patient's leg, found under the clinician's");
+    assert.equal(typeof ext.durationSeconds, "number");
+    assert.ok(ext.endedAt);
+    const pool = await (await fetch(`${worker.url}/api/v1/admin/number-pool`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json();
+    assert.ok(!JSON.stringify(pool.numbers).includes(parentSid), "its line is free");
+    client.socket.close();
+  } finally {
+    await setFaults({});
   }
 });
 

@@ -16,6 +16,10 @@
 //! Every change that alters a record queues it in `ledger_fhir_outbox`; the alarm writes it to
 //! the Appointment (JSON Patch guarded by the version) and retries with backoff while Medplum is
 //! down, so no record is lost and none is written twice.
+//!
+//! A placed call that goes quiet (no callback for `CALL_CHECK_SECONDS`) gets a check in
+//! `ledger_checks`: the alarm asks Twilio's REST API how the call stands, and ends the record if
+//! Twilio says it has ended (its final callback was lost), so no call stays "live" for good.
 
 use std::cell::RefCell;
 
@@ -23,7 +27,10 @@ use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use shared::call_state::{closing_event, progress, CallStatus, EndedBy, StatusEvent};
+use shared::call_state::{
+    check_finding, closing_event, progress, CallStatus, CheckFinding, CheckedLeg, EndedBy,
+    StatusEvent,
+};
 use shared::fhir::{
     call_extension, extension_patch, upsert_call_extension, CallDirection, CallRecordFields,
 };
@@ -37,13 +44,14 @@ use worker::{
 use crate::config::Config;
 use crate::medplum::{MedplumError, UpdateOutcome};
 
-const TABLES: [&str; 4] = [
+const TABLES: [&str; 5] = [
     "ledger_attempts",
     "ledger_events",
     "ledger_fhir_outbox",
     "ledger_twilio_outbox",
+    "ledger_checks",
 ];
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS ledger_attempts (
         parent_sid TEXT PRIMARY KEY, child_sid TEXT, appointment_id TEXT NOT NULL,
         practitioner TEXT, direction TEXT NOT NULL, caller_id TEXT, patient_masked TEXT,
@@ -57,7 +65,21 @@ const SCHEMA: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS ledger_twilio_outbox (
         parent_sid TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0,
         next_attempt_ms INTEGER NOT NULL, last_error TEXT)",
+    "CREATE TABLE IF NOT EXISTS ledger_checks (
+        parent_sid TEXT PRIMARY KEY, next_check_ms INTEGER NOT NULL,
+        checks INTEGER NOT NULL DEFAULT 0)",
 ];
+
+/// A call Twilio says is still going is asked about again after `check_ms` doubled per check
+/// made, at most hourly (Twilio ends any call after 4 h by default).
+pub fn next_check_delay_ms(check_ms: i64, checks: i64) -> i64 {
+    let doublings = u32::try_from(checks.clamp(0, 12)).unwrap_or(12);
+    check_ms
+        .max(0)
+        .saturating_mul(2_i64.pow(doublings))
+        .min(3_600_000)
+        .max(check_ms.max(0))
+}
 
 /// A refused record is tried again this much later (or at once when it changes): hourly, so a
 /// mended Appointment or policy is picked up without pressing on a Medplum that said no.
@@ -118,6 +140,12 @@ struct OutboxRow {
     parent_sid: String,
     revision: i64,
     attempts: i64,
+}
+
+#[derive(Deserialize)]
+struct CheckRow {
+    parent_sid: String,
+    checks: i64,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +277,9 @@ pub struct CallLedger {
     schema: Result<()>,
     /// Open event streams; a closed one is dropped at the next broadcast.
     subscribers: RefCell<Vec<UnboundedSender<String>>>,
+    /// CALL_CHECK_SECONDS, read once per object: how long a live call may stay silent before
+    /// Twilio is asked how it stands.
+    check_ms: i64,
 }
 
 /// One Server-Sent Events frame.
@@ -395,6 +426,10 @@ impl CallLedger {
                 now_ms.into(),
             ],
         )?;
+        if body.refused_code.is_none() {
+            self.schedule_check(&body.parent_sid, now_ms + self.check_ms)?;
+            self.reschedule(now_ms).await?;
+        }
         let record = self.record(&body.parent_sid)?;
         self.broadcast(&record);
         Response::from_json(&json!({"record": record}))
@@ -443,6 +478,12 @@ impl CallLedger {
         }
         let terminal_now = after.as_ref().is_some_and(|p| p.status.is_terminal());
         let was_terminal = before.as_ref().is_some_and(|p| p.status.is_terminal());
+        if terminal_now {
+            self.drop_check(&attempt.parent_sid)?;
+        } else {
+            // Heard from: the silence that would make it worth asking Twilio starts again.
+            self.schedule_check(&attempt.parent_sid, now_ms + self.check_ms)?;
+        }
         if terminal_now && !was_terminal {
             self.release_number(&attempt.parent_sid).await;
         }
@@ -493,6 +534,126 @@ impl CallLedger {
         self.release_number(parent_sid).await;
         crate::log::event("call_closed_after_hangup", &[]);
         Ok(true)
+    }
+
+    /// Asks Twilio about the attempt at `at_ms` unless a callback comes first (a later callback
+    /// moves the time on; a final one drops the check).
+    fn schedule_check(&self, parent_sid: &str, at_ms: i64) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO ledger_checks (parent_sid, next_check_ms, checks) VALUES (?, ?, 0)
+             ON CONFLICT(parent_sid) DO UPDATE SET next_check_ms = excluded.next_check_ms, checks = 0",
+            vec![parent_sid.to_owned().into(), at_ms.into()],
+        )?;
+        Ok(())
+    }
+
+    fn drop_check(&self, parent_sid: &str) -> Result<()> {
+        self.sql().exec(
+            "DELETE FROM ledger_checks WHERE parent_sid = ?",
+            vec![parent_sid.to_owned().into()],
+        )?;
+        Ok(())
+    }
+
+    /// Calls gone quiet: asks Twilio how each stands, and ends those Twilio says have ended
+    /// (their final callback was lost: the worker was unreachable when Twilio sent it).
+    async fn process_checks(&self, config: &Config, now_ms: i64) -> Result<()> {
+        let due: Vec<CheckRow> = self
+            .sql()
+            .exec(
+                "SELECT parent_sid, checks FROM ledger_checks WHERE next_check_ms <= ?",
+                vec![now_ms.into()],
+            )?
+            .to_array()?;
+        let mut outcomes = Vec::new();
+        for row in due {
+            let (Some(attempt), Ok(parent)) = (
+                self.attempt(&row.parent_sid)?,
+                CallSid::parse(&row.parent_sid),
+            ) else {
+                self.drop_check(&row.parent_sid)?;
+                continue;
+            };
+            let events = self.events(&row.parent_sid)?;
+            if progress(&events).is_some_and(|p| p.status.is_terminal()) {
+                self.drop_check(&row.parent_sid)?;
+                continue;
+            }
+            let asked = match attempt.child_sid.as_deref().map(CallSid::parse) {
+                Some(Ok(child)) => crate::twilio_rest::fetch_call(config, &child)
+                    .await
+                    .map(|leg| leg.map(|leg| (CheckedLeg::Patient, leg))),
+                Some(Err(_)) => Ok(None),
+                None => match crate::twilio_rest::child_calls(config, &parent).await {
+                    Ok(children) => match children.into_iter().next() {
+                        Some(child) => {
+                            self.sql().exec(
+                                "UPDATE ledger_attempts SET child_sid = ? WHERE parent_sid = ? AND child_sid IS NULL",
+                                vec![child.sid.clone().into(), row.parent_sid.clone().into()],
+                            )?;
+                            Ok(Some((CheckedLeg::Patient, child)))
+                        }
+                        None => crate::twilio_rest::fetch_call(config, &parent)
+                            .await
+                            .map(|leg| leg.map(|leg| (CheckedLeg::ClinicianOnly, leg))),
+                    },
+                    Err(error) => Err(error),
+                },
+            };
+            let (leg, fetched) = match asked {
+                Ok(Some(found)) => found,
+                Ok(None) => {
+                    crate::log::event("call_check_unknown", &[]);
+                    self.drop_check(&row.parent_sid)?;
+                    continue;
+                }
+                Err(crate::twilio_rest::TwilioRestError::Rejected(status)) => {
+                    crate::log::event("call_check_refused", &[("status", &status.to_string())]);
+                    self.drop_check(&row.parent_sid)?;
+                    continue;
+                }
+                Err(crate::twilio_rest::TwilioRestError::Retryable) => {
+                    self.postpone_check(&row, now_ms + self.check_ms)?;
+                    continue;
+                }
+            };
+            match check_finding(&events, leg, &fetched.leg, now_ms / 1_000) {
+                CheckFinding::AlreadyEnded => self.drop_check(&row.parent_sid)?,
+                CheckFinding::StillLive => self.postpone_check(
+                    &row,
+                    now_ms + next_check_delay_ms(self.check_ms, row.checks + 1),
+                )?,
+                CheckFinding::Ended(event) => {
+                    self.insert_event(
+                        &row.parent_sid,
+                        &format!("{}@checked", fetched.sid),
+                        &event,
+                    )?;
+                    self.drop_check(&row.parent_sid)?;
+                    self.release_number(&row.parent_sid).await;
+                    let record = self.publish(&row.parent_sid, now_ms).await?;
+                    crate::log::event("call_ended_by_check", &[("status", event.status.as_str())]);
+                    outcomes.push(Stamped {
+                        at_ms: u64::try_from(now_ms).unwrap_or(0),
+                        event: crate::handlers::call_status::outcome_event(
+                            &record,
+                            &config.telemetry_salt(),
+                        ),
+                    });
+                }
+            }
+        }
+        crate::telemetry::deliver(&self.env, outcomes).await;
+        Ok(())
+    }
+
+    /// Counts a check made and sets the next.
+    fn postpone_check(&self, row: &CheckRow, at_ms: i64) -> Result<()> {
+        self.sql().exec(
+            "UPDATE ledger_checks SET checks = checks + 1, next_check_ms = ? WHERE parent_sid = ?",
+            vec![at_ms.into(), row.parent_sid.clone().into()],
+        )?;
+        Ok(())
     }
 
     /// Frees the caller-ID number the call held. A failure is logged; the lease expires anyway.
@@ -751,12 +912,12 @@ impl CallLedger {
         Ok(())
     }
 
-    /// Schedules the alarm for the earliest pending outbox entry, if any.
+    /// Schedules the alarm for the earliest pending outbox entry or check, if any.
     async fn reschedule(&self, now_ms: i64) -> Result<()> {
         let rows: Vec<NextRow> = self
             .sql()
             .exec(
-                "SELECT MIN(next) AS next FROM (SELECT next_attempt_ms AS next FROM ledger_fhir_outbox UNION ALL SELECT next_attempt_ms FROM ledger_twilio_outbox)",
+                "SELECT MIN(next) AS next FROM (SELECT next_attempt_ms AS next FROM ledger_fhir_outbox UNION ALL SELECT next_attempt_ms FROM ledger_twilio_outbox UNION ALL SELECT next_check_ms FROM ledger_checks)",
                 None,
             )?
             .to_array()?;
@@ -773,11 +934,13 @@ impl CallLedger {
 impl DurableObject for CallLedger {
     fn new(state: State, env: Env) -> Self {
         let schema = super::create_schema(&state, &SCHEMA);
+        let check_ms = Config::from_env(&env).call_check_ms();
         Self {
             state,
             env,
             schema,
             subscribers: RefCell::new(Vec::new()),
+            check_ms,
         }
     }
 
@@ -815,6 +978,7 @@ impl DurableObject for CallLedger {
         let now_ms = super::now_ms();
         self.process_fhir_outbox(&config, now_ms).await?;
         self.process_twilio_outbox(&config, now_ms).await?;
+        self.process_checks(&config, now_ms).await?;
         self.reschedule(super::now_ms()).await?;
         Response::ok("alarm handled")
     }
@@ -839,6 +1003,20 @@ mod tests {
         );
         assert_eq!(backoff_ms(-1), 2_000);
         assert_eq!(backoff_ms(i64::MAX), 30_000);
+    }
+
+    #[test]
+    fn a_call_still_live_is_asked_about_less_often_up_to_hourly() {
+        let minutes = |checks| next_check_delay_ms(600_000, checks) / 60_000;
+        assert_eq!(
+            (0..6).map(minutes).collect::<Vec<_>>(),
+            vec![10, 20, 40, 60, 60, 60]
+        );
+        assert_eq!(next_check_delay_ms(5_000, 1), 10_000);
+        assert_eq!(next_check_delay_ms(5_000, i64::MAX), 3_600_000);
+        assert_eq!(next_check_delay_ms(5_000, -3), 5_000);
+        // A check interval set longer than an hour is kept as set.
+        assert_eq!(next_check_delay_ms(7_200_000, 2), 7_200_000);
     }
 
     #[test]

@@ -381,7 +381,8 @@ impl NumberPool {
         // the request sent again (a captured one replayed): no number, and no patient's number
         // in the answer's TwiML.
         if held_by(&before, &body.call_sid, now_ms).is_none()
-            && self.calls_since("call_sid", &body.call_sid, i64::MIN)? > 0
+            // Since the epoch (every row): i64::MIN would pass JS's safe-integer range.
+            && self.calls_since("call_sid", &body.call_sid, 0)? > 0
         {
             return Ok(
                 Response::from_json(&json!({"code": "call_already_placed"}))?.with_status(410),

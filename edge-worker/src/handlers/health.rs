@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(body["config"]["TWILIO_API_SECRET"], "present");
         assert_eq!(body["config"]["TWILIO_API_KEY"], "invalid");
         assert_eq!(body["config"]["TWILIO_AUTH_TOKEN"], "missing");
-        assert_eq!(body["config"].as_object().unwrap().len(), 26);
+        assert_eq!(body["config"].as_object().unwrap().len(), 27);
         assert_eq!(body["config"]["TWILIO_TOKEN_TTL_SECONDS"], "default");
         assert_eq!(body["config"]["TWILIO_SIGNALING_URL"], "default");
         assert!(body["problems"]

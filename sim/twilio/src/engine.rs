@@ -95,6 +95,9 @@ pub struct Faults {
     pub expire_tokens: bool,
     /// Answer the SDP offer but run no peer behind it, so the browser's ICE checks fail.
     pub fail_ice: bool,
+    /// Send no status callback and no Dial action: all lost, as when the worker could not be
+    /// reached while Twilio sent them (the REST API still shows each call as it stands).
+    pub lose_callbacks: bool,
 }
 
 /// One signaling frame, as logged (tokens redacted).
@@ -142,6 +145,48 @@ pub struct CallLog {
     pub reattached: u32,
     /// The signaling socket that carried this call is gone and no new one has taken it over.
     pub detached: bool,
+    /// When it was created, answered and ended (Unix seconds), for the REST API's Call resource.
+    pub created_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+impl CallLog {
+    /// Moves the leg to `status`, noting when it was answered and when it ended.
+    pub fn set_status(&mut self, status: &str) {
+        self.status = status.to_owned();
+        let now = now_unix();
+        if status == "in-progress" && self.answered_at.is_none() {
+            self.answered_at = Some(now);
+        }
+        if matches!(
+            status,
+            "completed" | "busy" | "no-answer" | "failed" | "canceled"
+        ) {
+            self.ended_at.get_or_insert(now);
+        }
+    }
+
+    /// The leg as Twilio's REST API shows a Call resource (the fields the worker reads, and a
+    /// few more): `duration` is a decimal string once it has ended, as Twilio sends it.
+    pub fn resource(&self, account_sid: &str) -> serde_json::Value {
+        let duration = self.ended_at.map(|ended| {
+            (ended - self.answered_at.unwrap_or(ended))
+                .max(0)
+                .to_string()
+        });
+        serde_json::json!({
+            "sid": self.sid,
+            "account_sid": account_sid,
+            "parent_call_sid": self.parent_sid,
+            "status": self.status,
+            "direction": if self.parent_sid.is_some() { "outbound-dial" } else { "inbound" },
+            "date_created": rfc2822(self.created_at),
+            "start_time": self.answered_at.map(rfc2822),
+            "end_time": self.ended_at.map(rfc2822),
+            "duration": duration,
+        })
+    }
 }
 
 /// How a live call was ended from outside its script.
@@ -318,7 +363,7 @@ impl Sim {
 
     fn set_status(&self, sid: &str, status: &str) {
         if let Some(call) = self.lock().calls.get_mut(sid) {
-            call.status = status.to_owned();
+            call.set_status(status);
         }
     }
 
@@ -414,6 +459,9 @@ impl Sim {
                     error_code: None,
                     reattached: 0,
                     detached: false,
+                    created_at: now_unix(),
+                    answered_at: None,
+                    ended_at: None,
                 },
             );
         }
@@ -485,7 +533,7 @@ impl Sim {
             stats.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(call) = self.lock().calls.get_mut(parent) {
-            call.status = status.to_owned();
+            call.set_status(status);
             call.error_code = error.as_ref().map(|e| e.code);
         }
         if !by_client {
@@ -578,6 +626,9 @@ impl Sim {
             .position(|(k, _)| k == "__url")
             .map(|i| params.remove(i).1)
             .unwrap_or_default();
+        if faults.lose_callbacks {
+            return;
+        }
         if faults.delay_callbacks_ms > 0 {
             tokio::time::sleep(Duration::from_millis(faults.delay_callbacks_ms)).await;
         }
@@ -632,6 +683,9 @@ impl Sim {
             error_code: None,
             reattached: 0,
             detached: false,
+            created_at: now_unix(),
+            answered_at: None,
+            ended_at: None,
         };
         self.lock().calls.insert(child.sid.clone(), child.clone());
         let script = self
@@ -770,7 +824,8 @@ impl Sim {
                 .await;
             }
         }
-        if let Some(action) = &dial.action {
+        let lost = self.lock().faults.lose_callbacks;
+        if let (Some(action), false) = (&dial.action, lost) {
             let params = vec![
                 ("AccountSid".into(), self.config.account_sid.clone()),
                 ("CallSid".into(), parent.to_owned()),
@@ -815,6 +870,9 @@ impl Sim {
                 error_code: None,
                 reattached: 0,
                 detached: false,
+                created_at: now_unix(),
+                answered_at: None,
+                ended_at: None,
             },
         );
         tokio::spawn(self.clone().run_inbound(parent.clone(), from, to));
@@ -915,6 +973,9 @@ impl Sim {
                 error_code: None,
                 reattached: 0,
                 detached: false,
+                created_at: now_unix(),
+                answered_at: None,
+                ended_at: None,
             },
         );
         (outcome, sid)
@@ -941,6 +1002,9 @@ impl Sim {
             error_code: None,
             reattached: 0,
             detached: false,
+            created_at: now_unix(),
+            answered_at: None,
+            ended_at: None,
         };
         let registered = {
             let mut inner = self.lock();
@@ -1205,6 +1269,47 @@ pub(crate) mod tests {
             sim.validate_token(&good).map_err(|e| e.code),
             Err(codes::TOKEN_EXPIRED)
         );
+    }
+
+    #[test]
+    fn a_leg_shows_as_a_call_resource_with_its_times_and_duration() {
+        let mut leg = CallLog {
+            sid: "CA1".into(),
+            parent_sid: Some("CA0".into()),
+            identity: None,
+            to: Some("+447700900123".into()),
+            caller_id: None,
+            status: "initiated".into(),
+            digits: String::new(),
+            ended_by: None,
+            error_code: None,
+            reattached: 0,
+            detached: false,
+            created_at: 1_795_586_882,
+            answered_at: None,
+            ended_at: None,
+        };
+        let live = leg.resource("AC1");
+        assert_eq!(live["status"], "initiated");
+        assert_eq!(live["parent_call_sid"], "CA0");
+        assert!(live["end_time"].is_null() && live["duration"].is_null());
+        leg.set_status("in-progress");
+        leg.answered_at = Some(1_795_586_890);
+        leg.set_status("completed");
+        leg.ended_at = Some(1_795_586_932);
+        let ended = leg.resource("AC1");
+        assert_eq!(ended["status"], "completed");
+        assert_eq!(ended["duration"], "42");
+        assert_eq!(
+            shared::time::parse_rfc2822(ended["end_time"].as_str().unwrap_or_default()),
+            Some(1_795_586_932)
+        );
+        // A leg never answered lasted 0 s; its end is kept from the first terminal status.
+        let mut unanswered = leg.clone();
+        unanswered.answered_at = None;
+        assert_eq!(unanswered.resource("AC1")["duration"], "0");
+        unanswered.set_status("failed");
+        assert_eq!(unanswered.ended_at, Some(1_795_586_932));
     }
 
     #[test]

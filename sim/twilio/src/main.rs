@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -83,8 +83,9 @@ async fn main() {
         .route("/signal", get(signal))
         .route(
             "/2010-04-01/Accounts/{account}/Calls/{call}",
-            post(update_call),
+            get(fetch_call).post(update_call),
         )
+        .route("/2010-04-01/Accounts/{account}/Calls.json", get(list_calls))
         .route(
             "/__sim/calls",
             get(|State(app): State<Shared>| async move {
@@ -489,6 +490,53 @@ async fn update_application(
         r.upsert_application(&account_sid, Some(sid.trim_end_matches(".json")), &params)
     });
     updated.map_or_else(not_found, |a| Json(a).into_response())
+}
+
+/// `GET /2010-04-01/Accounts/{AC}/Calls/{CA}.json`: one leg as a Call resource.
+async fn fetch_call(
+    State(app): State<Shared>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let config = &app.sim.config;
+    if let Err(refused) = rest_authorized(config, &account, &headers) {
+        return *refused;
+    }
+    let sid = call.trim_end_matches(".json");
+    let found = app
+        .sim
+        .lock()
+        .calls
+        .get(sid)
+        .map(|c| c.resource(&config.account_sid));
+    found.map_or_else(not_found, |resource| Json(resource).into_response())
+}
+
+/// `GET /2010-04-01/Accounts/{AC}/Calls.json[?ParentCallSid=CA…]`: the legs (under that call).
+async fn list_calls(
+    State(app): State<Shared>,
+    Path(account): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let config = &app.sim.config;
+    if let Err(refused) = rest_authorized(config, &account, &headers) {
+        return *refused;
+    }
+    let params = shared::form::parse(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let parent = params
+        .iter()
+        .find(|(k, _)| k == "ParentCallSid")
+        .map(|(_, v)| v.clone());
+    let calls: Vec<serde_json::Value> = app
+        .sim
+        .lock()
+        .calls
+        .values()
+        .filter(|c| parent.is_none() || c.parent_sid == parent)
+        .map(|c| c.resource(&config.account_sid))
+        .collect();
+    Json(json!({"calls": calls, "page": 0, "page_size": 50})).into_response()
 }
 
 /// `POST /2010-04-01/Accounts/{AC}/Calls/{CA}.json` with `Status=completed`.

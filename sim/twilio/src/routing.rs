@@ -355,6 +355,9 @@ mod tests {
                 error_code: None,
                 reattached: 0,
                 detached: false,
+                created_at: crate::engine::now_unix(),
+                answered_at: None,
+                ended_at: None,
             },
         );
         inner.answers.insert(sid.clone(), "v=0 far end".into());
