@@ -118,7 +118,9 @@ async fn dispatch(
             handlers::appointment_call::list(req, env, config, &appointment, now_unix()).await
         }
         Endpoint::InboundWebhook => handlers::inbound::inbound(req, env, config).await,
-        Endpoint::InboundCompleteWebhook => handlers::inbound::inbound_complete(req, config).await,
+        Endpoint::InboundCompleteWebhook => {
+            handlers::inbound::inbound_complete(req, env, config, now_unix()).await
+        }
         Endpoint::AdminNumberPool => {
             handlers::admin_pool::number_pool(req, env, config, route.method).await
         }

@@ -62,9 +62,11 @@ impl FuzzVerb {
                         .collect(),
                 };
                 let target = if to_client {
+                    // Without parameters: the identity is the element's text, checked below.
                     DialTarget::Client {
                         identity: target,
                         callbacks,
+                        parameters: Vec::new(),
                     }
                 } else {
                     DialTarget::Number {
@@ -169,6 +171,7 @@ fn check_verb(verb: &Verb, node: roxmltree::Node<'_, '_>) {
                 DialTarget::Client {
                     identity,
                     callbacks,
+                    ..
                 } => ("Client", identity, callbacks),
             };
             assert_eq!(child.tag_name().name(), tag);

@@ -888,7 +888,9 @@ impl Session {
                 }
             }
             ServerMessage::Cancel { callsid } => {
-                if self.phase == Phase::Incoming
+                // Also while answering (Accept pressed, the microphone still opening): the
+                // caller is gone, and an answer sent now would open a call with nobody on it.
+                if matches!(self.phase, Phase::Incoming | Phase::Answering)
                     && self.call.as_ref().is_some_and(|c| c.matches(&callsid))
                 {
                     self.end(Outcome::Missed, out);
@@ -904,11 +906,12 @@ impl Session {
                     self.send(ClientMessage::Reject { callsid }, out);
                     return;
                 }
+                // The worker's `<Parameter>`s arrive as one query string in `Params`.
                 let appointment = parameters
                     .as_ref()
-                    .and_then(|p| p.get("AppointmentId"))
+                    .and_then(|p| p.get("Params"))
                     .and_then(Json::as_str)
-                    .map(str::to_owned);
+                    .and_then(appointment_parameter);
                 let mut call = Call::new(Direction::Incoming, callsid.clone(), appointment);
                 call.call_sid = Some(callsid);
                 call.from = parameters
@@ -1376,6 +1379,22 @@ fn ledger_outcome(call: &Call) -> Option<Outcome> {
         "canceled" => Some(Outcome::Canceled),
         _ => None,
     }
+}
+
+/// The `AppointmentId` in an incoming call's custom parameters (`Params`, a query string). A
+/// FHIR id (`[A-Za-z0-9\-.]{1,64}`) needs no percent-encoding, so the value is taken as it is
+/// and anything else is refused rather than decoded.
+fn appointment_parameter(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("AppointmentId="))
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        })
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -54,10 +54,12 @@ pub enum DialTarget {
         number: String,
         callbacks: StatusCallbacks,
     },
-    /// `<Client>`: a browser identity.
+    /// `<Client>`: a browser identity, and custom parameters its SDK receives with the call
+    /// (`<Parameter name value/>`, delivered in the invite's `Params` as a query string).
     Client {
         identity: String,
         callbacks: StatusCallbacks,
+        parameters: Vec<(String, String)>,
     },
 }
 
@@ -200,11 +202,25 @@ fn render_verb(out: &mut String, verb: &Verb) {
                 DialTarget::Client {
                     identity,
                     callbacks,
+                    parameters,
                 } => {
                     out.push_str("<Client");
                     callbacks_attrs(out, callbacks);
                     out.push('>');
-                    out.push_str(&escape(identity));
+                    if parameters.is_empty() {
+                        out.push_str(&escape(identity));
+                    } else {
+                        // With parameters, Twilio wants the identity in its own element.
+                        out.push_str("<Identity>");
+                        out.push_str(&escape(identity));
+                        out.push_str("</Identity>");
+                        for (name, value) in parameters {
+                            out.push_str("<Parameter");
+                            attr(out, "name", name);
+                            attr(out, "value", value);
+                            out.push_str("/>");
+                        }
+                    }
                     out.push_str("</Client>");
                 }
             }
@@ -276,10 +292,30 @@ mod tests {
                 target: DialTarget::Client {
                     identity: "clinician-ada".into(),
                     callbacks: StatusCallbacks::default(),
+                    parameters: Vec::new(),
                 },
             }))
             .render();
         assert!(client.contains(r#"<Dial timeout="20"><Client>clinician-ada</Client></Dial>"#));
+        let with_parameters = Response::new()
+            .with(Verb::Dial(Dial {
+                caller_id: None,
+                answer_on_bridge: false,
+                timeout: None,
+                action: None,
+                target: DialTarget::Client {
+                    identity: "clinician-ada".into(),
+                    callbacks: StatusCallbacks::default(),
+                    parameters: vec![("AppointmentId".into(), "appt-<1>&\"".into())],
+                },
+            }))
+            .render();
+        assert!(
+            with_parameters.contains(
+                r#"<Dial><Client><Identity>clinician-ada</Identity><Parameter name="AppointmentId" value="appt-&lt;1&gt;&amp;&quot;"/></Client></Dial>"#
+            ),
+            "{with_parameters}"
+        );
     }
 
     /// Found by fuzz/fuzz_targets/twiml_writer.rs (corpus file `attribute-line-breaks`): a line

@@ -302,9 +302,13 @@ test("a patient calling back rings in the panel; accepted, it connects with audi
   await waitState(page, "connected");
   await page.click(`${PANEL} [data-action="end"]`);
   await waitState(page, "ended");
+  // The clinician moves on to another patient's appointment; the call-back names its own.
+  await choose(page, "appt-landline");
   const response = await fetch(`${twilio.url}/__sim/inbound`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ from: "+447700900123", to: "+447700900001" }) });
   assert.equal(response.status, 200);
   await waitState(page, "incoming");
+  await page.waitForSelector(`#appointments li[data-appointment-id="appt-mobile"] button[aria-current="true"]`);
+  assert.equal(await page.evaluate(() => window.callClient?.snapshot()?.appointmentId), "appt-mobile", "the panel is the calling patient's");
   await shot(page, "13-incoming");
   await page.click(`${PANEL} [data-action="accept"]`);
   await waitState(page, "connected");

@@ -157,7 +157,7 @@ test("a patient calling the number back rings the clinician who called; otherwis
   });
   assert.equal(inbound.status, 200);
   const twiml = await inbound.text();
-  assert.match(twiml, /<Client[^>]*>clinician-ada<\/Client>/, twiml);
+  assert.match(twiml, /<Client[^>]*><Identity>clinician-ada<\/Identity><Parameter name="AppointmentId" value="appt-mobile"\/><\/Client>/, twiml);
   assert.match(twiml, /inbound-complete\?appointment=appt-mobile/);
   const record = (await records("appt-mobile")).find((r) => r.parentCallSid === inboundSid);
   assert.equal(record.direction, "inbound");
@@ -167,6 +167,10 @@ test("a patient calling the number back rings the clinician who called; otherwis
     CallSid: inboundSid, DialCallStatus: "no-answer", DialCallSid: newCallSid(),
   });
   assert.match(await missed.text(), new RegExp(`<Number>\\${PRACTICE}</Number>`));
+  // The clinician's leg reported nothing of its own: the Dial action's outcome is the record's.
+  const missedRecord = (await records("appt-mobile")).find((r) => r.parentCallSid === inboundSid);
+  assert.equal(missedRecord.status, "no-answer");
+  assert.equal(missedRecord.terminal, true);
 
   const stranger = await signedPost(`${worker.url}/api/v1/twilio/webhooks/inbound`, {
     CallSid: newCallSid(), From: "+447700900777", To: poolNumber, Direction: "inbound",

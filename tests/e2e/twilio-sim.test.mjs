@@ -337,6 +337,8 @@ test("a patient calling back rings the registered clinician's browser with an of
   const answered = await callBack();
   const invite = await client.next("invite");
   assert.equal(invite.payload.parameters.From, "+447700900123");
+  // The appointment, as Twilio hands a <Client>'s <Parameter>s to the SDK.
+  assert.equal(new URLSearchParams(invite.payload.parameters.Params).get("AppointmentId"), "appt-mobile");
   assert.match(invite.payload.sdp, /m=audio/);
   client.send("answer", { callsid: invite.payload.callsid, sdp: "v=0\r\n" });
   await sleep(500);

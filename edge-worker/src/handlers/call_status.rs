@@ -140,28 +140,42 @@ pub async fn dial_complete(
     now_unix: i64,
 ) -> Result<Reply, AppError> {
     let form = verified_form(req, config).await?;
+    store_dial_outcome(req, env, config, &form, now_unix).await?;
+    Ok(Reply::twiml(Response::new().with(Verb::Hangup).render()))
+}
+
+/// Stores what a verified `<Dial>` action reports (`DialCallStatus` of the dialled leg) on the
+/// appointment's ledger; an action without a known status stores nothing. Returns the status.
+pub async fn store_dial_outcome(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    form: &TwilioForm,
+    now_unix: i64,
+) -> Result<Option<CallStatus>, AppError> {
     let appointment = required_appointment(req)?;
     let parent_sid = form.require("CallSid")?;
-    if let Some(status) = form
+    let Some(status) = form
         .get("DialCallStatus")
         .and_then(|s| CallStatus::parse(s).ok())
-    {
-        let child_sid = form.get("DialCallSid").unwrap_or(parent_sid);
-        let event = StatusEvent {
-            sequence: None,
-            status,
-            timestamp_unix: now_unix,
-            duration_seconds: number(&form, "DialCallDuration"),
-            error_code: number(&form, "ErrorCode"),
-        };
-        store(
-            env,
-            config,
-            &appointment,
-            // Stamped on arrival: `once` keeps a retried Dial action from moving the end later.
-            json!({"appointmentId": appointment.as_str(), "callSid": child_sid, "parentSid": parent_sid, "event": event, "once": "dial-action"}),
-        )
-        .await?;
-    }
-    Ok(Reply::twiml(Response::new().with(Verb::Hangup).render()))
+    else {
+        return Ok(None);
+    };
+    let child_sid = form.get("DialCallSid").unwrap_or(parent_sid);
+    let event = StatusEvent {
+        sequence: None,
+        status,
+        timestamp_unix: now_unix,
+        duration_seconds: number(form, "DialCallDuration"),
+        error_code: number(form, "ErrorCode"),
+    };
+    store(
+        env,
+        config,
+        &appointment,
+        // Stamped on arrival: `once` keeps a retried Dial action from moving the end later.
+        json!({"appointmentId": appointment.as_str(), "callSid": child_sid, "parentSid": parent_sid, "event": event, "once": "dial-action"}),
+    )
+    .await?;
+    Ok(Some(status))
 }

@@ -12,6 +12,7 @@ use worker::{Env, Method, Request};
 use crate::config::{Config, Setting};
 use crate::durable::{call, NUMBER_POOL_INSTANCE};
 use crate::error::AppError;
+use crate::handlers::call_status::store_dial_outcome;
 use crate::handlers::voice::{callback_url, LEG_EVENTS};
 use crate::reply::Reply;
 use crate::twilio_webhook::verified_form;
@@ -63,6 +64,8 @@ pub fn ring_clinician_twiml(
                     url: Some(callback_url(public_base_url, "call-status", appointment)),
                     events: LEG_EVENTS.to_vec(),
                 },
+                // The browser opens this appointment's panel for the ringing call.
+                parameters: vec![("AppointmentId".into(), appointment.to_string())],
             },
         }))
         .render()
@@ -131,9 +134,18 @@ pub async fn inbound(req: &mut Request, env: &Env, config: &Config) -> Result<Re
     )))
 }
 
-/// The clinician's browser did not take the call: on to the practice (or the message).
-pub async fn inbound_complete(req: &mut Request, config: &Config) -> Result<Reply, AppError> {
+/// The clinician's leg ended: its outcome is stored (so a missed call-back is on the record
+/// even when the leg's own callbacks are lost), then a call the clinician did not take goes on
+/// to the practice (or the message).
+pub async fn inbound_complete(
+    req: &mut Request,
+    env: &Env,
+    config: &Config,
+    now_unix: i64,
+) -> Result<Reply, AppError> {
     let form = verified_form(req, config).await?;
+    // A failure to record is logged by the ledger call; the patient is put through regardless.
+    let _recorded = store_dial_outcome(req, env, config, &form, now_unix).await;
     match form.get("DialCallStatus") {
         Some("completed") => Ok(Reply::twiml(Response::new().with(Verb::Hangup).render())),
         _ => Ok(Reply::twiml(fallback_twiml(practice_number(config)))),
@@ -164,7 +176,12 @@ mod tests {
             &AppointmentId::parse("appt-mobile").unwrap(),
             &PractitionerId::parse("clinician-ada").unwrap(),
         );
-        assert!(twiml.contains(">clinician-ada</Client>"), "{twiml}");
+        assert!(
+            twiml.contains(
+                r#"><Identity>clinician-ada</Identity><Parameter name="AppointmentId" value="appt-mobile"/></Client>"#
+            ),
+            "{twiml}"
+        );
         assert!(twiml.contains(r#"timeout="20""#));
         assert!(twiml.contains("inbound-complete?appointment=appt-mobile"));
     }

@@ -786,9 +786,10 @@ fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
         frame(ServerMessage::Invite {
             callsid: "CAin".into(),
             sdp: "v=0 remote offer".into(),
-            parameters: Some(Json::from(
-                json!({"From": "+447700900123", "CallSid": "CAin"}),
-            )),
+            parameters: Some(Json::from(json!({
+                "From": "+447700900123", "CallSid": "CAin",
+                "Params": "AppointmentId=appt-mobile&Other=x%20y",
+            }))),
         })
     };
     let mut s = ready();
@@ -797,6 +798,11 @@ fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
     assert_eq!(
         s.call.as_ref().and_then(|c| c.from.as_deref()),
         Some("+447700900123")
+    );
+    assert_eq!(
+        s.call.as_ref().and_then(|c| c.appointment.as_deref()),
+        Some("appt-mobile"),
+        "the appointment the worker named in the call's custom parameters"
     );
     assert_eq!(
         s.handle(Input::Accept, 1_500),
@@ -847,6 +853,63 @@ fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
         1_100,
     );
     assert_eq!(outcome(&s), Some(&Outcome::Missed));
+
+    // Accepted, and the caller hangs up while the microphone opens: missed, and no answer is
+    // sent once it is ready (nobody is on the line).
+    let mut s = ready();
+    s.handle(invite(), 1_000);
+    s.handle(Input::Accept, 1_100);
+    s.handle(
+        frame(ServerMessage::Cancel {
+            callsid: "CAin".into(),
+        }),
+        1_200,
+    );
+    assert_eq!(outcome(&s), Some(&Outcome::Missed));
+    let late = s.handle(Input::MicrophoneReady, 1_300);
+    assert!(sent_types(&late).is_empty(), "{late:?}");
+    assert!(
+        !late.iter().any(|e| matches!(e, Effect::AnswerOffer { .. })),
+        "{late:?}"
+    );
+    assert!(matches!(s.phase, Phase::Ended { .. }));
+
+    // Only a FHIR id is taken from the parameters, as it is.
+    for (params, expected) in [
+        ("AppointmentId=appt-mobile", Some("appt-mobile")),
+        ("x=1&AppointmentId=a.b-C9&y=2", Some("a.b-C9")),
+        ("AppointmentId=", None),
+        ("AppointmentId=appt%20x", None),
+        ("AppointmentIds=appt", None),
+        ("XAppointmentId=appt", None),
+    ] {
+        let mut s = ready();
+        s.handle(
+            frame(ServerMessage::Invite {
+                callsid: "CAin".into(),
+                sdp: "o".into(),
+                parameters: Some(Json::from(json!({ "Params": params }))),
+            }),
+            1_000,
+        );
+        assert_eq!(
+            s.call.as_ref().and_then(|c| c.appointment.as_deref()),
+            expected,
+            "{params}"
+        );
+    }
+
+    // An invite without custom parameters belongs to no appointment.
+    let mut s = ready();
+    s.handle(
+        frame(ServerMessage::Invite {
+            callsid: "CAin".into(),
+            sdp: "o".into(),
+            parameters: Some(Json::from(json!({"Params": "Other=1"}))),
+        }),
+        1_000,
+    );
+    assert_eq!(s.call.as_ref().and_then(|c| c.appointment.as_deref()), None);
 
     // Busy with a call: a second caller is rejected, the call carries on.
     let mut s = connected();

@@ -152,6 +152,29 @@ pub struct CallLog {
 }
 
 impl CallLog {
+    /// A new leg at `status` (answered or ended now, if that is what it says), created now,
+    /// with nothing else known yet.
+    pub fn new(sid: String, parent_sid: Option<String>, status: &str) -> Self {
+        let mut leg = Self {
+            sid,
+            parent_sid,
+            identity: None,
+            to: None,
+            caller_id: None,
+            status: String::new(),
+            digits: String::new(),
+            ended_by: None,
+            error_code: None,
+            reattached: 0,
+            detached: false,
+            created_at: now_unix(),
+            answered_at: None,
+            ended_at: None,
+        };
+        leg.set_status(status);
+        leg
+    }
+
     /// Moves the leg to `status`, noting when it was answered and when it ended.
     pub fn set_status(&mut self, status: &str) {
         self.status = status.to_owned();
@@ -448,20 +471,8 @@ impl Sim {
             inner.calls.insert(
                 parent.clone(),
                 CallLog {
-                    sid: parent.clone(),
-                    parent_sid: None,
                     identity: Some(identity.clone()),
-                    to: None,
-                    caller_id: None,
-                    status: "ringing".into(),
-                    digits: String::new(),
-                    ended_by: None,
-                    error_code: None,
-                    reattached: 0,
-                    detached: false,
-                    created_at: now_unix(),
-                    answered_at: None,
-                    ended_at: None,
+                    ..CallLog::new(parent.clone(), None, "ringing")
                 },
             );
         }
@@ -672,20 +683,9 @@ impl Sim {
             return;
         }
         let child = CallLog {
-            sid: self.new_call_sid(),
-            parent_sid: Some(parent.to_owned()),
-            identity: None,
             to: Some(number.clone()),
             caller_id: dial.caller_id.clone(),
-            status: "initiated".into(),
-            digits: String::new(),
-            ended_by: None,
-            error_code: None,
-            reattached: 0,
-            detached: false,
-            created_at: now_unix(),
-            answered_at: None,
-            ended_at: None,
+            ..CallLog::new(self.new_call_sid(), Some(parent.to_owned()), "initiated")
         };
         self.lock().calls.insert(child.sid.clone(), child.clone());
         let script = self
@@ -859,20 +859,9 @@ impl Sim {
         self.lock().calls.insert(
             parent.clone(),
             CallLog {
-                sid: parent.clone(),
-                parent_sid: None,
-                identity: None,
                 to: Some(to.clone()),
                 caller_id: Some(from.clone()),
-                status: "ringing".into(),
-                digits: String::new(),
-                ended_by: None,
-                error_code: None,
-                reattached: 0,
-                detached: false,
-                created_at: now_unix(),
-                answered_at: None,
-                ended_at: None,
+                ..CallLog::new(parent.clone(), None, "ringing")
             },
         );
         tokio::spawn(self.clone().run_inbound(parent.clone(), from, to));
@@ -909,7 +898,7 @@ impl Sim {
                     Verb::Hangup | Verb::Reject => break,
                     Verb::Dial(dial) => {
                         let (outcome, child) = match dial.target.clone() {
-                            Target::Client(identity) => {
+                            Target::Client { identity, .. } => {
                                 self.clone()
                                     .ring_client(&parent, &from, &to, &dial, &identity)
                                     .await
@@ -962,20 +951,8 @@ impl Sim {
         self.lock().calls.insert(
             sid.clone(),
             CallLog {
-                sid: sid.clone(),
-                parent_sid: Some(parent.to_owned()),
-                identity: None,
                 to: Some(number.to_owned()),
-                caller_id: None,
-                status: outcome.into(),
-                digits: String::new(),
-                ended_by: None,
-                error_code: None,
-                reattached: 0,
-                detached: false,
-                created_at: now_unix(),
-                answered_at: None,
-                ended_at: None,
+                ..CallLog::new(sid.clone(), Some(parent.to_owned()), outcome)
             },
         );
         (outcome, sid)
@@ -991,20 +968,10 @@ impl Sim {
         identity: &str,
     ) -> (&'static str, String) {
         let child = CallLog {
-            sid: self.new_call_sid(),
-            parent_sid: Some(parent.to_owned()),
             identity: Some(identity.to_owned()),
             to: Some(format!("client:{identity}")),
             caller_id: Some(from.to_owned()),
-            status: "initiated".into(),
-            digits: String::new(),
-            ended_by: None,
-            error_code: None,
-            reattached: 0,
-            detached: false,
-            created_at: now_unix(),
-            answered_at: None,
-            ended_at: None,
+            ..CallLog::new(self.new_call_sid(), Some(parent.to_owned()), "initiated")
         };
         let registered = {
             let mut inner = self.lock();
@@ -1030,7 +997,18 @@ impl Sim {
         };
         let mut held = Vec::new();
         self.announce_leg(dial, &child, &mut held).await;
-        let parameters = serde_json::json!({"CallSid": child.sid, "From": from, "To": to, "AccountSid": self.config.account_sid});
+        let mut parameters = serde_json::json!({"CallSid": child.sid, "From": from, "To": to, "AccountSid": self.config.account_sid});
+        // The `<Parameter>`s, as Twilio hands them to the SDK: one query string in `Params`.
+        if let Target::Client {
+            parameters: custom, ..
+        } = &dial.target
+        {
+            if !custom.is_empty() {
+                parameters["Params"] =
+                    shared::form::encode(custom.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                        .into();
+            }
+        }
         self.send_call(
             &child.sid,
             ServerMessage::Invite {
@@ -1274,20 +1252,9 @@ pub(crate) mod tests {
     #[test]
     fn a_leg_shows_as_a_call_resource_with_its_times_and_duration() {
         let mut leg = CallLog {
-            sid: "CA1".into(),
-            parent_sid: Some("CA0".into()),
-            identity: None,
             to: Some("+447700900123".into()),
-            caller_id: None,
-            status: "initiated".into(),
-            digits: String::new(),
-            ended_by: None,
-            error_code: None,
-            reattached: 0,
-            detached: false,
             created_at: 1_795_586_882,
-            answered_at: None,
-            ended_at: None,
+            ..CallLog::new("CA1".into(), Some("CA0".into()), "initiated")
         };
         let live = leg.resource("AC1");
         assert_eq!(live["status"], "initiated");
@@ -1310,6 +1277,10 @@ pub(crate) mod tests {
         assert_eq!(unanswered.resource("AC1")["duration"], "0");
         unanswered.set_status("failed");
         assert_eq!(unanswered.ended_at, Some(1_795_586_932));
+        // A leg created at a final status ended then.
+        let busy = CallLog::new("CA2".into(), Some("CA0".into()), "busy");
+        assert_eq!(busy.ended_at, Some(busy.created_at));
+        assert_eq!(busy.resource("AC1")["duration"], "0");
     }
 
     #[test]

@@ -344,20 +344,8 @@ mod tests {
         inner.calls.insert(
             sid.clone(),
             CallLog {
-                sid: sid.clone(),
-                parent_sid: None,
                 identity: Some(identity.into()),
-                to: None,
-                caller_id: None,
-                status: "in-progress".into(),
-                digits: String::new(),
-                ended_by: None,
-                error_code: None,
-                reattached: 0,
-                detached: false,
-                created_at: crate::engine::now_unix(),
-                answered_at: None,
-                ended_at: None,
+                ..CallLog::new(sid.clone(), None, "in-progress")
             },
         );
         inner.answers.insert(sid.clone(), "v=0 far end".into());

@@ -17,7 +17,12 @@ pub struct Dial {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Number(String),
-    Client(String),
+    /// `<Client>identity</Client>`, or `<Client><Identity>…</Identity><Parameter name value/>…`
+    /// with custom parameters for the browser.
+    Client {
+        identity: String,
+        parameters: Vec<(String, String)>,
+    },
 }
 
 /// One executable verb.
@@ -58,7 +63,7 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
                 let text = target_node.text().unwrap_or_default().trim().to_owned();
                 let target = match target_node.tag_name().name() {
                     "Number" => Target::Number(text),
-                    "Client" => Target::Client(text),
+                    "Client" => client_target(target_node, text),
                     other => return Err(format!("12100 unsupported <Dial> target <{other}>")),
                 };
                 Verb::Dial(Dial {
@@ -82,6 +87,28 @@ pub fn parse(document: &str) -> Result<Vec<Verb>, String> {
         verbs.push(verb);
     }
     Ok(verbs)
+}
+
+/// A `<Client>`: its text is the identity, unless it has an `<Identity>` element (which
+/// Twilio requires once there are `<Parameter>`s).
+fn client_target(node: roxmltree::Node, text: String) -> Target {
+    let elements = || node.children().filter(roxmltree::Node::is_element);
+    let identity = elements()
+        .find(|c| c.has_tag_name("Identity"))
+        .map_or(text, |c| c.text().unwrap_or_default().trim().to_owned());
+    let parameters = elements()
+        .filter(|c| c.has_tag_name("Parameter"))
+        .filter_map(|c| {
+            Some((
+                c.attribute("name")?.to_owned(),
+                c.attribute("value")?.to_owned(),
+            ))
+        })
+        .collect();
+    Target::Client {
+        identity,
+        parameters,
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +142,32 @@ mod tests {
             vec![Verb::Say("No.".into()), Verb::Hangup]
         );
         assert!(parse("<Response><Say>").is_err());
+        let ring = r#"<Response><Dial timeout="20"><Client statusCallback="http://w/s"><Identity>clinician-ada</Identity><Parameter name="AppointmentId" value="appt-mobile"/></Client></Dial></Response>"#;
+        let Ok(verbs) = parse(ring) else {
+            panic!("{ring}")
+        };
+        let Verb::Dial(dial) = &verbs[0] else {
+            panic!("{verbs:?}")
+        };
+        assert_eq!(
+            dial.target,
+            Target::Client {
+                identity: "clinician-ada".into(),
+                parameters: vec![("AppointmentId".into(), "appt-mobile".into())],
+            }
+        );
+        assert_eq!(
+            parse("<Response><Dial><Client>clinician-bob</Client></Dial></Response>")
+                .ok()
+                .and_then(|v| match &v[0] {
+                    Verb::Dial(d) => Some(d.target.clone()),
+                    _ => None,
+                }),
+            Some(Target::Client {
+                identity: "clinician-bob".into(),
+                parameters: Vec::new()
+            })
+        );
         assert!(parse("<Nope/>").is_err());
         assert!(parse("<Response><Play>x</Play></Response>").is_err());
     }
