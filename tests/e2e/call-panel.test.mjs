@@ -202,12 +202,19 @@ test("manual fallback: microphone denied, worker unreachable, number refused by 
     const { readFile } = await import("node:fs/promises");
     await waitFor("the fallback reported to the worker", async () =>
       (await readFile(worker.logPath, "utf8")).includes('{"event":"manual_fallback","reason":"microphone-denied"}'));
-    // The outcome of the call dialled by hand is recorded through the call-end endpoint.
+    // The outcome of the call dialled by hand is recorded through the call-end endpoint, once
+    // even when Save is double-clicked while the first request is still on its way.
+    const manualRecords = async () => (await extensions("appt-mobile")).filter((e) => e.direction === "manual" && Number(e.durationSeconds) === 180).length;
+    const before = await manualRecords();
+    await context.route("**/api/v1/appointments/*/call/end", async (route) => { await sleep(400); await route.continue(); });
     await page.selectOption(`${PANEL} .manual-outcome select`, "completed");
     await page.fill(`${PANEL} .manual-outcome input[name="minutes"]`, "3");
-    await page.click(`${PANEL} .manual-outcome button[type="submit"]`);
+    await page.dblclick(`${PANEL} .manual-outcome button[type="submit"]`);
+    await page.waitForSelector(`${PANEL} .manual-outcome-status:has-text("Saving")`).catch(() => {});
     await page.waitForSelector(`${PANEL} .manual-outcome-status:has-text("saved")`);
-    await waitFor("the manual record in FHIR", async () => (await extensions("appt-mobile")).some((e) => e.direction === "outbound-manual" || (e.status === "completed" && Number(e.durationSeconds) === 180)));
+    await waitFor("the manual record in FHIR", async () => (await manualRecords()) > before);
+    await sleep(1500); // a second record would be written by now
+    assert.equal(await manualRecords(), before + 1, "one record for one outcome");
   } finally {
     await denyingBrowser.close();
   }

@@ -47,6 +47,8 @@ struct Inner {
     load_error: Option<String>,
     keypad_open: bool,
     manual_status: Option<String>,
+    /// A manual outcome is being saved: another Save (a double click) is not sent again.
+    manual_saving: bool,
     monitor: Monitor,
     warnings: Vec<Warning>,
     sampling: bool,
@@ -609,12 +611,23 @@ fn place_call(shared: &Rc<Shared>) {
 
 /// Stores the outcome of a call dialled by hand through the call-end endpoint.
 async fn record_manual(weak: Weak<Shared>, outcome: String, seconds: u32) -> Result<Json, JsValue> {
-    let Some((api, appointment)) = weak.upgrade().and_then(|s| {
-        let inner = s.inner.borrow();
-        Some((inner.api.clone(), inner.appointment_id.clone()?))
-    }) else {
+    let Some(shared) = weak.upgrade() else {
         return Err(JsValue::from_str("no appointment is mounted"));
     };
+    let (api, appointment) = {
+        let mut inner = shared.inner.borrow_mut();
+        let Some(appointment) = inner.appointment_id.clone() else {
+            return Err(JsValue::from_str("no appointment is mounted"));
+        };
+        if inner.manual_saving {
+            return Err(JsValue::from_str("this outcome is already being saved"));
+        }
+        inner.manual_saving = true;
+        inner.manual_status = Some("Saving the outcome…".to_owned());
+        (inner.api.clone(), appointment)
+    };
+    render(&shared);
+    drop(shared);
     let body = Json::object([(
         "manual",
         Json::object([
@@ -646,7 +659,11 @@ async fn record_manual(weak: Weak<Shared>, outcome: String, seconds: u32) -> Res
         ),
     };
     if let Some(shared) = weak.upgrade() {
-        shared.inner.borrow_mut().manual_status = Some(message);
+        {
+            let mut inner = shared.inner.borrow_mut();
+            inner.manual_saving = false;
+            inner.manual_status = Some(message);
+        }
         render(&shared);
     }
     answer
@@ -741,6 +758,7 @@ impl CallClient {
             load_error: None,
             keypad_open: false,
             manual_status: None,
+            manual_saving: false,
             monitor: Monitor::new(),
             warnings: Vec::new(),
             sampling: false,
