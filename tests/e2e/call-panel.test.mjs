@@ -183,6 +183,22 @@ test("signaling dropped mid-call: the client reconnects and the call carries on 
   await page.close();
 });
 
+test("the panel's appointment time is the clinician's local time, as the list shows it", async () => {
+  // Five hours behind UTC all year: a UTC time shown as written would be five hours out.
+  const context = await browser.newContext({ timezoneId: "America/New_York", locale: "en-GB" });
+  try {
+    const { page } = await signedInPage("clinician-ada", context);
+    await choose(page, "appt-mobile");
+    const listed = (await page.textContent(`#appointments li[data-appointment-id="appt-mobile"] .appointment-time`)).trim();
+    assert.match(listed, /^\d\d:\d\d$/);
+    const start = await page.getAttribute(`#appointments li[data-appointment-id="appt-mobile"] .appointment-time`, "datetime");
+    assert.notEqual(listed, new Date(start).toISOString().slice(11, 16), "the list is in New York time");
+    await waitFor("the panel's appointment line", async () => (await page.textContent(`${PANEL} .call-appointment`)).startsWith(`${listed} · `));
+  } finally {
+    await context.close();
+  }
+});
+
 test("manual fallback: microphone denied, worker unreachable, number refused by policy, no number on record", async () => {
   // Microphone denied: Chromium without the fake permission UI refuses getUserMedia.
   const denyingBrowser = await launchBrowser({ fakeMediaUi: false });

@@ -15,7 +15,8 @@ pub struct NumberRefusal {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AppointmentInfo {
     pub id: String,
-    pub start: Option<String>,
+    /// The start as shown, `HH:MM` in the clinician's time zone (see [`Self::from_json`]).
+    pub start_time: Option<String>,
     pub description: Option<String>,
     pub patient_name: Option<String>,
     /// E.164, when the number on record could be normalised.
@@ -28,14 +29,16 @@ pub struct AppointmentInfo {
 }
 
 impl AppointmentInfo {
-    /// Reads the worker's appointment entry; missing fields are treated as unknown.
-    pub fn from_json(entry: &Json) -> Option<Self> {
+    /// Reads the worker's appointment entry; missing fields are treated as unknown. `clock`
+    /// turns its start (RFC 3339) into the time shown: the glue passes the browser's local
+    /// clock, so the panel agrees with the page's appointment list; [`utc_clock`] reads UTC.
+    pub fn from_json(entry: &Json, clock: fn(&str) -> Option<String>) -> Option<Self> {
         let text = |value: Option<&Json>| value.and_then(Json::as_str).map(str::to_owned);
         let patient = entry.get("patient");
         let field = |name: &str| patient.and_then(|p| p.get(name));
         Some(Self {
             id: text(entry.get("id"))?,
-            start: text(entry.get("start")),
+            start_time: entry.get("start").and_then(Json::as_str).and_then(clock),
             description: text(entry.get("description")),
             patient_name: text(field("name")),
             phone: text(field("phone")),
@@ -70,20 +73,20 @@ impl AppointmentInfo {
         }
     }
 
-    /// "09:00 · Medication review": the start time (UTC, HH:MM) and description.
+    /// "09:00 · Medication review": the start time and description.
     pub fn summary_line(&self) -> String {
-        let time = self
-            .start
-            .as_deref()
-            .and_then(|s| s.get(11..16))
-            .map(str::to_owned);
-        match (time, &self.description) {
+        match (self.start_time.clone(), &self.description) {
             (Some(time), Some(description)) => format!("{time} · {description}"),
             (Some(time), None) => time,
             (None, Some(description)) => description.clone(),
             (None, None) => String::new(),
         }
     }
+}
+
+/// `HH:MM` of an RFC 3339 time in UTC, as written (`2026-11-25T09:30:00Z` → `09:30`).
+pub fn utc_clock(start: &str) -> Option<String> {
+    start.get(11..16).map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -100,7 +103,7 @@ mod tests {
             "callable": true,
         })
         .into();
-        let info = AppointmentInfo::from_json(&entry).expect("entry");
+        let info = AppointmentInfo::from_json(&entry, utc_clock).expect("entry");
         assert_eq!(info.patient_name.as_deref(), Some("Pat Example"));
         assert_eq!(
             info.manual_number(),
@@ -116,7 +119,7 @@ mod tests {
             json!({"id": "a", "patient": {"phone": null, "phoneAsRecorded": "020 7946 0123 ext 4",
             "dialable": false, "refusal": {"code": "number_invalid", "message": "Not valid."}}})
             .into();
-        let info = AppointmentInfo::from_json(&entry).expect("entry");
+        let info = AppointmentInfo::from_json(&entry, utc_clock).expect("entry");
         // The extension stays in the text, off the link.
         assert_eq!(
             info.manual_number(),
@@ -124,17 +127,18 @@ mod tests {
         );
         // A typo is shown to be read, never linked to other digits.
         let typo: Json = json!({"id": "a", "patient": {"phoneAsRecorded": "07700 9OO123"}}).into();
-        let typo = AppointmentInfo::from_json(&typo).expect("entry");
+        let typo = AppointmentInfo::from_json(&typo, utc_clock).expect("entry");
         assert_eq!(typo.manual_number(), Some(("07700 9OO123".into(), None)));
         assert_eq!(
             info.refusal.map(|r| r.code),
             Some("number_invalid".to_owned())
         );
         assert_eq!(
-            AppointmentInfo::from_json(&json!({"patient": {}}).into()),
+            AppointmentInfo::from_json(&json!({"patient": {}}).into(), utc_clock),
             None
         );
-        let bare = AppointmentInfo::from_json(&json!({"id": "b"}).into()).expect("entry");
+        let bare =
+            AppointmentInfo::from_json(&json!({"id": "b"}).into(), utc_clock).expect("entry");
         assert_eq!(bare.manual_number(), None);
         assert_eq!(bare.summary_line(), "");
     }

@@ -16,6 +16,7 @@ use shared::readiness::MicrophonePermission;
 use wasm_bindgen::prelude::*;
 
 use crate::appointment::AppointmentInfo;
+use crate::glue::browser;
 use crate::glue::events::{self, Listeners, WindowListener};
 use crate::glue::http::{to_js, Api, EventStream, RequestError};
 use crate::glue::media::{self, Media, MicrophoneError};
@@ -693,7 +694,7 @@ async fn load_appointment(weak: Weak<Shared>, appointment: String) {
                 inner.appointment = reply
                     .body
                     .get("appointment")
-                    .and_then(AppointmentInfo::from_json);
+                    .and_then(|entry| AppointmentInfo::from_json(entry, browser::local_clock));
                 live = reply.body.get("live").and_then(LedgerRecord::from_json);
                 inner.load_error = None;
             }

@@ -301,3 +301,24 @@ fn the_allocator_keeps_contents_intact_and_reuses_freed_memory() {
     }
     assert_eq!(linear_memory_bytes(), warmed_up);
 }
+
+/// The panel's appointment time is the browser's local clock, as the page's list shows it (not
+/// the UTC characters of the worker's RFC 3339 time).
+#[wasm_bindgen_test]
+fn the_appointment_time_is_read_in_the_browsers_time_zone() {
+    let start = "2026-07-01T09:30:00Z";
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(start));
+    let expected = format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
+    assert_eq!(
+        web_client::glue::browser::local_clock(start),
+        Some(expected)
+    );
+    let offset_minutes = date.get_timezone_offset();
+    let utc = web_client::appointment::utc_clock(start);
+    assert_eq!(
+        web_client::glue::browser::local_clock(start) == utc,
+        offset_minutes == 0.0,
+        "local and UTC agree only where the offset is zero"
+    );
+    assert_eq!(web_client::glue::browser::local_clock("not a time"), None);
+}

@@ -60,3 +60,12 @@ async fn microphone_permission(navigator: &web_sys::Navigator) -> MicrophonePerm
         Err(_) => MicrophonePermission::Unknown,
     }
 }
+
+/// `HH:MM` of an RFC 3339 time in the browser's time zone (as the page's appointment list shows
+/// it); `None` when the browser cannot read it.
+pub fn local_clock(start: &str) -> Option<String> {
+    let date = js_sys::Date::new(&JsValue::from_str(start));
+    let (hours, minutes) = (date.get_hours(), date.get_minutes());
+    // An unreadable date's time (and so each of its fields) is NaN.
+    (!date.get_time().is_nan()).then(|| format!("{hours:02}:{minutes:02}"))
+}

@@ -13,7 +13,7 @@ fn appointment() -> AppointmentInfo {
         "patient": {"name": "Pat Example", "phone": "+447700900123", "phoneAsRecorded": "07700 900123",
                     "dialable": true},
         "callable": true,
-    })))
+    })), crate::appointment::utc_clock)
     .expect("appointment")
 }
 
@@ -276,7 +276,7 @@ fn other_appointment() -> AppointmentInfo {
     AppointmentInfo::from_json(&Json::from(json!({
         "id": "appt-landline", "patient": {"name": "Sam Other", "phone": "+447700900456", "dialable": true},
         "callable": true,
-    })))
+    })), crate::appointment::utc_clock)
     .expect("appointment")
 }
 
