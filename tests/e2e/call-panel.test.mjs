@@ -199,6 +199,24 @@ test("the panel's appointment time is the clinician's local time, as the list sh
   }
 });
 
+test("the appointment failing to load still leaves the clinician the number to dial by hand", async () => {
+  const context = await browser.newContext();
+  try {
+    await context.route("**/api/v1/appointments/*/call", (route) =>
+      route.request().method() === "GET"
+        ? route.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({ error: { code: "medplum_unavailable", message: "Medplum is not answering" } }) })
+        : route.continue());
+    const { page } = await signedInPage("clinician-ada", context);
+    await choose(page, "appt-mobile");
+    await waitState(page, "unavailable");
+    // The number the page's list had for this appointment, offered by the panel itself.
+    await page.waitForSelector(`${PANEL} .call-fallback:not([hidden]) a.fallback-number[href="tel:+447700900123"]`);
+    assert.doesNotMatch(await page.textContent(`${PANEL} .call-fallback`), /No number on record/);
+  } finally {
+    await context.close();
+  }
+});
+
 test("manual fallback: microphone denied, worker unreachable, number refused by policy, no number on record", async () => {
   // Microphone denied: Chromium without the fake permission UI refuses getUserMedia.
   const denyingBrowser = await launchBrowser({ fakeMediaUi: false });

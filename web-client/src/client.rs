@@ -46,6 +46,9 @@ struct Inner {
     appointment: Option<AppointmentInfo>,
     loading: bool,
     load_error: Option<String>,
+    /// The host element's `fallback-number` (shown as its `fallback-label`), offered when the
+    /// appointment itself could not be loaded: (shown, `tel:` link if written as a number).
+    host_number: Option<(String, Option<String>)>,
     keypad_open: bool,
     manual_status: Option<String>,
     /// A manual outcome is being saved: another Save (a double click) is not sent again.
@@ -498,7 +501,7 @@ fn panel_view(inner: &Inner) -> PanelView {
         v.call.visible = false;
         v.fallback = Some(crate::panel::FallbackView {
             reason: error.clone(),
-            number: None,
+            number: inner.host_number.clone(),
         });
     }
     v
@@ -757,6 +760,7 @@ impl CallClient {
             appointment: None,
             loading: false,
             load_error: None,
+            host_number: None,
             keypad_open: false,
             manual_status: None,
             manual_saving: false,
@@ -828,12 +832,17 @@ impl CallClient {
             let Some(shared) = weak.upgrade() else {
                 return Ok(JsValue::UNDEFINED);
             };
+            let host_number = host.get_attribute("fallback-number").map(|number| {
+                let link = shared::dial_policy::tel_digits(&number).map(|d| format!("tel:{d}"));
+                (host.get_attribute("fallback-label").unwrap_or(number), link)
+            });
             let action_weak = weak.clone();
             let panel = Panel::mount(&host, move |action| on_panel_action(&action_weak, action))?;
             let switching = {
                 let mut inner = shared.inner.borrow_mut();
                 let switching = inner.appointment_id.as_deref() != Some(appointment_id.as_str());
                 inner.panel = Some(panel);
+                inner.host_number = host_number;
                 if switching {
                     inner.appointment_id = Some(appointment_id.clone());
                     inner.appointment = None;
