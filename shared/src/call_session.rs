@@ -31,6 +31,10 @@ pub const MAX_ICE_RESTARTS: u32 = 3;
 /// given up as failed and the panel offers dialing by hand. Twilio answers an invite within
 /// seconds; half a minute is only reached when the invite was lost.
 pub const CONNECT_TIMEOUT_MS: u64 = 30_000;
+/// A call-back still ringing this long after its invite has been given up by Twilio (the worker
+/// rings a browser for 20 s, then routes the call on): its cancel was lost, so it ends as missed
+/// rather than ring, and block calling, for good.
+pub const INCOMING_RING_LIMIT_MS: u64 = 45_000;
 
 /// The signaling link to Twilio (or the local simulator).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +251,8 @@ pub struct Call {
     rtp_dtmf: bool,
     restarting: bool,
     ice_restarts: u32,
-    /// When the offer was ready (the start of [`CONNECT_TIMEOUT_MS`]).
+    /// When our offer was ready (the start of [`CONNECT_TIMEOUT_MS`]), or, for a call-back,
+    /// when its offer arrived (the start of [`INCOMING_RING_LIMIT_MS`]).
     offered_at_ms: Option<u64>,
     /// The ledger's view: status and refusal code, when a record for this call arrived.
     ledger_status: Option<String>,
@@ -920,6 +925,7 @@ impl Session {
                     .and_then(Json::as_str)
                     .map(str::to_owned);
                 call.remote_offer = Some(sdp);
+                call.offered_at_ms = Some(self.now_ms);
                 self.call = Some(call);
                 self.phase = Phase::Incoming;
                 out.push(Effect::IncomingCall);
@@ -1334,6 +1340,15 @@ impl Session {
     fn tick(&mut self, out: &mut Vec<Effect>) {
         let now = self.now_ms;
         self.give_up_unanswered_invite(out);
+        let rang_out = self.phase == Phase::Incoming
+            && self
+                .call
+                .as_ref()
+                .and_then(|c| c.offered_at_ms)
+                .is_some_and(|at| now.saturating_sub(at) >= INCOMING_RING_LIMIT_MS);
+        if rang_out {
+            self.end(Outcome::Missed, out);
+        }
         match self.token {
             TokenState::Valid { refresh_at_ms, .. } if now >= refresh_at_ms => {
                 self.token = TokenState::Fetching;

@@ -874,6 +874,21 @@ fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
     );
     assert!(matches!(s.phase, Phase::Ended { .. }));
 
+    // A call-back whose cancel never arrives (the link dropped while it rang) stops ringing
+    // once Twilio has certainly moved on, and calling is possible again.
+    let mut s = ready();
+    s.handle(invite(), 1_000);
+    s.handle(Input::Tick, 1_000 + INCOMING_RING_LIMIT_MS - 1);
+    assert_eq!(s.phase, Phase::Incoming);
+    s.handle(Input::Tick, 1_000 + INCOMING_RING_LIMIT_MS);
+    assert_eq!(outcome(&s), Some(&Outcome::Missed));
+    // Accepted in time, the limit no longer applies.
+    let mut s = ready();
+    s.handle(invite(), 1_000);
+    s.handle(Input::Accept, 2_000);
+    s.handle(Input::Tick, 1_000 + INCOMING_RING_LIMIT_MS);
+    assert_eq!(s.phase, Phase::Answering);
+
     // Only a FHIR id is taken from the parameters, as it is.
     for (params, expected) in [
         ("AppointmentId=appt-mobile", Some("appt-mobile")),
