@@ -121,6 +121,9 @@ async fn dispatch(
         Endpoint::InboundCompleteWebhook => {
             handlers::inbound::inbound_complete(req, env, config, now_unix()).await
         }
+        Endpoint::PracticeCompleteWebhook => {
+            handlers::inbound::practice_complete(req, config).await
+        }
         Endpoint::AdminNumberPool => {
             handlers::admin_pool::number_pool(req, env, config, route.method).await
         }

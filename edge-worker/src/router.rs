@@ -23,6 +23,7 @@ pub enum Endpoint {
     EndAppointmentCall(AppointmentId),
     InboundWebhook,
     InboundCompleteWebhook,
+    PracticeCompleteWebhook,
     AdminNumberPool,
     AdminLeases,
     AdminLease(CallSid),
@@ -44,6 +45,7 @@ impl Endpoint {
             | Endpoint::EndAppointmentCall(_)
             | Endpoint::InboundWebhook
             | Endpoint::InboundCompleteWebhook
+            | Endpoint::PracticeCompleteWebhook
             | Endpoint::AdminLeases
             | Endpoint::ManualFallbackReport => &["POST"],
             Endpoint::AdminNumberPool => &["GET", "POST", "DELETE"],
@@ -88,6 +90,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["api", "v1", "twilio", "webhooks", "dial-complete"] => Endpoint::DialCompleteWebhook,
         ["api", "v1", "twilio", "webhooks", "inbound"] => Endpoint::InboundWebhook,
         ["api", "v1", "twilio", "webhooks", "inbound-complete"] => Endpoint::InboundCompleteWebhook,
+        ["api", "v1", "twilio", "webhooks", "practice-complete"] => {
+            Endpoint::PracticeCompleteWebhook
+        }
         ["api", "v1", "admin", "number-pool"] => Endpoint::AdminNumberPool,
         ["api", "v1", "admin", "number-pool", "leases"] => Endpoint::AdminLeases,
         ["api", "v1", "admin", "call-stats"] => Endpoint::AdminCallStats,

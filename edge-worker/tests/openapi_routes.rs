@@ -84,6 +84,7 @@ fn every_endpoint() -> Vec<Endpoint> {
         Endpoint::EndAppointmentCall(appointment),
         Endpoint::InboundWebhook,
         Endpoint::InboundCompleteWebhook,
+        Endpoint::PracticeCompleteWebhook,
         Endpoint::AdminNumberPool,
         Endpoint::AdminLeases,
         Endpoint::AdminLease(call),
@@ -106,6 +107,7 @@ fn every_endpoint() -> Vec<Endpoint> {
             | Endpoint::EndAppointmentCall(_)
             | Endpoint::InboundWebhook
             | Endpoint::InboundCompleteWebhook
+            | Endpoint::PracticeCompleteWebhook
             | Endpoint::AdminNumberPool
             | Endpoint::AdminLeases
             | Endpoint::AdminLease(_)

@@ -167,6 +167,17 @@ test("a patient calling the number back rings the clinician who called; otherwis
     CallSid: inboundSid, DialCallStatus: "no-answer", DialCallSid: newCallSid(),
   });
   assert.match(await missed.text(), new RegExp(`<Number>\\${PRACTICE}</Number>`));
+  // The practice's <Dial> has its own action: a practice that does not answer is said so,
+  // rather than the call ending in silence.
+  const missedTwiml = await (await signedPost(`${worker.url}/api/v1/twilio/webhooks/inbound-complete?appointment=appt-mobile`, {
+    CallSid: inboundSid, DialCallStatus: "no-answer", DialCallSid: newCallSid(),
+  })).text();
+  assert.match(missedTwiml, /<Dial[^>]* action="[^"]+\/api\/v1\/twilio\/webhooks\/practice-complete#rc=3&amp;rp=all"/, missedTwiml);
+  const practiceDone = (DialCallStatus) => signedPost(`${worker.url}/api/v1/twilio/webhooks/practice-complete`, { CallSid: inboundSid, DialCallStatus, DialCallSid: newCallSid() });
+  const unanswered = await (await practiceDone("no-answer")).text();
+  assert.match(unanswered, /<Say[^>]*>The practice could not take your call\.[^<]*<\/Say><Hangup\/><\/Response>$/, unanswered);
+  assert.match(await (await practiceDone("completed")).text(), /<Response><Hangup\/><\/Response>$/);
+  assert.equal((await signedPost(`${worker.url}/api/v1/twilio/webhooks/practice-complete`, { CallSid: inboundSid, DialCallStatus: "busy" }, { signature: "Zm9yZ2Vk" })).status, 403);
   // The clinician's leg reported nothing of its own: the Dial action's outcome is the record's.
   const missedRecord = (await records("appt-mobile")).find((r) => r.parentCallSid === inboundSid);
   assert.equal(missedRecord.status, "no-answer");

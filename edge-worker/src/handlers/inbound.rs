@@ -20,8 +20,12 @@ use crate::twilio_webhook::verified_form;
 /// Seconds the clinician's browser rings before the call goes to the practice.
 pub const CLIENT_RING_SECONDS: u32 = 20;
 
-/// Where a call goes when the clinician cannot take it.
-pub fn fallback_twiml(practice: Option<&E164>) -> String {
+/// What the caller hears when the practice does not take the call either.
+const PRACTICE_UNAVAILABLE: &str = "The practice could not take your call. Please call the practice again later, or wait for the clinician to call you again. Goodbye.";
+
+/// Where a call goes when the clinician cannot take it: the practice, whose `<Dial>` action
+/// (`practice-complete`) tells the caller if the practice does not answer either.
+pub fn fallback_twiml(practice: Option<&E164>, public_base_url: &str) -> String {
     match practice {
         Some(number) => Response::new()
             .with(Verb::Say(Say::en_gb("The clinician is not available. Connecting you to the practice.")))
@@ -29,7 +33,7 @@ pub fn fallback_twiml(practice: Option<&E164>) -> String {
                 caller_id: None,
                 answer_on_bridge: false,
                 timeout: Some(30),
-                action: None,
+                action: Some(super::voice::webhook_url(public_base_url, "practice-complete")),
                 target: DialTarget::Number { number: number.to_string(), callbacks: StatusCallbacks::default() },
             }))
             .render(),
@@ -81,11 +85,7 @@ fn practice_number(config: &Config) -> Option<&E164> {
 pub async fn inbound(req: &mut Request, env: &Env, config: &Config) -> Result<Reply, AppError> {
     let form = verified_form(req, config).await?;
     let call_sid = form.require("CallSid")?.to_owned();
-    let public_base_url = config
-        .public_base_url
-        .require("PUBLIC_BASE_URL")?
-        .as_str()
-        .to_owned();
+    let public_base_url = public_base_url(config)?;
     let caller = form.get("From").and_then(|f| E164::parse(f).ok());
     let pool_number = form.get("To").and_then(|t| E164::parse(t).ok());
     let route = match (&caller, &pool_number) {
@@ -114,7 +114,10 @@ pub async fn inbound(req: &mut Request, env: &Env, config: &Config) -> Result<Re
     });
     let Some((practitioner, appointment)) = known else {
         crate::log::event("inbound_call", &[("route", "practice")]);
-        return Ok(Reply::twiml(fallback_twiml(practice_number(config))));
+        return Ok(Reply::twiml(fallback_twiml(
+            practice_number(config),
+            &public_base_url,
+        )));
     };
     let attempt = json!({
         "parentSid": call_sid, "appointmentId": appointment.as_str(), "practitioner": practitioner.as_str(),
@@ -148,8 +151,38 @@ pub async fn inbound_complete(
     let _recorded = store_dial_outcome(req, env, config, &form, now_unix).await;
     match form.get("DialCallStatus") {
         Some("completed") => Ok(Reply::twiml(Response::new().with(Verb::Hangup).render())),
-        _ => Ok(Reply::twiml(fallback_twiml(practice_number(config)))),
+        _ => Ok(Reply::twiml(fallback_twiml(
+            practice_number(config),
+            &public_base_url(config)?,
+        ))),
     }
+}
+
+/// The practice's `<Dial>` action: after a call the practice took, hang up; otherwise tell the
+/// caller, rather than end the call in silence.
+pub async fn practice_complete(req: &mut Request, config: &Config) -> Result<Reply, AppError> {
+    let form = verified_form(req, config).await?;
+    let answered = form.get("DialCallStatus") == Some("completed");
+    crate::log::event(
+        "inbound_practice_done",
+        &[("answered", if answered { "yes" } else { "no" })],
+    );
+    let twiml = if answered {
+        Response::new().with(Verb::Hangup)
+    } else {
+        Response::new()
+            .with(Verb::Say(Say::en_gb(PRACTICE_UNAVAILABLE)))
+            .with(Verb::Hangup)
+    };
+    Ok(Reply::twiml(twiml.render()))
+}
+
+fn public_base_url(config: &Config) -> Result<String, AppError> {
+    Ok(config
+        .public_base_url
+        .require("PUBLIC_BASE_URL")?
+        .as_str()
+        .to_owned())
 }
 
 #[cfg(test)]
@@ -159,12 +192,18 @@ mod tests {
     #[test]
     fn fallbacks() {
         let practice = E164::parse("+442079460000").unwrap();
-        let with_practice = fallback_twiml(Some(&practice));
+        let with_practice = fallback_twiml(Some(&practice), "https://calls.example.org");
         assert!(
             with_practice.contains("<Number>+442079460000</Number>"),
             "{with_practice}"
         );
-        let without = fallback_twiml(None);
+        assert!(
+            with_practice.contains(
+                r#"action="https://calls.example.org/api/v1/twilio/webhooks/practice-complete#rc=3&amp;rp=all""#
+            ),
+            "{with_practice}"
+        );
+        let without = fallback_twiml(None, "https://calls.example.org");
         assert!(without.ends_with("<Hangup/></Response>"));
         assert!(!without.contains("<Dial"));
     }

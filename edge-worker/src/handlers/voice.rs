@@ -32,6 +32,11 @@ pub const LEG_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "complete
 
 /// A Twilio callback URL of this worker for an appointment, e.g. `…/webhooks/call-status?
 /// appointment=…#rc=3&rp=all` (the fragment asks Twilio to retry failed deliveries).
+/// A webhook's URL without an appointment (Twilio retries it as [`callback_url`]'s).
+pub fn webhook_url(public_base_url: &str, webhook: &str) -> String {
+    format!("{public_base_url}/api/v1/twilio/webhooks/{webhook}{CALLBACK_RETRIES}")
+}
+
 pub fn callback_url(public_base_url: &str, webhook: &str, appointment: &AppointmentId) -> String {
     format!(
         "{public_base_url}/api/v1/twilio/webhooks/{webhook}?{}{CALLBACK_RETRIES}",
