@@ -183,6 +183,16 @@ test("a patient calling the number back rings the clinician who called; otherwis
   assert.equal(missedRecord.status, "no-answer");
   assert.equal(missedRecord.terminal, true);
 
+  // A call-back leg's callback that arrives before (or without) the call's own record, say the
+  // ledger was unreachable when the call came in, is still filed as inbound.
+  assert.match(twiml, /call-status\?appointment=appt-mobile&amp;direction=inbound/);
+  const orphanSid = newCallSid();
+  const orphan = await signedPost(`${worker.url}/api/v1/twilio/webhooks/call-status?appointment=appt-mobile&direction=inbound`, {
+    CallSid: newCallSid(), ParentCallSid: orphanSid, CallStatus: "ringing", SequenceNumber: "1", Timestamp: new Date().toUTCString(),
+  });
+  assert.equal(orphan.status, 200);
+  assert.equal((await records("appt-mobile")).find((r) => r.parentCallSid === orphanSid)?.direction, "inbound");
+
   const stranger = await signedPost(`${worker.url}/api/v1/twilio/webhooks/inbound`, {
     CallSid: newCallSid(), From: "+447700900777", To: poolNumber, Direction: "inbound",
   });

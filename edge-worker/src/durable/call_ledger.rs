@@ -184,6 +184,10 @@ pub struct CallbackBody {
     /// stamped on arrival): a retried request is then stored once, not again with a later time.
     #[serde(default)]
     pub once: Option<String>,
+    /// `inbound` for a call-back's legs (from the signed callback URL): the direction of a
+    /// placeholder attempt created for a callback that arrives before the call's own record.
+    #[serde(default)]
+    pub direction: Option<String>,
 }
 
 /// `POST /end`.
@@ -445,9 +449,13 @@ impl CallLedger {
                     .parent_sid
                     .clone()
                     .unwrap_or_else(|| body.call_sid.clone());
+                let direction = match body.direction.as_deref() {
+                    Some("inbound") => "inbound",
+                    _ => "outbound-browser",
+                };
                 self.sql().exec(
-                    "INSERT OR IGNORE INTO ledger_attempts (parent_sid, appointment_id, direction, created_ms) VALUES (?, ?, 'outbound-browser', ?)",
-                    vec![parent.clone().into(), body.appointment_id.clone().into(), now_ms.into()],
+                    "INSERT OR IGNORE INTO ledger_attempts (parent_sid, appointment_id, direction, created_ms) VALUES (?, ?, ?, ?)",
+                    vec![parent.clone().into(), body.appointment_id.clone().into(), direction.into(), now_ms.into()],
                 )?;
                 self.attempt(&parent)?
                     .ok_or_else(|| worker::Error::RustError("attempt vanished".into()))?

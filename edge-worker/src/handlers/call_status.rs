@@ -31,6 +31,18 @@ fn appointment_of(req: &Request) -> Result<Option<AppointmentId>, AppError> {
     }
 }
 
+/// `"inbound"` when the callback URL says its call is a call-back (`direction=inbound`, signed
+/// with the rest of the URL): the ledger then files a callback that arrives before (or without)
+/// the call's own record as inbound.
+fn direction_of(req: &Request) -> Option<&'static str> {
+    let url = req.inner().url();
+    let pairs = shared::form::parse(shared::form::query_of(&url)).ok()?;
+    pairs
+        .iter()
+        .any(|(k, v)| k == "direction" && v == "inbound")
+        .then_some("inbound")
+}
+
 /// As [`appointment_of`], for the Dial action, whose URL always names the appointment.
 fn required_appointment(req: &Request) -> Result<AppointmentId, AppError> {
     appointment_of(req)?.ok_or(AppError::BadRequest(
@@ -126,7 +138,7 @@ pub async fn call_status(
         env,
         config,
         &appointment,
-        json!({"appointmentId": appointment.as_str(), "callSid": call_sid, "parentSid": form.get("ParentCallSid"), "event": event}),
+        json!({"appointmentId": appointment.as_str(), "callSid": call_sid, "parentSid": form.get("ParentCallSid"), "event": event, "direction": direction_of(req)}),
     )
     .await?;
     crate::log::event("call_status", &[("status", status.as_str())]);
@@ -174,7 +186,7 @@ pub async fn store_dial_outcome(
         config,
         &appointment,
         // Stamped on arrival: `once` keeps a retried Dial action from moving the end later.
-        json!({"appointmentId": appointment.as_str(), "callSid": child_sid, "parentSid": parent_sid, "event": event, "once": "dial-action"}),
+        json!({"appointmentId": appointment.as_str(), "callSid": child_sid, "parentSid": parent_sid, "event": event, "once": "dial-action", "direction": direction_of(req)}),
     )
     .await?;
     Ok(Some(status))

@@ -13,7 +13,7 @@ use crate::config::{Config, Setting};
 use crate::durable::{call, NUMBER_POOL_INSTANCE};
 use crate::error::AppError;
 use crate::handlers::call_status::store_dial_outcome;
-use crate::handlers::voice::{callback_url, LEG_EVENTS};
+use crate::handlers::voice::{inbound_callback_url, LEG_EVENTS};
 use crate::reply::Reply;
 use crate::twilio_webhook::verified_form;
 
@@ -57,7 +57,7 @@ pub fn ring_clinician_twiml(
             caller_id: None,
             answer_on_bridge: true,
             timeout: Some(CLIENT_RING_SECONDS),
-            action: Some(callback_url(
+            action: Some(inbound_callback_url(
                 public_base_url,
                 "inbound-complete",
                 appointment,
@@ -65,7 +65,11 @@ pub fn ring_clinician_twiml(
             target: DialTarget::Client {
                 identity: practitioner.to_string(),
                 callbacks: StatusCallbacks {
-                    url: Some(callback_url(public_base_url, "call-status", appointment)),
+                    url: Some(inbound_callback_url(
+                        public_base_url,
+                        "call-status",
+                        appointment,
+                    )),
                     events: LEG_EVENTS.to_vec(),
                 },
                 // The browser opens this appointment's panel for the ringing call.
@@ -222,6 +226,7 @@ mod tests {
             "{twiml}"
         );
         assert!(twiml.contains(r#"timeout="20""#));
-        assert!(twiml.contains("inbound-complete?appointment=appt-mobile"));
+        assert!(twiml.contains("inbound-complete?appointment=appt-mobile&amp;direction=inbound"));
+        assert!(twiml.contains("call-status?appointment=appt-mobile&amp;direction=inbound"));
     }
 }

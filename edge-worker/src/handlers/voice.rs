@@ -44,6 +44,22 @@ pub fn callback_url(public_base_url: &str, webhook: &str, appointment: &Appointm
     )
 }
 
+/// As [`callback_url`], for the legs of a call-back: `direction=inbound` lets the ledger file
+/// their callbacks as inbound even when the call's own record could not be written first.
+pub fn inbound_callback_url(
+    public_base_url: &str,
+    webhook: &str,
+    appointment: &AppointmentId,
+) -> String {
+    format!(
+        "{public_base_url}/api/v1/twilio/webhooks/{webhook}?{}{CALLBACK_RETRIES}",
+        shared::form::encode([
+            ("appointment", appointment.as_str()),
+            ("direction", "inbound")
+        ])
+    )
+}
+
 /// What the webhook decided to dial.
 struct DialPlan {
     practitioner: PractitionerId,
