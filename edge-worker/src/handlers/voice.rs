@@ -30,18 +30,17 @@ const CALLBACK_RETRIES: &str = "#rc=3&rp=all";
 /// The events every dialled leg reports.
 pub const LEG_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
 
-/// A Twilio callback URL of this worker for an appointment, e.g. `…/webhooks/call-status?
-/// appointment=…#rc=3&rp=all` (the fragment asks Twilio to retry failed deliveries).
-/// A webhook's URL without an appointment (Twilio retries it as [`callback_url`]'s).
+/// A webhook's URL (`webhook` may carry a query), with the fragment that asks Twilio to retry
+/// failed deliveries.
 pub fn webhook_url(public_base_url: &str, webhook: &str) -> String {
     format!("{public_base_url}/api/v1/twilio/webhooks/{webhook}{CALLBACK_RETRIES}")
 }
 
+/// A Twilio callback URL of this worker for an appointment, e.g. `…/webhooks/call-status?
+/// appointment=…#rc=3&rp=all`.
 pub fn callback_url(public_base_url: &str, webhook: &str, appointment: &AppointmentId) -> String {
-    format!(
-        "{public_base_url}/api/v1/twilio/webhooks/{webhook}?{}{CALLBACK_RETRIES}",
-        shared::form::encode([("appointment", appointment.as_str())])
-    )
+    let query = shared::form::encode([("appointment", appointment.as_str())]);
+    webhook_url(public_base_url, &format!("{webhook}?{query}"))
 }
 
 /// As [`callback_url`], for the legs of a call-back: `direction=inbound` lets the ledger file
@@ -51,13 +50,11 @@ pub fn inbound_callback_url(
     webhook: &str,
     appointment: &AppointmentId,
 ) -> String {
-    format!(
-        "{public_base_url}/api/v1/twilio/webhooks/{webhook}?{}{CALLBACK_RETRIES}",
-        shared::form::encode([
-            ("appointment", appointment.as_str()),
-            ("direction", "inbound")
-        ])
-    )
+    let query = shared::form::encode([
+        ("appointment", appointment.as_str()),
+        ("direction", "inbound"),
+    ]);
+    webhook_url(public_base_url, &format!("{webhook}?{query}"))
 }
 
 /// What the webhook decided to dial.
