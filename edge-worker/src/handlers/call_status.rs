@@ -115,15 +115,16 @@ pub async fn call_status(
     now_unix: i64,
 ) -> Result<Reply, AppError> {
     let form = verified_form(req, config).await?;
+    // Checked first, so that a callback without a call is refused whichever route it takes.
+    let call_sid = form.require("CallSid")?;
+    let status = CallStatus::parse(form.require("CallStatus")?)
+        .map_err(|_| AppError::BadRequest("unknown CallStatus"))?;
     let Some(appointment) = appointment_of(req)? else {
         // The parent leg of a call to a pool number: its legs' own callbacks (which name the
         // appointment) carry everything worth recording, so this one is acknowledged only.
         crate::log::event("call_status_unattributed", &[]);
         return Ok(Reply::twiml(Response::new().render()));
     };
-    let call_sid = form.require("CallSid")?;
-    let status = CallStatus::parse(form.require("CallStatus")?)
-        .map_err(|_| AppError::BadRequest("unknown CallStatus"))?;
     let event = StatusEvent {
         sequence: number(&form, "SequenceNumber"),
         status,
