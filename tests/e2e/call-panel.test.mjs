@@ -199,19 +199,48 @@ test("the panel's appointment time is the clinician's local time, as the list sh
   }
 });
 
-test("the appointment failing to load still leaves the clinician the number to dial by hand", async () => {
-  const context = await browser.newContext();
+test("the appointment failing to load leaves the number to dial by hand, and loads when it can", async () => {
+  const context = await browser.newContext({ permissions: ["microphone", "clipboard-read", "clipboard-write"] });
   try {
-    await context.route("**/api/v1/appointments/*/call", (route) =>
-      route.request().method() === "GET"
-        ? route.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({ error: { code: "medplum_unavailable", message: "Medplum is not answering" } }) })
-        : route.continue());
+    // Medplum down: every load of the appointment answers 503 until the route is lifted.
+    const loads = { "appt-mobile": 0, "appt-landline": 0 };
+    const failWith = (status, code, message) => (route) => {
+      if (route.request().method() !== "GET") return route.continue();
+      const appointment = new URL(route.request().url()).pathname.split("/")[4];
+      loads[appointment] = (loads[appointment] ?? 0) + 1;
+      return route.fulfill({ status, contentType: "application/json", body: JSON.stringify({ error: { code, message } }) });
+    };
+    const appointmentCall = "**/api/v1/appointments/*/call";
+    await context.route(appointmentCall, failWith(503, "medplum_unavailable", "Medplum is not answering"));
     const { page } = await signedInPage("clinician-ada", context);
     await choose(page, "appt-mobile");
     await waitState(page, "unavailable");
     // The number the page's list had for this appointment, offered by the panel itself.
     await page.waitForSelector(`${PANEL} .call-fallback:not([hidden]) a.fallback-number[href="tel:+447700900123"]`);
     assert.doesNotMatch(await page.textContent(`${PANEL} .call-fallback`), /No number on record/);
+    assert.match(await statusText(page), /Medplum is not answering.*Trying again/);
+    // Copy number copies the number shown (the host page's here), and says so.
+    await page.click(`${PANEL} [data-action="copy-number"]`);
+    await page.waitForSelector(`${PANEL} .manual-outcome-status:has-text("Number copied.")`);
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), (await page.textContent(`${PANEL} a.fallback-number`)).trim());
+    // A 503 may pass: the panel tries again by itself (after 2 s, then 4 s) ...
+    await waitFor("a second load by the panel itself", async () => loads["appt-mobile"] >= 2);
+    assert.equal(await state(page), "unavailable");
+    // ... and once Medplum answers, the panel is ready to call without a reload.
+    await context.unroute(appointmentCall);
+    await waitState(page, "idle", 30_000);
+    await page.waitForSelector(`${PANEL} [data-action="call"]:has-text("Call now"):not([disabled])`);
+
+    // A refusal (404) is not tried again by itself; "Try again now" loads it when pressed.
+    await context.route(appointmentCall, failWith(404, "not_found", "no such appointment"));
+    await choose(page, "appt-landline");
+    await waitState(page, "unavailable");
+    assert.doesNotMatch(await statusText(page), /Trying again/);
+    await sleep(4_500); // two automatic retries would have happened by now
+    assert.equal(loads["appt-landline"], 1, "a refusal is not retried by itself");
+    await context.unroute(appointmentCall);
+    await page.click(`${PANEL} [data-action="call"]:has-text("Try again now")`);
+    await waitState(page, "idle");
   } finally {
     await context.close();
   }

@@ -23,8 +23,8 @@ use crate::glue::media::{self, Media, MicrophoneError};
 use crate::glue::panel::{copy_to_clipboard, Panel, PanelAction};
 use crate::glue::signaling::Socket;
 use crate::glue::task::{promise, spawn};
-use crate::glue::timer::{now_ms, Interval};
-use crate::panel::{view, PanelView};
+use crate::glue::timer::{now_ms, sleep, Interval};
+use crate::panel::{load_retry_delay_ms, show_load_failure, view, LoadFailure, PanelView};
 
 /// Twilio's public STUN server, used when signaling is Twilio's (not the local simulator).
 const TWILIO_STUN: &str = "stun:global.stun.twilio.com:3478";
@@ -45,7 +45,11 @@ struct Inner {
     appointment_id: Option<String>,
     appointment: Option<AppointmentInfo>,
     loading: bool,
-    load_error: Option<String>,
+    load_error: Option<LoadFailure>,
+    /// Transient load failures in a row (for the retry delay).
+    load_failures: u32,
+    /// Bumped by every load, so that a retry scheduled before it does nothing.
+    load_generation: u32,
     /// The host element's `fallback-number` (shown as its `fallback-label`), offered when the
     /// appointment itself could not be loaded: (shown, `tel:` link if written as a number).
     host_number: Option<(String, Option<String>)>,
@@ -495,14 +499,8 @@ fn panel_view(inner: &Inner) -> PanelView {
         inner.loading,
         &inner.warnings,
     );
-    if let (Some(error), false) = (&inner.load_error, inner.session.phase.in_call()) {
-        v.state = "unavailable";
-        v.status = error.clone();
-        v.call.visible = false;
-        v.fallback = Some(crate::panel::FallbackView {
-            reason: error.clone(),
-            number: inner.host_number.clone(),
-        });
+    if let Some(failure) = &inner.load_error {
+        show_load_failure(&mut v, &inner.session, failure, inner.host_number.clone());
     }
     v
 }
@@ -561,6 +559,18 @@ fn render(shared: &Rc<Shared>) {
 fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
     let Some(shared) = weak.upgrade() else { return };
     match action {
+        PanelAction::Call if shared.inner.borrow().load_error.is_some() => {
+            let appointment = {
+                let mut inner = shared.inner.borrow_mut();
+                inner.load_error = None;
+                inner.loading = true;
+                inner.appointment_id.clone()
+            };
+            render(&shared);
+            if let Some(appointment) = appointment {
+                spawn(load_appointment(Rc::downgrade(&shared), appointment));
+            }
+        }
         PanelAction::Call => place_call(&shared),
         PanelAction::Mute => dispatch(&shared, Input::ToggleMute),
         PanelAction::End => dispatch(&shared, Input::Hangup),
@@ -575,14 +585,25 @@ fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
             render(&shared);
         }
         PanelAction::CopyNumber => {
-            let number = shared
-                .inner
-                .borrow()
-                .appointment
-                .as_ref()
-                .and_then(AppointmentInfo::manual_number);
+            // The number the panel shows: the appointment's, or the host page's when the
+            // appointment could not be loaded.
+            let number = panel_view(&shared.inner.borrow())
+                .fallback
+                .and_then(|fallback| fallback.number);
             if let Some((shown, _)) = number {
-                copy_to_clipboard(&shown);
+                // Said in the section's status line, so that a screen reader hears it too.
+                let weak = Rc::downgrade(&shared);
+                spawn(async move {
+                    let said = if copy_to_clipboard(&shown).await {
+                        "Number copied."
+                    } else {
+                        "The browser did not allow copying: select the number instead."
+                    };
+                    if let Some(shared) = weak.upgrade() {
+                        shared.inner.borrow_mut().manual_status = Some(said.to_owned());
+                        render(&shared);
+                    }
+                });
             }
         }
         PanelAction::ManualOutcome { outcome, minutes } => {
@@ -673,8 +694,14 @@ async fn record_manual(weak: Weak<Shared>, outcome: String, seconds: u32) -> Res
     answer
 }
 
+/// Loads the mounted appointment and its live call; a transient failure is tried again by
+/// itself (2 s, doubling, at most 30 s) for as long as the appointment stays mounted.
 async fn load_appointment(weak: Weak<Shared>, appointment: String) {
-    let Some(api) = weak.upgrade().map(|s| s.inner.borrow().api.clone()) else {
+    let Some((api, generation)) = weak.upgrade().map(|shared| {
+        let mut inner = shared.inner.borrow_mut();
+        inner.load_generation = inner.load_generation.wrapping_add(1);
+        (inner.api.clone(), inner.load_generation)
+    }) else {
         return;
     };
     let reply = api
@@ -685,10 +712,16 @@ async fn load_appointment(weak: Weak<Shared>, appointment: String) {
         )
         .await;
     let Some(shared) = weak.upgrade() else { return };
-    if shared.inner.borrow().appointment_id.as_deref() != Some(appointment.as_str()) {
-        return;
+    {
+        let inner = shared.inner.borrow();
+        if inner.appointment_id.as_deref() != Some(appointment.as_str())
+            || inner.load_generation != generation
+        {
+            return;
+        }
     }
     let mut live = None;
+    let mut retry_in = None;
     {
         let mut inner = shared.inner.borrow_mut();
         inner.loading = false;
@@ -700,22 +733,34 @@ async fn load_appointment(weak: Weak<Shared>, appointment: String) {
                     .and_then(|entry| AppointmentInfo::from_json(entry, browser::local_clock));
                 live = reply.body.get("live").and_then(LedgerRecord::from_json);
                 inner.load_error = None;
+                inner.load_failures = 0;
             }
-            Ok(reply) => {
-                let message = reply
-                    .error_field("message")
-                    .unwrap_or("the call service refused the request")
-                    .to_owned();
-                inner.load_error = Some(format!(
-                    "This appointment could not be loaded ({message}). Dial the patient by hand using the number in their record."
-                ));
-            }
-            Err(_) => {
-                inner.load_error = Some(
-                    "The call service cannot be reached. Dial the patient by hand using the number in their record.".into(),
-                );
+            reply => {
+                let failure = match &reply {
+                    Ok(reply) => LoadFailure::new(Some(reply.status), reply.error_field("message")),
+                    Err(_) => LoadFailure::new(None, None),
+                };
+                if failure.transient {
+                    inner.load_failures = inner.load_failures.saturating_add(1);
+                    retry_in = Some(load_retry_delay_ms(inner.load_failures));
+                }
+                inner.load_error = Some(failure);
             }
         }
+    }
+    if let Some(delay) = retry_in {
+        let weak = Rc::downgrade(&shared);
+        let appointment = appointment.clone();
+        spawn(async move {
+            sleep(delay as i32).await;
+            let still_failing = weak.upgrade().is_some_and(|shared| {
+                let inner = shared.inner.borrow();
+                inner.load_generation == generation && inner.load_error.is_some()
+            });
+            if still_failing {
+                load_appointment(weak, appointment).await;
+            }
+        });
     }
     if let Some(record) = live {
         dispatch(&shared, Input::Ledger(record));
@@ -760,6 +805,8 @@ impl CallClient {
             appointment: None,
             loading: false,
             load_error: None,
+            load_failures: 0,
+            load_generation: 0,
             host_number: None,
             keypad_open: false,
             manual_status: None,
@@ -847,6 +894,7 @@ impl CallClient {
                     inner.appointment_id = Some(appointment_id.clone());
                     inner.appointment = None;
                     inner.load_error = None;
+                    inner.load_failures = 0;
                     inner.manual_status = None;
                     inner.ledger = None;
                     inner.loading = true;

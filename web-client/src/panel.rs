@@ -68,6 +68,69 @@ pub struct PanelView {
     pub fallback: Option<FallbackView>,
 }
 
+/// Why the mounted appointment could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailure {
+    /// The sentence shown, ending with what to do meanwhile.
+    pub message: String,
+    /// Unreachable, 5xx, 408 or 429: the panel tries again by itself after
+    /// [`load_retry_delay_ms`]. Anything else waits for the clinician's "Try again".
+    pub transient: bool,
+}
+
+impl LoadFailure {
+    /// From the answer to the appointment request: `status` is `None` when the call service could
+    /// not be reached; `message` is the error message it gave, if any.
+    pub fn new(status: Option<u16>, message: Option<&str>) -> Self {
+        const MEANWHILE: &str = "Dial the patient by hand using the number in their record.";
+        match status {
+            None => Self {
+                message: format!("The call service cannot be reached. {MEANWHILE}"),
+                transient: true,
+            },
+            Some(status) => Self {
+                message: format!(
+                    "This appointment could not be loaded ({}). {MEANWHILE}",
+                    message.unwrap_or("the call service refused the request")
+                ),
+                transient: status >= 500 || matches!(status, 408 | 429),
+            },
+        }
+    }
+}
+
+/// How long the panel waits before loading the appointment again after `failures` transient
+/// failures in a row: 2 s, doubling, at most 30 s (a Medplum outage is not hammered).
+pub fn load_retry_delay_ms(failures: u32) -> u32 {
+    2_000u32
+        .saturating_mul(1 << failures.saturating_sub(1).min(4))
+        .min(30_000)
+}
+
+/// The panel when the appointment could not be loaded (a live call is shown as it is instead):
+/// the reason, the host page's number to dial by hand, and a button to try again now.
+pub fn show_load_failure(
+    v: &mut PanelView,
+    session: &Session,
+    failure: &LoadFailure,
+    host_number: Option<(String, Option<String>)>,
+) {
+    if session.phase.in_call() {
+        return;
+    }
+    v.state = "unavailable";
+    v.status = if failure.transient {
+        format!("{} Trying again…", failure.message)
+    } else {
+        failure.message.clone()
+    };
+    v.call = ButtonView::shown("Try again now", true);
+    v.fallback = Some(FallbackView {
+        reason: failure.message.clone(),
+        number: host_number,
+    });
+}
+
 /// Formats seconds as `MM:SS` (or `H:MM:SS` past an hour).
 pub fn clock(seconds: u32) -> String {
     let (hours, minutes, secs) = (seconds / 3_600, seconds / 60 % 60, seconds % 60);

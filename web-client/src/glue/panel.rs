@@ -314,9 +314,12 @@ impl Drop for Panel {
     }
 }
 
-/// Copies text to the clipboard (best effort; the number stays visible either way).
-pub fn copy_to_clipboard(text: &str) {
-    if let Some(window) = web_sys::window() {
-        let _ = window.navigator().clipboard().write_text(text);
-    }
+/// Copies text to the clipboard; `false` when the browser refused (the number stays visible
+/// either way).
+pub async fn copy_to_clipboard(text: &str) -> bool {
+    let Some(window) = web_sys::window() else {
+        return false;
+    };
+    let written = window.navigator().clipboard().write_text(text);
+    wasm_bindgen_futures::JsFuture::from(written).await.is_ok()
 }

@@ -434,3 +434,74 @@ fn fallback_reasons_are_codes_most_specific_first() {
         Some("service-unreachable")
     );
 }
+
+#[test]
+fn an_appointment_that_fails_to_load_is_tried_again_only_when_the_failure_may_pass() {
+    // (status, transient): unreachable, server errors, timeouts and rate limits pass; a refusal
+    // (forbidden, not found, bad request) does not, and waits for the clinician.
+    let table = [
+        (None, true),
+        (Some(500), true),
+        (Some(502), true),
+        (Some(503), true),
+        (Some(408), true),
+        (Some(429), true),
+        (Some(400), false),
+        (Some(401), false),
+        (Some(403), false),
+        (Some(404), false),
+    ];
+    for (status, transient) in table {
+        let failure = LoadFailure::new(status, Some("Medplum is not answering"));
+        assert_eq!(failure.transient, transient, "{status:?}");
+        assert!(failure
+            .message
+            .ends_with("using the number in their record."));
+    }
+    assert!(
+        LoadFailure::new(Some(503), Some("Medplum is not answering"))
+            .message
+            .contains("(Medplum is not answering)")
+    );
+    assert!(LoadFailure::new(None, None)
+        .message
+        .contains("cannot be reached"));
+
+    let delays: Vec<u32> = (1..=8).map(load_retry_delay_ms).collect();
+    assert_eq!(
+        delays,
+        [2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000, 30_000]
+    );
+    assert_eq!(load_retry_delay_ms(0), 2_000);
+    assert_eq!(load_retry_delay_ms(u32::MAX), 30_000);
+}
+
+#[test]
+fn a_failed_load_shows_the_host_number_and_try_again_but_never_hides_a_live_call() {
+    let host_number = Some((
+        "07700 900123".to_owned(),
+        Some("tel:07700900123".to_owned()),
+    ));
+    for (status, says_trying) in [(Some(503), true), (Some(404), false)] {
+        let failure = LoadFailure::new(status, None);
+        let s = ready();
+        let mut v = view(&s, None, false, &[]);
+        show_load_failure(&mut v, &s, &failure, host_number.clone());
+        assert_eq!(v.state, "unavailable");
+        assert_eq!(v.status.ends_with("Trying again…"), says_trying);
+        assert!(v.call.visible && v.call.enabled);
+        assert_eq!(v.call.label, "Try again now");
+        let fallback = v.fallback.expect("the number to dial by hand");
+        assert_eq!(fallback.reason, failure.message);
+        assert_eq!(fallback.number, host_number);
+    }
+
+    // A call placed before the failed reload stays on screen with its buttons.
+    let mut s = ready();
+    answered(&mut s);
+    let mut v = view(&s, Some(&appointment()), false, &[]);
+    let before = v.clone();
+    show_load_failure(&mut v, &s, &LoadFailure::new(None, None), host_number);
+    assert_eq!(v, before);
+    assert_eq!(v.state, "connected");
+}
