@@ -35,9 +35,10 @@ const NON_TEXT_INPUTS = new Set(["button", "checkbox", "radio", "range", "color"
 const webClient = loadWebClient();
 
 /**
- * The signed-in clinician: `{token, client, told}`. The Medplum access token stays in memory only
- * (never in storage or URLs); `client` is their CallClient once created; `told` once #session
- * says whether browser calls are possible.
+ * The signed-in clinician: `{token, client, told, expiry, expired}`. The Medplum access token stays in
+ * memory only (never in storage or URLs); `client` is their CallClient once created; `told` once
+ * #session says whether browser calls are possible; `expiry` the timer that says when the sign-in
+ * runs out; `expired` once the page has said so (nothing then says the clinician is ready).
  */
 let session = null;
 
@@ -77,13 +78,39 @@ function setSession(state, text) {
   target.textContent = text;
 }
 
-async function errorMessage(response) {
+/** The response's JSON body, or null when it has none (a proxy's HTML page, a cut-off body). */
+async function readJson(response) {
   try {
-    const body = await response.json();
-    return { code: body.error?.code ?? "unknown", message: body.error?.message ?? response.statusText };
+    return await response.json();
   } catch {
-    return { code: "unknown", message: `HTTP ${response.status}` };
+    return null;
   }
+}
+
+async function errorMessage(response) {
+  const body = await readJson(response);
+  if (!body) return { code: "unknown", message: `HTTP ${response.status}` };
+  return { code: body.error?.code ?? "unknown", message: body.error?.message ?? response.statusText };
+}
+
+/** Codes with which the worker refuses the clinician's Medplum sign-in itself. */
+const SIGN_IN_PROBLEMS = new Set(["token_expired", "invalid_credentials", "missing_credentials"]);
+
+/**
+ * Says that `current`'s sign-in ran out (or was refused as no longer valid): calls need a new
+ * sign-in, and the numbers stay shown for dialing by hand. A live call is left to finish.
+ */
+function showSignInExpired(current) {
+  if (session !== current || current.expired) return;
+  current.expired = true;
+  setSession("expired", "Your sign-in has expired: sign in again to place calls. You can still dial patients by hand.");
+}
+
+/** An answer refusing the sign-in itself (401): says so and returns true. */
+function signInRefused(current, response, code) {
+  if (response.status !== 401 || !SIGN_IN_PROBLEMS.has(code)) return false;
+  showSignInExpired(current);
+  return true;
 }
 
 function bearer(current) {
@@ -105,24 +132,30 @@ async function checkCallingToken(current) {
   try {
     response = await fetch("/api/v1/twilio/access-token", { method: "POST", headers: bearer(current) });
   } catch {
-    if (session === current) setSession("refused", "Browser calls are not available: the call service cannot be reached. You can still dial patients by hand.");
+    if (session === current && !current.expired) setSession("refused", "Browser calls are not available: the call service cannot be reached. You can still dial patients by hand.");
     return;
   }
-  if (session !== current) return;
+  if (session !== current || current.expired) return;
   if (!response.ok) {
     const { code, message } = await errorMessage(response);
     document.getElementById("session").dataset.code = code;
+    if (signInRefused(current, response, code)) return;
     setSession("refused", `Browser calls are not available: ${message}. You can still dial patients by hand.`);
     return;
   }
-  const token = await response.json();
+  const token = await readJson(response);
+  if (session !== current || current.expired) return;
+  if (typeof token?.identity !== "string") {
+    setSession("refused", "Browser calls are not available: the call service sent an answer this page does not understand. You can still dial patients by hand.");
+    return;
+  }
   document.getElementById("session").dataset.identity = token.identity;
   setSession("token-ready", `Ready to call as ${token.identity}. The calling token is valid until ${timeOfDay(token.expiresAt)}.`);
 }
 
 /** Says on #session, once, what the CallClient found: ready (and as whom), or not (then asks why). */
 function showSessionFrom(current, snapshot) {
-  if (current.told || !snapshot) return;
+  if (current.told || current.expired || !snapshot) return;
   const ready = snapshot.ready ?? {};
   if (ready.token && snapshot.identity) {
     current.told = true;
@@ -260,12 +293,19 @@ async function showAppointments(current) {
   if (session !== current) return;
   if (!response.ok) {
     const { code, message } = await errorMessage(response);
+    if (session !== current) return;
     status.dataset.code = code;
+    signInRefused(current, response, code);
     status.textContent = `Today's appointments cannot be shown: ${message}. Dial patients from their records.`;
     return;
   }
-  const { appointments = [] } = await response.json();
+  const body = await readJson(response);
   if (session !== current) return;
+  if (!Array.isArray(body?.appointments)) {
+    status.textContent = "Today's appointments cannot be shown: the call service sent an answer this page does not understand. Dial patients from their records.";
+    return;
+  }
+  const { appointments } = body;
   appointmentsById.clear();
   for (const appointment of appointments) appointmentsById.set(appointment.id, appointment);
   list.replaceChildren(...appointments.map(appointmentItem));
@@ -381,6 +421,8 @@ function onShortcut(event) {
 function endSession() {
   const previous = session;
   session = null;
+  clearTimeout(previous?.expiry);
+  document.getElementById("sign-out").hidden = true;
   const fresh = document.createElement("clinician-call");
   document.getElementById("call-area").replaceChildren(fresh);
   ClinicianCall.use(null);
@@ -396,6 +438,24 @@ function endSession() {
   const target = document.getElementById("session");
   delete target.dataset.code;
   delete target.dataset.identity;
+  const status = document.getElementById("appointments-status");
+  delete status.dataset.code;
+  status.textContent = "Your phone appointments for today appear here once you are signed in.";
+}
+
+/** Signs the clinician out, after asking when a call is under way (signing out ends it). */
+function signOut() {
+  const snapshot = session?.client?.snapshot();
+  if (CALL_UNDER_WAY.has(snapshot?.state) && !window.confirm("A call is under way. Signing out ends it. Sign out?")) return;
+  signInAttempts++;
+  try {
+    if (CALL_UNDER_WAY.has(snapshot?.state)) session.client.hangup();
+  } catch (error) {
+    console.warn("the call could not be ended", error?.name ?? "unknown");
+  }
+  endSession();
+  setSession("signed-out", "Signed out.");
+  document.getElementById("sign-in").focus();
 }
 
 async function signIn(event) {
@@ -420,10 +480,22 @@ async function signIn(event) {
     if (attempt === signInAttempts) setSession("signed-out", `Sign-in failed: ${message}.`);
     return;
   }
-  const { access_token: token } = await response.json();
+  const body = await readJson(response);
   if (attempt !== signInAttempts) return;
-  const current = { token, client: null, told: false };
+  const token = body?.access_token;
+  if (typeof token !== "string" || token === "") {
+    setSession("signed-out", "Sign-in failed: the call service sent an answer this page does not understand.");
+    return;
+  }
+  const current = { token, client: null, told: false, expiry: undefined, expired: false };
   session = current;
+  document.getElementById("sign-out").hidden = false;
+  // Medplum's access tokens run out (an hour by default): say so when it does, rather than
+  // letting requests fail one by one.
+  const lifetime = Number(body.expires_in);
+  if (Number.isFinite(lifetime) && lifetime > 0) {
+    current.expiry = setTimeout(() => showSignInExpired(current), Math.min(lifetime * 1000, 2 ** 31 - 1));
+  }
   setSession("fetching-token", "Signed in. Getting a calling token…");
   await Promise.all([showAppointments(current), startCalling(current)]);
 }
@@ -432,16 +504,18 @@ async function showService() {
   const target = document.getElementById("service");
   try {
     const response = await fetch("/api/v1/health", { headers: { accept: "application/json" } });
-    const health = await response.json();
+    const health = await readJson(response);
+    if (!health?.status) throw new Error("unreadable health");
     target.dataset.status = health.status;
     if (health.environment === "local") {
       document.getElementById("demo-sign-in").hidden = false;
       document.getElementById("sign-in-form").addEventListener("submit", signIn);
+      document.getElementById("sign-out").addEventListener("click", signOut);
     }
     target.textContent =
       health.status === "ok"
         ? `The call service is up (version ${health.version}, ${health.environment}).`
-        : `The call service is up but not fully configured (${health.problems.join(", ")}): browser calls may be unavailable.`;
+        : `The call service is up but not fully configured (${(health.problems ?? []).join(", ")}): browser calls may be unavailable.`;
   } catch {
     target.dataset.status = "unreachable";
     target.textContent = "The call service cannot be reached: dial patients by hand.";

@@ -307,6 +307,9 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRecord {
     pub parent_call_sid: String,
+    /// The appointment the call is for (`None` from a record without one): a call being placed
+    /// only ever adopts a record of its own appointment.
+    pub appointment: Option<String>,
     pub status: String,
     pub terminal: bool,
     pub refused_code: Option<String>,
@@ -320,6 +323,7 @@ impl LedgerRecord {
         let text = |name: &str| record.get(name).and_then(Json::as_str).map(str::to_owned);
         Some(Self {
             parent_call_sid: text("parentCallSid")?,
+            appointment: text("appointmentId"),
             status: text("status")?,
             terminal: record.get("terminal").and_then(Json::as_bool)?,
             refused_code: text("refusedCode"),
@@ -1198,8 +1202,13 @@ impl Session {
                 }
             }
             (_, Some(call)) => {
+                let same_appointment = match (&record.appointment, &call.appointment) {
+                    (Some(recorded), Some(placed)) => recorded == placed,
+                    _ => true,
+                };
                 let adopt = call.call_sid.is_none()
                     && call.direction == Direction::Outgoing
+                    && same_appointment
                     && matches!(phase, Phase::Connecting | Phase::Ended { .. });
                 if !(call.matches(&record.parent_call_sid) || adopt) {
                     return;

@@ -183,6 +183,54 @@ test("signaling dropped mid-call: the client reconnects and the call carries on 
   await page.close();
 });
 
+test("the demo page says when the sign-in has expired, and signs out (ending a call only when told to)", async () => {
+  const context = await browser.newContext();
+  try {
+    // A sign-in that runs out in 3 s: the page says so, and the numbers stay for dialing by hand.
+    await context.route("**/api/v1/dev/sign-in", async (route) => {
+      const response = await route.fetch();
+      route.fulfill({ response, json: { ...(await response.json()), expires_in: 3 } });
+    });
+    const { page } = await signedInPage("clinician-ada", context);
+    await page.waitForSelector("#session[data-state=expired]", { timeout: 15_000 });
+    assert.match(await page.textContent("#session"), /sign-in has expired: sign in again/);
+    assert.ok((await page.locator("#appointments .appointment-dial a[href^='tel:']").count()) > 0, "the numbers stay");
+    await context.unroute("**/api/v1/dev/sign-in");
+
+    // A sign-in the worker refuses as expired (401 token_expired) is said the same way.
+    await context.route("**/api/v1/appointments", (route) => route.fulfill({
+      status: 401, contentType: "application/json", body: JSON.stringify({ error: { code: "token_expired", message: "the access token has expired" } }),
+    }));
+    await page.click("#sign-in");
+    await page.waitForSelector("#appointments-status[data-code=token_expired]");
+    await page.waitForSelector("#session[data-state=expired]");
+    await context.unroute("**/api/v1/appointments");
+
+    // Signing out with a call under way asks first; declined, the call carries on.
+    await page.click("#sign-in");
+    await page.waitForSelector("#session[data-state=token-ready]", { timeout: 15_000 });
+    await choose(page, "appt-mobile"); // answers, and talks until someone hangs up
+    await callNow(page);
+    await waitState(page, "connected");
+    const callSid = await liveCallSid(page);
+    page.once("dialog", (dialog) => dialog.dismiss());
+    await page.click("#sign-out");
+    await sleep(500);
+    assert.equal(await state(page), "connected", "declined: the call carries on");
+    // Accepted, the call is ended at Twilio and the page forgets the clinician.
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.click("#sign-out");
+    await page.waitForSelector("#session[data-state=signed-out]");
+    assert.equal((await page.textContent("#session")).trim(), "Signed out.");
+    assert.equal(await page.locator("#appointments li").count(), 0);
+    assert.equal(await page.locator(`${PANEL}`).count(), 0, "no panel once signed out");
+    assert.ok(await page.locator("#sign-out").isHidden());
+    await waitFor("the call over at Twilio", async () => (await sim("/__sim/calls")).calls.some((c) => c.sid === callSid && c.status === "completed"));
+  } finally {
+    await context.close();
+  }
+});
+
 test("the panel's appointment time is the clinician's local time, as the list shows it", async () => {
   // Five hours behind UTC all year: a UTC time shown as written would be five hours out.
   const context = await browser.newContext({ timezoneId: "America/New_York", locale: "en-GB" });

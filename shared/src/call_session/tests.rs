@@ -161,6 +161,7 @@ fn connected() -> Session {
 fn ledger(status: &str, terminal: bool, refused: Option<&str>) -> Input {
     Input::Ledger(LedgerRecord {
         parent_call_sid: "CAparent".into(),
+        appointment: None,
         status: status.into(),
         terminal,
         refused_code: refused.map(str::to_owned),
@@ -293,6 +294,7 @@ fn frames_for_other_calls_are_ignored() {
     s.handle(
         Input::Ledger(LedgerRecord {
             parent_call_sid: "CAother".into(),
+            appointment: None,
             status: "busy".into(),
             terminal: true,
             refused_code: None,
@@ -1060,6 +1062,7 @@ fn ledger_records_are_read_from_the_worker_json() {
         record,
         Some(LedgerRecord {
             parent_call_sid: "CA1".into(),
+            appointment: None,
             status: "refused".into(),
             terminal: true,
             refused_code: Some("no_line_free".into()),
@@ -1207,4 +1210,51 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_call_being_placed_adopts_only_a_record_of_its_own_appointment() {
+    let record = |appointment: Option<&str>, sid: &str| {
+        Input::Ledger(LedgerRecord {
+            parent_call_sid: sid.into(),
+            appointment: appointment.map(str::to_owned),
+            status: "ringing".into(),
+            terminal: false,
+            refused_code: None,
+            direction: "outbound-browser".into(),
+            duration_seconds: 0,
+        })
+    };
+    let connecting = || {
+        let mut s = preparing();
+        s.handle(Input::MicrophoneReady, 1_100);
+        s.handle(
+            Input::OfferReady {
+                sdp: "v=0 offer".into(),
+            },
+            1_200,
+        );
+        assert_eq!(s.phase, Phase::Connecting);
+        s
+    };
+    let adopted = |s: &Session| s.call.as_ref().and_then(|c| c.call_sid.clone());
+    // The clinician opened another appointment while this call connects: that appointment's
+    // call (placed from another window) is not this one.
+    let mut s = connecting();
+    s.handle(record(Some("appt-other"), "CAother"), 1_300);
+    assert_eq!(adopted(&s), None);
+    // Its own appointment's record, or a record that names none, is adopted.
+    for appointment in [Some("appt-mobile"), None] {
+        let mut s = connecting();
+        s.handle(record(appointment, "CAmine"), 1_300);
+        assert_eq!(adopted(&s).as_deref(), Some("CAmine"), "{appointment:?}");
+    }
+    assert_eq!(
+        LedgerRecord::from_json(&Json::from(json!({
+            "parentCallSid": "CA1", "status": "ringing", "terminal": false,
+            "appointmentId": "appt-mobile",
+        })))
+        .and_then(|r| r.appointment),
+        Some("appt-mobile".to_owned())
+    );
 }

@@ -112,6 +112,7 @@ fn every_state_shows_the_right_words_and_buttons() {
     busy.handle(
         Input::Ledger(LedgerRecord {
             parent_call_sid: "CA1".into(),
+            appointment: None,
             status: "busy".into(),
             terminal: true,
             refused_code: None,
@@ -345,6 +346,7 @@ fn incoming_loading_and_elsewhere_states() {
     s.handle(
         Input::Ledger(LedgerRecord {
             parent_call_sid: "CA9".into(),
+            appointment: None,
             status: "in-progress".into(),
             terminal: false,
             refused_code: None,
@@ -401,6 +403,7 @@ fn fallback_reasons_are_codes_most_specific_first() {
     busy.handle(
         Input::Ledger(LedgerRecord {
             parent_call_sid: "CA1".into(),
+            appointment: None,
             status: "refused".into(),
             terminal: true,
             refused_code: Some("no_line_free".into()),
