@@ -536,3 +536,36 @@ test("wire compatibility: our frames for sign-in, register, invite, DTMF and han
     assert.deepEqual(ours[type], sdk[type], `${type} frames match`);
   }
 });
+
+/** axe-core's violations on the page now, serious and critical only, as `rule: target` lines. */
+async function accessibilityViolations(page) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) {
+    await page.addScriptTag({ path: join(REPO_ROOT, "node_modules/axe-core/axe.min.js") });
+  }
+  const { violations } = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(" ")} (${v.help})`));
+}
+
+test("accessibility: axe finds no serious violation on the clinician page, idle, in a call, after it, and dialing by hand", async () => {
+  // axe is injected as a script, which the page's CSP (rightly) refuses.
+  const context = await browser.newContext({ bypassCSP: true });
+  const { page } = await signedInPage("clinician-ada", context);
+  const seen = {};
+  await choose(page, "appt-mobile");
+  await page.waitForSelector(`${PANEL} [data-action="call"]:not([disabled])`);
+  seen.idle = await accessibilityViolations(page);
+  await callNow(page);
+  await waitState(page, "connected");
+  await page.click(`${PANEL} [data-action="keypad"]`);
+  seen.connected = await accessibilityViolations(page);
+  await page.click(`${PANEL} [data-action="end"]`);
+  await waitState(page, "ended");
+  seen.ended = await accessibilityViolations(page);
+  await choose(page, "appt-premium");
+  await waitState(page, "unavailable");
+  seen.manual = await accessibilityViolations(page);
+  await context.close();
+  assert.deepEqual(seen, { idle: [], connected: [], ended: [], manual: [] });
+});

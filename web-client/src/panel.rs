@@ -141,6 +141,29 @@ pub fn clock(seconds: u32) -> String {
     }
 }
 
+/// A duration in words, for sentences a screen reader reads out ("3 minutes 5 seconds", where
+/// the timer's "03:05" would be read as a time of day).
+pub fn spoken_duration(seconds: u32) -> String {
+    let parts = [
+        (seconds / 3_600, "hour"),
+        (seconds / 60 % 60, "minute"),
+        (seconds % 60, "second"),
+    ];
+    let words: Vec<String> = parts
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, unit)| {
+            let plural = if *count == 1 { "" } else { "s" };
+            format!("{count} {unit}{plural}")
+        })
+        .collect();
+    if words.is_empty() {
+        "0 seconds".to_owned()
+    } else {
+        words.join(" ")
+    }
+}
+
 fn readiness(session: &Session) -> Vec<ReadinessItem> {
     let microphone = match session.microphone {
         Microphone::Granted => (true, "Microphone allowed."),
@@ -264,7 +287,7 @@ pub fn view(
                 v.timer = (duration > 0).then(|| clock(duration));
                 v.status = match (outcome, duration) {
                     (Outcome::Completed, d) if d > 0 => {
-                        format!("Call ended after {}.", clock(d))
+                        format!("Call ended after {}.", spoken_duration(d))
                     }
                     _ => outcome.describe(),
                 };

@@ -76,6 +76,20 @@ fn ready() -> Session {
 }
 
 /// Call now pressed on a ready session at t = 1 s; the microphone is not open yet.
+/// A call for appt-mobile whose offer has been sent (no CallSid yet).
+fn connecting() -> Session {
+    let mut s = preparing();
+    s.handle(Input::MicrophoneReady, 1_100);
+    s.handle(
+        Input::OfferReady {
+            sdp: "v=0 offer".into(),
+        },
+        1_200,
+    );
+    assert_eq!(s.phase, Phase::Connecting);
+    s
+}
+
 fn preparing() -> Session {
     let mut s = ready();
     s.handle(
@@ -1035,14 +1049,7 @@ fn a_snapshot_ends_the_call_from_before_the_reload_but_never_reopens_history() {
     assert_eq!(outcome(&s), Some(&Outcome::Completed));
 
     // A call being placed never adopts the newest ended call of the snapshot (an older call).
-    let mut s = preparing();
-    s.handle(Input::MicrophoneReady, 1_100);
-    s.handle(
-        Input::OfferReady {
-            sdp: "v=0 offer".into(),
-        },
-        1_200,
-    );
+    let mut s = connecting();
     assert!(s.handle(snapshot("busy", true), 1_300).is_empty());
     assert_eq!(s.phase, Phase::Connecting);
     assert_eq!(s.call.as_ref().and_then(|c| c.call_sid.clone()), None);
@@ -1224,18 +1231,6 @@ fn a_call_being_placed_adopts_only_a_record_of_its_own_appointment() {
             direction: "outbound-browser".into(),
             duration_seconds: 0,
         })
-    };
-    let connecting = || {
-        let mut s = preparing();
-        s.handle(Input::MicrophoneReady, 1_100);
-        s.handle(
-            Input::OfferReady {
-                sdp: "v=0 offer".into(),
-            },
-            1_200,
-        );
-        assert_eq!(s.phase, Phase::Connecting);
-        s
     };
     let adopted = |s: &Session| s.call.as_ref().and_then(|c| c.call_sid.clone());
     // The clinician opened another appointment while this call connects: that appointment's

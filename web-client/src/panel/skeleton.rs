@@ -81,7 +81,8 @@ pub const SKELETON: [Part; 44] = [
         ROOT,
         "p",
         "call-timer",
-        &[("aria-label", "Call duration")],
+        // A timer (named, and not read out every second): a plain paragraph cannot be named.
+        &[("role", "timer"), ("aria-label", "Call duration")],
         "",
     ),
     part(

@@ -203,7 +203,7 @@ fn every_state_shows_the_right_words_and_buttons() {
             name: "completed",
             session: completed,
             state: "ended",
-            status_contains: "Call ended after 00:12",
+            status_contains: "Call ended after 12 seconds.",
             call_enabled: Some(true),
             end_visible: false,
             fallback: false,
@@ -358,6 +358,23 @@ fn incoming_loading_and_elsewhere_states() {
     let v = view(&s, Some(&appointment()), false, &[]);
     assert_eq!(v.state, "elsewhere");
     assert!(v.end.visible && v.status.contains("connected"));
+}
+
+#[test]
+fn durations_are_said_in_words() {
+    let table = [
+        (0, "0 seconds"),
+        (1, "1 second"),
+        (12, "12 seconds"),
+        (60, "1 minute"),
+        (185, "3 minutes 5 seconds"),
+        (3_600, "1 hour"),
+        (3_661, "1 hour 1 minute 1 second"),
+        (7_320, "2 hours 2 minutes"),
+    ];
+    for (seconds, words) in table {
+        assert_eq!(spoken_duration(seconds), words);
+    }
 }
 
 #[test]
