@@ -63,11 +63,37 @@ pub const COUNTRIES: &[Country] = &[
         calling_code: "31",
         national_digits: (9, 9),
     },
+    // North America shares calling code 1: [`country_of`] tells the US and Canada apart by area
+    // code, and gives no country for the other NANP members (the Caribbean, Bermuda), which are
+    // billed as international and are a known target of call-charge fraud.
     Country {
         iso: "US",
         calling_code: "1",
         national_digits: (10, 10),
     },
+    Country {
+        iso: "CA",
+        calling_code: "1",
+        national_digits: (10, 10),
+    },
+];
+
+/// Canada's area codes (geographic and non-geographic), as assigned by the NANPA.
+const CANADA_AREA_CODES: &[&str] = &[
+    "204", "226", "236", "249", "250", "257", "263", "289", "306", "343", "354", "365", "367",
+    "368", "382", "387", "403", "416", "418", "428", "431", "437", "438", "450", "460", "468",
+    "474", "506", "514", "519", "548", "579", "581", "584", "587", "600", "604", "613", "622",
+    "639", "647", "672", "683", "705", "709", "742", "753", "778", "780", "782", "807", "819",
+    "825", "867", "873", "879", "902", "905", "942",
+];
+
+/// Area codes of the NANP members that are neither the US (with its territories) nor Canada:
+/// the Bahamas, Barbados, Anguilla, Antigua, the British Virgin Islands, the Cayman Islands,
+/// Bermuda, Grenada, the Turks and Caicos, Jamaica, Montserrat, Sint Maarten, Saint Lucia,
+/// Dominica, Saint Vincent, the Dominican Republic, Trinidad and Tobago, Saint Kitts and Nevis.
+const OTHER_NANP_AREA_CODES: &[&str] = &[
+    "242", "246", "264", "268", "284", "345", "441", "473", "649", "658", "664", "721", "758",
+    "767", "784", "809", "829", "849", "868", "869", "876",
 ];
 
 /// A range that is never dialled, whatever the policy.
@@ -110,26 +136,29 @@ pub const BLOCKED_RANGES: &[BlockedRange] = &[
     blocked("4487", BlockedKind::SpecialService),
     blocked("4470", BlockedKind::PersonalNumber),
     blocked("4476", BlockedKind::Pager),
-    // Ireland: premium rate 1550–1590 (10 national digits; Dublin 01 5xx numbers have 8).
-    blocked_long("353155", BlockedKind::PremiumRate, 13),
-    blocked_long("353156", BlockedKind::PremiumRate, 13),
-    blocked_long("353157", BlockedKind::PremiumRate, 13),
-    blocked_long("353158", BlockedKind::PremiumRate, 13),
-    blocked_long("353159", BlockedKind::PremiumRate, 13),
+    // Ireland: the whole 15xx range is premium rate (1512 to 1599: 10 national digits; Dublin
+    // 01 5xx numbers have 8).
+    blocked_long("35315", BlockedKind::PremiumRate, 13),
     // France: 08 9x premium rate.
     blocked("3389", BlockedKind::PremiumRate),
     // Germany: 0900 premium rate, 0137 mass-calling.
     blocked("49900", BlockedKind::PremiumRate),
     blocked("49137", BlockedKind::SpecialService),
-    // Spain: 80x premium rate.
-    blocked("3480", BlockedKind::PremiumRate),
+    // Spain: 803/806/807 premium rate, 905 mass calling, 901/902 shared cost (800 and 900 are
+    // freephone, and stay allowed).
+    blocked("34803", BlockedKind::PremiumRate),
+    blocked("34806", BlockedKind::PremiumRate),
+    blocked("34807", BlockedKind::PremiumRate),
+    blocked("34905", BlockedKind::SpecialService),
+    blocked("34901", BlockedKind::SpecialService),
+    blocked("34902", BlockedKind::SpecialService),
     // Netherlands: 0900/0906/0909 premium rate.
     blocked("31900", BlockedKind::PremiumRate),
     blocked("31906", BlockedKind::PremiumRate),
     blocked("31909", BlockedKind::PremiumRate),
-    // North America: 900 premium rate; 976 information services.
+    // North America: the 900 area code is premium rate (and the 976 exchange inside every
+    // area code, which [`blocked_range`] checks: it is not a prefix).
     blocked("1900", BlockedKind::PremiumRate),
-    blocked("1976", BlockedKind::PremiumRate),
 ];
 
 /// Prefixes that stay allowed although a blocked range contains them.
@@ -262,12 +291,29 @@ pub fn check_limits(
     }
 }
 
-/// The country a number belongs to (longest calling code first).
+/// The country a number belongs to (longest calling code first; in North America, by area
+/// code: the US, Canada, or no country for the other NANP members).
 pub fn country_of(number: &E164) -> Option<&'static Country> {
-    COUNTRIES
-        .iter()
-        .filter(|c| number.digits().starts_with(c.calling_code))
-        .max_by_key(|c| c.calling_code.len())
+    let digits = number.digits();
+    let iso = match digits.strip_prefix('1') {
+        Some(national) => {
+            let area = national.get(..3)?;
+            if CANADA_AREA_CODES.contains(&area) {
+                "CA"
+            } else if OTHER_NANP_AREA_CODES.contains(&area) {
+                return None;
+            } else {
+                "US"
+            }
+        }
+        None => {
+            return COUNTRIES
+                .iter()
+                .filter(|c| digits.starts_with(c.calling_code))
+                .max_by_key(|c| c.calling_code.len())
+        }
+    };
+    COUNTRIES.iter().find(|c| c.iso == iso)
 }
 
 /// Normalises a number as written in a patient record into E.164. National numbers (starting
@@ -287,9 +333,9 @@ pub fn normalise(raw: &str) -> Result<E164, NumberError> {
     };
     let digits = written_digits(&without_trunk).ok_or(NumberError::NotANumber)?;
     let e164_digits = if let Some(rest) = trimmed.strip_prefix('+').map(|_| digits.as_str()) {
-        rest.to_owned()
+        without_written_trunk_zero(rest)
     } else if let Some(rest) = digits.strip_prefix("00") {
-        rest.to_owned()
+        without_written_trunk_zero(rest)
     } else if let Some(national) = digits.strip_prefix('0') {
         format!("44{national}")
     } else {
@@ -312,6 +358,21 @@ pub fn normalise(raw: &str) -> Result<E164, NumberError> {
         }
     }
     Ok(number)
+}
+
+/// International digits with the national trunk zero some records keep after the country code
+/// ("+44 07700 900123"): the UK and Ireland have no number starting with 0 after it, so the
+/// zero is dropped there. (Elsewhere a 0 can belong to the number: Italy's do.)
+fn without_written_trunk_zero(digits: &str) -> String {
+    for code in ["44", "353"] {
+        if let Some(national) = digits
+            .strip_prefix(code)
+            .and_then(|rest| rest.strip_prefix('0'))
+        {
+            return format!("{code}{national}");
+        }
+    }
+    digits.to_owned()
 }
 
 /// The separators patient records write numbers with: spaces, dashes, dots, brackets.
@@ -396,6 +457,10 @@ pub fn blocked_range(number: &E164) -> Option<BlockedKind> {
     if ALLOWED_INSIDE_BLOCKED.iter().any(|p| digits.starts_with(p)) {
         return None;
     }
+    // North America's 976 information services: the exchange after any area code.
+    if digits.len() == 11 && digits.starts_with('1') && digits.get(4..7) == Some("976") {
+        return Some(BlockedKind::PremiumRate);
+    }
     BLOCKED_RANGES
         .iter()
         .find(|range| digits.starts_with(range.prefix) && digits.len() >= range.min_digits)
@@ -435,6 +500,11 @@ mod tests {
             ("+1 202 555 0143", "+12025550143"),
             ("  07700.900.123 ", "+447700900123"),
             ("+353 1 555 0101", "+35315550101"),
+            // The trunk zero kept after the country code, as many records write it.
+            ("+44 07700 900123", "+447700900123"),
+            ("0044 020 7946 0123", "+442079460123"),
+            ("+353 01 555 0101", "+35315550101"),
+            ("+39 06 1234 5678", "+390612345678"),
         ];
         for (raw, expected) in table {
             assert_eq!(
@@ -522,6 +592,126 @@ mod tests {
             Err(Refusal::BlockedRange(BlockedKind::PremiumRate))
         );
         assert_eq!(check(&us, "07700 900123"), Err(Refusal::CountryNotAllowed));
+    }
+
+    #[test]
+    fn north_america_is_told_apart_by_area_code() {
+        let us = DestinationPolicy::parse("countries:US").unwrap();
+        let us_and_canada = DestinationPolicy::parse("countries:US,CA").unwrap();
+        let every_country =
+            DestinationPolicy::Countries(COUNTRIES.iter().map(|country| country.iso).collect());
+        type Decision = Result<(), Refusal>;
+        // (number, under US, under US+CA)
+        let table: &[(&str, Decision, Decision)] = &[
+            ("+1 202 555 0143", Ok(()), Ok(())),
+            ("+1 787 555 0143", Ok(()), Ok(())), // Puerto Rico is the US
+            ("+1 416 555 0143", Err(Refusal::CountryNotAllowed), Ok(())), // Toronto
+            ("+1 604 555 0143", Err(Refusal::CountryNotAllowed), Ok(())), // Vancouver
+            // Jamaica, the Dominican Republic, the BVI, Turks and Caicos: never, under any policy.
+            (
+                "+1 876 555 0143",
+                Err(Refusal::CountryNotAllowed),
+                Err(Refusal::CountryNotAllowed),
+            ),
+            (
+                "+1 809 555 0143",
+                Err(Refusal::CountryNotAllowed),
+                Err(Refusal::CountryNotAllowed),
+            ),
+            (
+                "+1 284 555 0143",
+                Err(Refusal::CountryNotAllowed),
+                Err(Refusal::CountryNotAllowed),
+            ),
+            (
+                "+1 649 555 0143",
+                Err(Refusal::CountryNotAllowed),
+                Err(Refusal::CountryNotAllowed),
+            ),
+            // 976 information services inside any area code; the 900 area code.
+            (
+                "+1 212 976 0143",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            (
+                "+1 416 976 0143",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            (
+                "+1 900 555 0143",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            ("+1 976 555 0143", Ok(()), Ok(())), // an area code 976 would be an ordinary one
+        ];
+        for (raw, under_us, under_us_and_canada) in table {
+            assert_eq!(check(&us, raw).map(|_| ()), *under_us, "{raw} under US");
+            assert_eq!(
+                check(&us_and_canada, raw).map(|_| ()),
+                *under_us_and_canada,
+                "{raw} under US,CA"
+            );
+        }
+        for caribbean in OTHER_NANP_AREA_CODES {
+            let raw = format!("+1{caribbean}5550143");
+            assert_eq!(
+                check(&every_country, &raw),
+                Err(Refusal::CountryNotAllowed),
+                "{raw}"
+            );
+        }
+        assert!(CANADA_AREA_CODES
+            .iter()
+            .all(|area| !OTHER_NANP_AREA_CODES.contains(area)));
+    }
+
+    #[test]
+    fn premium_and_special_ranges_of_ireland_and_spain() {
+        let policy = DestinationPolicy::parse("countries:GB,IE,ES").unwrap();
+        let table: &[(&str, Result<(), Refusal>)] = &[
+            (
+                "+353 1512 123456",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            (
+                "+353 1530 123456",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            (
+                "+353 1590 123456",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            ("+353 1 512 3456", Ok(())),  // Dublin
+            ("+353 1800 123456", Ok(())), // freephone
+            ("+34 800 123 456", Ok(())),
+            ("+34 900 123 456", Ok(())),
+            ("+34 91 123 4567", Ok(())), // Madrid
+            (
+                "+34 803 123 456",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            (
+                "+34 806 123 456",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            (
+                "+34 807 123 456",
+                Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),
+            ),
+            (
+                "+34 905 123 456",
+                Err(Refusal::BlockedRange(BlockedKind::SpecialService)),
+            ),
+            (
+                "+34 902 123 456",
+                Err(Refusal::BlockedRange(BlockedKind::SpecialService)),
+            ),
+        ];
+        for (raw, expected) in table {
+            assert_eq!(check(&policy, raw).map(|_| ()), *expected, "{raw}");
+        }
     }
 
     #[test]
