@@ -197,6 +197,27 @@ test("callbacks lost by fault: the worker asks Twilio's REST API how the quiet c
   }
 });
 
+test("callbacks lost and the call unknown to Twilio's REST API: the line is given back, and the record is not invented", async () => {
+  const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
+  const pool = async () => (await (await fetch(`${worker.url}/api/v1/admin/number-pool`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json()).numbers;
+  await setFaults({ loseCallbacks: true, forgetCalls: true });
+  try {
+    const client = await signedIn(await twilioToken());
+    await client.next("ready");
+    client.send("invite", { callsid: "TJS-forgotten-call", sdp: "v=0", twilio: { params: "AppointmentId=appt-intl-prefix" } });
+    const parentSid = (await client.next("answer")).payload.callsid;
+    await client.next("hangup");
+    assert.ok(JSON.stringify(await pool()).includes(parentSid), "the call holds its line");
+    // After the silence the worker asks Twilio, which knows no such call: the line is freed ...
+    await waitFor("the line given back", async () => !JSON.stringify(await pool()).includes(parentSid), 30_000);
+    // ... and no outcome is made up for the record.
+    assert.ok(!(await extensions("appt-intl-prefix")).some((e) => e.parentCallSid === parentSid && e.status === "completed"));
+    client.socket.close();
+  } finally {
+    await setFaults({});
+  }
+});
+
 test("dropping the signaling socket by fault closes it for the client; frames are inspectable without tokens", async () => {
   const client = await signedIn(await twilioToken());
   await client.next("ready");

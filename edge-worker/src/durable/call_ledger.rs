@@ -44,14 +44,15 @@ use worker::{
 use crate::config::Config;
 use crate::medplum::{MedplumError, UpdateOutcome};
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "ledger_attempts",
     "ledger_events",
     "ledger_fhir_outbox",
     "ledger_twilio_outbox",
     "ledger_checks",
+    "ledger_pool_releases",
 ];
-const SCHEMA: [&str; 5] = [
+const SCHEMA: [&str; 6] = [
     "CREATE TABLE IF NOT EXISTS ledger_attempts (
         parent_sid TEXT PRIMARY KEY, child_sid TEXT, appointment_id TEXT NOT NULL,
         practitioner TEXT, direction TEXT NOT NULL, caller_id TEXT, patient_masked TEXT,
@@ -68,7 +69,19 @@ const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS ledger_checks (
         parent_sid TEXT PRIMARY KEY, next_check_ms INTEGER NOT NULL,
         checks INTEGER NOT NULL DEFAULT 0)",
+    // Lines to give back to the number pool, for ended calls whose release failed.
+    "CREATE TABLE IF NOT EXISTS ledger_pool_releases (
+        parent_sid TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL)",
 ];
+
+/// Checks Twilio refused (4xx) before the ledger stops asking about a call: about a day, at
+/// most hourly.
+const CHECKS_REFUSED_LIMIT: i64 = 30;
+
+/// Releases tried again (at [`backoff_ms`], at most 30 s apart) for about as long as a lease
+/// lasts by default (4 h), after which the lease has expired anyway.
+const RELEASE_ATTEMPTS: i64 = 480;
 
 /// A call Twilio says is still going is asked about again after `check_ms` doubled per check
 /// made, at most hourly (Twilio ends any call after 4 h by default).
@@ -148,8 +161,9 @@ struct CheckRow {
     checks: i64,
 }
 
+/// A queued retry (a hang-up in `ledger_twilio_outbox`, a release in `ledger_pool_releases`).
 #[derive(Deserialize)]
-struct TwilioOutboxRow {
+struct RetryRow {
     parent_sid: String,
     attempts: i64,
 }
@@ -493,7 +507,7 @@ impl CallLedger {
             self.schedule_check(&attempt.parent_sid, now_ms + self.check_ms)?;
         }
         if terminal_now && !was_terminal {
-            self.release_number(&attempt.parent_sid).await;
+            self.release_number(&attempt.parent_sid, now_ms).await?;
         }
         let record = self.record(&attempt.parent_sid)?;
         if changed {
@@ -539,7 +553,7 @@ impl CallLedger {
             return Ok(false);
         };
         self.insert_event(parent_sid, "hung-up", &event)?;
-        self.release_number(parent_sid).await;
+        self.release_number(parent_sid, now_ms).await?;
         crate::log::event("call_closed_after_hangup", &[]);
         Ok(true)
     }
@@ -611,13 +625,26 @@ impl CallLedger {
             let (leg, fetched) = match asked {
                 Ok(Some(found)) => found,
                 Ok(None) => {
+                    // Twilio has no such call, so it holds no line: give the line back rather
+                    // than keep it for the rest of its lease.
                     crate::log::event("call_check_unknown", &[]);
                     self.drop_check(&row.parent_sid)?;
+                    self.release_number(&row.parent_sid, now_ms).await?;
                     continue;
                 }
                 Err(crate::twilio_rest::TwilioRestError::Rejected(status)) => {
+                    // Twilio refused the question (credentials rotated, say): asked again later,
+                    // as for a live call, so that the record ends once the question is answered.
                     crate::log::event("call_check_refused", &[("status", &status.to_string())]);
-                    self.drop_check(&row.parent_sid)?;
+                    if row.checks + 1 >= CHECKS_REFUSED_LIMIT {
+                        crate::log::event("call_check_abandoned", &[]);
+                        self.drop_check(&row.parent_sid)?;
+                    } else {
+                        self.postpone_check(
+                            &row,
+                            now_ms + next_check_delay_ms(self.check_ms, row.checks + 1),
+                        )?;
+                    }
                     continue;
                 }
                 Err(crate::twilio_rest::TwilioRestError::Retryable) => {
@@ -638,7 +665,7 @@ impl CallLedger {
                         &event,
                     )?;
                     self.drop_check(&row.parent_sid)?;
-                    self.release_number(&row.parent_sid).await;
+                    self.release_number(&row.parent_sid, now_ms).await?;
                     let record = self.publish(&row.parent_sid, now_ms).await?;
                     crate::log::event("call_ended_by_check", &[("status", event.status.as_str())]);
                     outcomes.push(Stamped {
@@ -664,10 +691,26 @@ impl CallLedger {
         Ok(())
     }
 
-    /// Frees the caller-ID number the call held. A failure is logged; the lease expires anyway.
-    async fn release_number(&self, parent_sid: &str) {
+    /// Frees the caller-ID number the call held. A release the pool did not confirm (no 2xx,
+    /// or no answer) is queued and tried again by the alarm, so a line is not held for the rest
+    /// of its lease because of one failed request.
+    async fn release_number(&self, parent_sid: &str, now_ms: i64) -> Result<()> {
+        if self.try_release(parent_sid).await {
+            return Ok(());
+        }
+        crate::log::event("pool_release_failed", &[("attempts", "1")]);
+        self.sql().exec(
+            "INSERT OR IGNORE INTO ledger_pool_releases (parent_sid, attempts, next_attempt_ms) VALUES (?, 1, ?)",
+            vec![parent_sid.to_owned().into(), (now_ms + backoff_ms(0)).into()],
+        )?;
+        self.reschedule(now_ms).await
+    }
+
+    /// Asks the pool to release the call's line; true once the pool confirmed it (a call that
+    /// held no line is confirmed too).
+    async fn try_release(&self, parent_sid: &str) -> bool {
         let body = json!({"callSid": parent_sid});
-        if super::call(
+        let answer = super::call(
             &self.env,
             "NUMBER_POOL",
             super::NUMBER_POOL_INSTANCE,
@@ -675,11 +718,40 @@ impl CallLedger {
             "/release",
             Some(&body),
         )
-        .await
-        .is_err()
-        {
-            crate::log::event("pool_release_failed", &[]);
+        .await;
+        matches!(answer, Ok((status, _)) if (200..300).contains(&status))
+    }
+
+    async fn process_pool_releases(&self, now_ms: i64) -> Result<()> {
+        let due: Vec<RetryRow> = self
+            .sql()
+            .exec(
+                "SELECT parent_sid, attempts FROM ledger_pool_releases WHERE next_attempt_ms <= ?",
+                vec![now_ms.into()],
+            )?
+            .to_array()?;
+        for row in due {
+            let released = self.try_release(&row.parent_sid).await;
+            if released || row.attempts + 1 >= RELEASE_ATTEMPTS {
+                self.sql().exec(
+                    "DELETE FROM ledger_pool_releases WHERE parent_sid = ?",
+                    vec![row.parent_sid.clone().into()],
+                )?;
+                let attempts = (row.attempts + 1).to_string();
+                let event = if released {
+                    "pool_release_retried"
+                } else {
+                    "pool_release_abandoned"
+                };
+                crate::log::event(event, &[("attempts", &attempts)]);
+            } else {
+                self.sql().exec(
+                    "UPDATE ledger_pool_releases SET attempts = attempts + 1, next_attempt_ms = ? WHERE parent_sid = ?",
+                    vec![(now_ms + backoff_ms(row.attempts)).into(), row.parent_sid.clone().into()],
+                )?;
+            }
         }
+        Ok(())
     }
 
     async fn end(&self, body: EndBody, now_ms: i64) -> Result<Response> {
@@ -878,7 +950,7 @@ impl CallLedger {
     }
 
     async fn process_twilio_outbox(&self, config: &Config, now_ms: i64) -> Result<()> {
-        let due: Vec<TwilioOutboxRow> = self
+        let due: Vec<RetryRow> = self
             .sql()
             .exec(
                 "SELECT parent_sid, attempts FROM ledger_twilio_outbox WHERE next_attempt_ms <= ?",
@@ -925,7 +997,7 @@ impl CallLedger {
         let rows: Vec<NextRow> = self
             .sql()
             .exec(
-                "SELECT MIN(next) AS next FROM (SELECT next_attempt_ms AS next FROM ledger_fhir_outbox UNION ALL SELECT next_attempt_ms FROM ledger_twilio_outbox UNION ALL SELECT next_check_ms FROM ledger_checks)",
+                "SELECT MIN(next) AS next FROM (SELECT next_attempt_ms AS next FROM ledger_fhir_outbox UNION ALL SELECT next_attempt_ms FROM ledger_twilio_outbox UNION ALL SELECT next_check_ms FROM ledger_checks UNION ALL SELECT next_attempt_ms FROM ledger_pool_releases)",
                 None,
             )?
             .to_array()?;
@@ -986,6 +1058,7 @@ impl DurableObject for CallLedger {
         let now_ms = super::now_ms();
         self.process_fhir_outbox(&config, now_ms).await?;
         self.process_twilio_outbox(&config, now_ms).await?;
+        self.process_pool_releases(now_ms).await?;
         self.process_checks(&config, now_ms).await?;
         self.reschedule(super::now_ms()).await?;
         Response::ok("alarm handled")

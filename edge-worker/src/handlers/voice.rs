@@ -174,7 +174,7 @@ async fn lease_caller_id(
         "practitioner": plan.practitioner.as_str(), "appointmentId": appointment.as_str(),
         "limits": {"perClinicianPerHour": limits.per_clinician_per_hour, "perPatientPerHour": limits.per_patient_per_hour},
     });
-    let (status, answer) = call(
+    let Ok((status, answer)) = call(
         env,
         "NUMBER_POOL",
         NUMBER_POOL_INSTANCE,
@@ -183,7 +183,11 @@ async fn lease_caller_id(
         Some(&body),
     )
     .await
-    .map_err(|_| CallRefusal::ServiceUnavailable)?;
+    else {
+        // The pool may have stored the lease before failing: give it back (a no-op if not).
+        give_back_line(env, parent_sid).await;
+        return Err(CallRefusal::ServiceUnavailable);
+    };
     match status {
         200 => answer
             .get("number")
@@ -200,7 +204,27 @@ async fn lease_caller_id(
             _ => CallRefusal::ClinicianLimitReached,
         }),
         410 => Err(CallRefusal::CallAlreadyPlaced),
-        _ => Err(CallRefusal::ServiceUnavailable),
+        _ => {
+            give_back_line(env, parent_sid).await;
+            Err(CallRefusal::ServiceUnavailable)
+        }
+    }
+}
+
+/// Releases whatever line `parent_sid` holds, for a call that will not be placed after all
+/// (best effort: a failure is logged, and the lease expires anyway).
+async fn give_back_line(env: &Env, parent_sid: &str) {
+    let released = call(
+        env,
+        "NUMBER_POOL",
+        NUMBER_POOL_INSTANCE,
+        Method::Post,
+        "/release",
+        Some(&json!({"callSid": parent_sid})),
+    )
+    .await;
+    if !matches!(released, Ok((status, _)) if (200..300).contains(&status)) {
+        crate::log::event("pool_release_failed", &[]);
     }
 }
 
@@ -324,15 +348,7 @@ pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Repl
     });
     if record_attempt(env, &appointment, attempt).await.is_err() {
         // No record, no call: give the line back and refuse.
-        let _ = call(
-            env,
-            "NUMBER_POOL",
-            NUMBER_POOL_INSTANCE,
-            Method::Post,
-            "/release",
-            Some(&json!({"callSid": parent_sid})),
-        )
-        .await;
+        give_back_line(env, &parent_sid).await;
         return Ok(Reply::twiml(refusal_twiml(CallRefusal::ServiceUnavailable)));
     }
     crate::log::event("call_placed", &[("appointment", appointment.as_str())]);

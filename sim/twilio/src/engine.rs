@@ -98,6 +98,9 @@ pub struct Faults {
     /// Send no status callback and no Dial action: all lost, as when the worker could not be
     /// reached while Twilio sent them (the REST API still shows each call as it stands).
     pub lose_callbacks: bool,
+    /// The REST API knows no call: 404 for one, an empty list for a search (as with another
+    /// account's credentials). Calls themselves go on.
+    pub forget_calls: bool,
 }
 
 /// One signaling frame, as logged (tokens redacted).

@@ -503,12 +503,13 @@ async fn fetch_call(
         return *refused;
     }
     let sid = call.trim_end_matches(".json");
-    let found = app
-        .sim
-        .lock()
+    let sim = app.sim.lock();
+    let found = sim
         .calls
         .get(sid)
+        .filter(|_| !sim.faults.forget_calls)
         .map(|c| c.resource(&config.account_sid));
+    drop(sim);
     found.map_or_else(not_found, |resource| Json(resource).into_response())
 }
 
@@ -528,12 +529,12 @@ async fn list_calls(
         .iter()
         .find(|(k, _)| k == "ParentCallSid")
         .map(|(_, v)| v.clone());
-    let calls: Vec<serde_json::Value> = app
-        .sim
-        .lock()
+    let sim = app.sim.lock();
+    let forgotten = sim.faults.forget_calls;
+    let calls: Vec<serde_json::Value> = sim
         .calls
         .values()
-        .filter(|c| parent.is_none() || c.parent_sid == parent)
+        .filter(|c| !forgotten && (parent.is_none() || c.parent_sid == parent))
         .map(|c| c.resource(&config.account_sid))
         .collect();
     Json(json!({"calls": calls, "page": 0, "page_size": 50})).into_response()
