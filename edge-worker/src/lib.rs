@@ -129,6 +129,9 @@ async fn dispatch(
         }
         Endpoint::AdminLeases => handlers::admin_pool::leases(req, env, config, None).await,
         Endpoint::AdminCallStats => handlers::telemetry::call_stats(req, env, config).await,
+        Endpoint::AdminAppointmentCalls(appointment) => {
+            handlers::appointment_call::admin_calls(req, env, config, &appointment).await
+        }
         Endpoint::ManualFallbackReport => {
             handlers::telemetry::manual_fallback(req, config, now_unix()).await
         }

@@ -28,6 +28,8 @@ pub enum Endpoint {
     AdminLeases,
     AdminLease(CallSid),
     AdminCallStats,
+    /// An appointment's call ledger, for operators (records not yet in Medplum among them).
+    AdminAppointmentCalls(AppointmentId),
     ManualFallbackReport,
 }
 
@@ -53,7 +55,8 @@ impl Endpoint {
             Endpoint::Appointments
             | Endpoint::AppointmentCalls(_)
             | Endpoint::AppointmentCallEvents(_)
-            | Endpoint::AdminCallStats => &["GET"],
+            | Endpoint::AdminCallStats
+            | Endpoint::AdminAppointmentCalls(_) => &["GET"],
         }
     }
 }
@@ -100,6 +103,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["api", "v1", "admin", "number-pool", "leases", sid] => {
             Endpoint::AdminLease(CallSid::parse(sid).map_err(|_| RouteError::NotFound)?)
         }
+        ["api", "v1", "admin", "appointments", id, "calls"] => Endpoint::AdminAppointmentCalls(
+            AppointmentId::parse(id).map_err(|_| RouteError::NotFound)?,
+        ),
         ["api", "v1", "appointments"] => Endpoint::Appointments,
         ["api", "v1", "appointments", id, "call"] => {
             Endpoint::AppointmentCalls(AppointmentId::parse(id).map_err(|_| RouteError::NotFound)?)
@@ -161,6 +167,18 @@ mod tests {
                 "GET",
                 "/api/v1/admin/call-stats",
                 Ok(Endpoint::AdminCallStats),
+            ),
+            (
+                "GET",
+                "/api/v1/admin/appointments/appt-mobile/calls",
+                Ok(Endpoint::AdminAppointmentCalls(
+                    AppointmentId::parse("appt-mobile").expect("a FHIR id"),
+                )),
+            ),
+            (
+                "GET",
+                "/api/v1/admin/appointments/appt%20mobile/calls",
+                Err(RouteError::NotFound),
             ),
             (
                 "POST",

@@ -81,7 +81,8 @@ fn every_endpoint() -> Vec<Endpoint> {
         Endpoint::Appointments,
         Endpoint::AppointmentCalls(appointment.clone()),
         Endpoint::AppointmentCallEvents(appointment.clone()),
-        Endpoint::EndAppointmentCall(appointment),
+        Endpoint::EndAppointmentCall(appointment.clone()),
+        Endpoint::AdminAppointmentCalls(appointment),
         Endpoint::InboundWebhook,
         Endpoint::InboundCompleteWebhook,
         Endpoint::PracticeCompleteWebhook,
@@ -112,6 +113,7 @@ fn every_endpoint() -> Vec<Endpoint> {
             | Endpoint::AdminLeases
             | Endpoint::AdminLease(_)
             | Endpoint::AdminCallStats
+            | Endpoint::AdminAppointmentCalls(_)
             | Endpoint::ManualFallbackReport => {}
         }
     }

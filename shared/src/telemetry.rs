@@ -306,8 +306,9 @@ pub struct Windows {
     pub exhausted_at_ms: Vec<u64>,
     /// Call records waiting to reach Medplum: record (call SID) → since when (ms).
     pub backlog: std::collections::BTreeMap<String, u64>,
-    /// Call records Medplum refused: record (call SID) → when it last refused (ms). Kept apart
-    /// from `backlog`, whose alert points at Medplum's availability.
+    /// Call records Medplum refused: record (call SID) → when it first refused (ms), so that a
+    /// record refused hourly leaves the alert a week later. Kept apart from `backlog`, whose alert
+    /// points at Medplum's availability.
     #[serde(default)]
     pub refused: std::collections::BTreeMap<String, u64>,
 }
@@ -345,7 +346,9 @@ impl Windows {
             }
             Event::OutboxRefused { call_sid, .. } => {
                 self.backlog.remove(call_sid);
-                self.refused.insert(call_sid.clone(), stamped.at_ms);
+                self.refused
+                    .entry(call_sid.clone())
+                    .or_insert(stamped.at_ms);
             }
             Event::OutboxWritten { call_sid, .. } => {
                 self.backlog.remove(call_sid);

@@ -161,10 +161,19 @@ class SimRepository extends MemoryRepository {
   onChange = undefined;
   /** `Type/id` → the diagnostics of the 400 that every update or patch of it gets (`POST /__sim/refuse-writes`). */
   refusedWrites = new Map();
+  /** `Type/id` → how many of its next updates or patches fail with a 500 (`POST /__sim/fail-writes`). */
+  failingWrites = new Map();
 
-  /** Answers as Medplum does to a write its validation refuses, for a resource marked refused. */
+  /** Answers as Medplum does to a write its validation refuses, for a resource marked refused,
+   * and with a 500 while the resource has failures left. */
   refuseIfMarked(resourceType, id) {
-    const diagnostics = this.refusedWrites.get(`${resourceType}/${id}`);
+    const key = `${resourceType}/${id}`;
+    const failures = this.failingWrites.get(key) ?? 0;
+    if (failures > 0) {
+      this.failingWrites.set(key, failures - 1);
+      throw new OperationOutcomeError(serverError(new Error("Medplum is briefly unavailable")));
+    }
+    const diagnostics = this.refusedWrites.get(key);
     if (diagnostics !== undefined) throw new OperationOutcomeError(badRequest(diagnostics));
   }
 
@@ -963,6 +972,22 @@ export async function startMedplumServer({
     return { refused: [...repo.refusedWrites.keys()] };
   }
 
+  /** `{"reference": "Type/id", "count": n}`: its next n updates or patches fail with a 500, as in
+   * a brief Medplum outage (reads still work). */
+  async function failWrites(raw) {
+    let body;
+    try {
+      body = JSON.parse(raw.toString("utf8"));
+    } catch {
+      throw new OperationOutcomeError(badRequest("expected JSON"));
+    }
+    if (typeof body?.reference !== "string" || !/^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(body.reference) || !Number.isInteger(body.count) || body.count < 0) {
+      throw new OperationOutcomeError(badRequest('expected {"reference": "Type/id", "count": n}'));
+    }
+    repo.failingWrites.set(body.reference, body.count);
+    return { failing: Object.fromEntries(repo.failingWrites) };
+  }
+
   async function simResource(res, path) {
     const [, , , type, id, extra] = path.split("/");
     if (!type || !id || extra !== undefined) return sendOutcome(res, notFound);
@@ -1004,6 +1029,8 @@ export async function startMedplumServer({
         return sendJson(res, 200, { runs: botRuns });
       case "POST /__sim/refuse-writes":
         return sendJson(res, 200, await refuseWrites(raw));
+      case "POST /__sim/fail-writes":
+        return sendJson(res, 200, await failWrites(raw));
       case "GET /__sim/counts":
         return sendJson(res, 200, { counts: await serialized(async () => resourceCounts()) });
       default:

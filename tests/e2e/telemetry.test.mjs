@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { startWorker, startSinks, artifactsDir, freePort, TEST_SECRETS, SINKS_DATADOG_API_KEY } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
 import { signedPost, newCallSid, rfc2822 } from "../lib/twilio.mjs";
-import { waitFor } from "../lib/wait.mjs";
+import { sleep, waitFor } from "../lib/wait.mjs";
 
 const artifacts = artifactsDir();
 const POOL = ["+447700900001", "+447700900002"];
@@ -184,6 +184,31 @@ test("pool exhaustion and a FHIR backlog (Medplum down) alert, and the backlog r
 });
 
 
+test("a long call whose last write fails once is no backlog: the age counts from the change, not the call's start", async () => {
+  const outageAlerts = async () => (await slack()).filter((t) => /Call records are waiting to reach Medplum/.test(t) && !/Resolved/.test(t)).length;
+  const before = await outageAlerts();
+  const retries = async () => (await series()).filter((s) => s.metric === "clinician_calls.outbox.retry").length;
+  const retriesBefore = await retries();
+  const startedAt = Math.floor(Date.now() / 1000);
+  // The call lasts longer than the backlog limit (4 s here); only its final write fails, once.
+  const parentSid = await callEndingWith("appt-formatted", "completed", 9, async () => {
+    await sleep(6_000);
+    const failing = await fetch(`${medplum.url}/__sim/fail-writes`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ reference: "Appointment/appt-formatted", count: 1 }),
+    });
+    assert.equal(failing.status, 200);
+  });
+  await waitFor("the record written on the retry", async () => {
+    const stored = await (await fetch(`${medplum.url}/__sim/resource/Appointment/appt-formatted`)).json();
+    return JSON.stringify(stored).includes(parentSid) && /"completed"/.test(JSON.stringify(stored));
+  }, 30_000);
+  await waitFor("the retry counted", async () => (await retries()) > retriesBefore, 20_000);
+  assert.equal(await outageAlerts(), before, "no backlog alert for a write that waited 2 s");
+  const ages = (await series()).filter((s) => s.metric === "clinician_calls.outbox.backlog_age_seconds")
+    .flatMap((s) => s.points.filter((p) => p.timestamp >= startedAt).map((p) => p.value));
+  assert.ok(ages.length > 0 && Math.max(...ages) < 4, `backlog ages since the call started: ${ages}`);
+});
+
 test("a record Medplum refuses is alerted as refused, not as an outage: kept in the ledger, not pressed on every few seconds", async () => {
   const refuseWrites = (refuse) => fetch(`${medplum.url}/__sim/refuse-writes`, {
     method: "POST", headers: { "content-type": "application/json" },
@@ -213,5 +238,19 @@ test("a record Medplum refuses is alerted as refused, not as an outage: kept in 
   assert.equal(record.durationSeconds, 21);
   const stored = await (await fetch(`${medplum.url}/__sim/resource/Appointment/appt-dashes`)).json();
   assert.ok(!JSON.stringify(stored).includes(parentSid), "Medplum's copy is unchanged");
+  // Operators find it without a clinician's sign-in: the log names the appointment, and the admin
+  // token reads its ledger (Medplum not needed).
+  const { readFile } = await import("node:fs/promises");
+  const log = await readFile(worker.logPath, "utf8");
+  const refusedLines = log.split("\n").filter((l) => l.includes('"fhir_record_refused"')).map((l) => JSON.parse(l.slice(l.indexOf("{"))));
+  assert.ok(refusedLines.some((l) => l.appointment === "appt-dashes" && l.reason === "write-refused"), JSON.stringify(refusedLines));
+  const adminRead = (token) => fetch(`${worker.url}/api/v1/admin/appointments/appt-dashes/calls`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  assert.equal((await adminRead()).status, 401);
+  assert.equal((await adminRead("not-the-admin-token")).status, 401);
+  const ledger = await (await adminRead(TEST_SECRETS.ADMIN_TOKEN)).json();
+  assert.equal(ledger.appointmentId, "appt-dashes");
+  const pending = ledger.calls.find((c) => c.parentCallSid === parentSid);
+  assert.equal(pending?.fhirPending, true, JSON.stringify(pending));
+  assert.equal(pending.status, "completed");
   await refuseWrites(false);
 });

@@ -44,15 +44,16 @@ use worker::{
 use crate::config::Config;
 use crate::medplum::{MedplumError, UpdateOutcome};
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "ledger_attempts",
     "ledger_events",
     "ledger_fhir_outbox",
     "ledger_twilio_outbox",
     "ledger_checks",
     "ledger_pool_releases",
+    "ledger_fhir_waiting",
 ];
-const SCHEMA: [&str; 6] = [
+const SCHEMA: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS ledger_attempts (
         parent_sid TEXT PRIMARY KEY, child_sid TEXT, appointment_id TEXT NOT NULL,
         practitioner TEXT, direction TEXT NOT NULL, caller_id TEXT, patient_masked TEXT,
@@ -73,6 +74,10 @@ const SCHEMA: [&str; 6] = [
     "CREATE TABLE IF NOT EXISTS ledger_pool_releases (
         parent_sid TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0,
         next_attempt_ms INTEGER NOT NULL)",
+    // Since when a record has had a change not yet in Medplum (the backlog's age: not the
+    // call's, which may have lasted an hour before its last write failed).
+    "CREATE TABLE IF NOT EXISTS ledger_fhir_waiting (
+        parent_sid TEXT PRIMARY KEY, since_ms INTEGER NOT NULL)",
 ];
 
 /// Checks Twilio refused (4xx) before the ledger stops asking about a call: about a day, at
@@ -97,6 +102,11 @@ pub fn next_check_delay_ms(check_ms: i64, checks: i64) -> i64 {
 /// A refused record is tried again this much later (or at once when it changes): hourly, so a
 /// mended Appointment or policy is picked up without pressing on a Medplum that said no.
 const REFUSED_RETRY_MS: i64 = 3_600_000;
+/// A record Medplum has refused for this long (its Appointment deleted on purpose, say) is set
+/// aside: kept in the ledger, pending, no longer alerted, and tried daily (at once when it
+/// changes), so that a restored Appointment still gets it.
+const REFUSED_SET_ASIDE_AFTER_MS: i64 = 7 * 86_400_000;
+const REFUSED_SET_ASIDE_MS: i64 = 86_400_000;
 const REFUSED_APPOINTMENT_MISSING: &str = "appointment-missing";
 const REFUSED_WRITE: &str = "write-refused";
 
@@ -159,6 +169,11 @@ struct OutboxRow {
 struct CheckRow {
     parent_sid: String,
     checks: i64,
+}
+
+#[derive(Deserialize)]
+struct WaitingRow {
+    since_ms: i64,
 }
 
 /// A queued retry (a hang-up in `ledger_twilio_outbox`, a release in `ledger_pool_releases`).
@@ -421,6 +436,10 @@ impl CallLedger {
     /// Queues the attempt's record for Medplum (a newer revision supersedes an older one) and
     /// makes sure the alarm will run.
     async fn enqueue_fhir(&self, parent_sid: &str, now_ms: i64) -> Result<()> {
+        self.sql().exec(
+            "INSERT OR IGNORE INTO ledger_fhir_waiting (parent_sid, since_ms) VALUES (?, ?)",
+            vec![parent_sid.to_owned().into(), now_ms.into()],
+        )?;
         self.sql().exec(
             "INSERT INTO ledger_fhir_outbox (parent_sid, revision, attempts, next_attempt_ms) VALUES (?, 1, 0, ?)
              ON CONFLICT(parent_sid) DO UPDATE SET revision = revision + 1, next_attempt_ms = MIN(next_attempt_ms, excluded.next_attempt_ms)",
@@ -868,6 +887,23 @@ impl CallLedger {
         Err(WriteFailure::Retry("the appointment kept changing".into()))
     }
 
+    /// Since when the record has had a change Medplum does not have (now, for a record queued
+    /// before this was kept).
+    fn waiting_since(&self, parent_sid: &str, now_ms: i64) -> Result<i64> {
+        self.sql().exec(
+            "INSERT OR IGNORE INTO ledger_fhir_waiting (parent_sid, since_ms) VALUES (?, ?)",
+            vec![parent_sid.to_owned().into(), now_ms.into()],
+        )?;
+        let rows: Vec<WaitingRow> = self
+            .sql()
+            .exec(
+                "SELECT since_ms FROM ledger_fhir_waiting WHERE parent_sid = ?",
+                vec![parent_sid.to_owned().into()],
+            )?
+            .to_array()?;
+        Ok(rows.first().map_or(now_ms, |row| row.since_ms))
+    }
+
     /// Counts a failed write of the record and schedules its next one.
     fn postpone(&self, parent_sid: &str, next_attempt_ms: i64, error: &str) -> Result<()> {
         self.sql().exec(
@@ -885,20 +921,48 @@ impl CallLedger {
         let mut events = Vec::new();
         let attempts_of = |row: &OutboxRow| u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
         for row in due {
+            // Named in the failure logs, so that an operator can read the record
+            // (`GET /api/v1/admin/appointments/{id}/calls`).
+            let appointment = self
+                .attempt(&row.parent_sid)?
+                .map(|attempt| attempt.appointment_id)
+                .unwrap_or_default();
             match self.write_to_fhir(config, &row.parent_sid).await {
                 Ok(_) => {
                     events.push(Event::OutboxWritten {
                         call_sid: row.parent_sid.clone(),
                         attempts: attempts_of(&row),
                     });
-                    // Only if nothing newer was queued meanwhile.
+                    // Only if nothing newer was queued meanwhile; if it was, that change has
+                    // been waiting since now at most.
                     self.sql().exec(
                         "DELETE FROM ledger_fhir_outbox WHERE parent_sid = ? AND revision = ?",
                         vec![row.parent_sid.clone().into(), row.revision.into()],
                     )?;
+                    self.sql().exec(
+                        "UPDATE ledger_fhir_waiting SET since_ms = ? WHERE parent_sid = ?",
+                        vec![now_ms.into(), row.parent_sid.clone().into()],
+                    )?;
+                    self.sql().exec(
+                        "DELETE FROM ledger_fhir_waiting WHERE parent_sid = ?
+                         AND NOT EXISTS (SELECT 1 FROM ledger_fhir_outbox WHERE parent_sid = ?)",
+                        vec![row.parent_sid.clone().into(), row.parent_sid.clone().into()],
+                    )?;
                     crate::log::event(
                         "fhir_record_written",
                         &[("attempts", &(row.attempts + 1).to_string())],
+                    );
+                }
+                Err(WriteFailure::Refused(reason))
+                    if now_ms - self.waiting_since(&row.parent_sid, now_ms)?
+                        >= REFUSED_SET_ASIDE_AFTER_MS =>
+                {
+                    // Refused for a week: kept whole and pending, no longer alerted, and tried
+                    // daily instead of hourly (at once if the record changes).
+                    self.postpone(&row.parent_sid, now_ms + REFUSED_SET_ASIDE_MS, reason)?;
+                    crate::log::event(
+                        "fhir_record_set_aside",
+                        &[("appointment", &appointment), ("reason", reason)],
                     );
                 }
                 Err(WriteFailure::Refused(reason)) => {
@@ -906,6 +970,7 @@ impl CallLedger {
                     crate::log::event(
                         "fhir_record_refused",
                         &[
+                            ("appointment", &appointment),
                             ("reason", reason),
                             ("retry_in_ms", &REFUSED_RETRY_MS.to_string()),
                         ],
@@ -920,11 +985,13 @@ impl CallLedger {
                     self.postpone(&row.parent_sid, now_ms + delay, &error)?;
                     crate::log::event(
                         "fhir_write_retry",
-                        &[("error", &error), ("retry_in_ms", &delay.to_string())],
+                        &[
+                            ("appointment", &appointment),
+                            ("error", &error),
+                            ("retry_in_ms", &delay.to_string()),
+                        ],
                     );
-                    let waiting_since = self
-                        .attempt(&row.parent_sid)?
-                        .map_or(now_ms, |attempt| attempt.created_ms);
+                    let waiting_since = self.waiting_since(&row.parent_sid, now_ms)?;
                     events.push(Event::OutboxRetry {
                         call_sid: row.parent_sid.clone(),
                         attempt: attempts_of(&row),

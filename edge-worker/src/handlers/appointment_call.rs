@@ -63,6 +63,24 @@ async fn ledger(
     }
 }
 
+/// `GET /api/v1/admin/appointments/{id}/calls` (admin token): the appointment's call ledger as it
+/// stands, without Medplum, so that operators can see a record Medplum has not taken
+/// (`fhirPending`) during an outage or after a refusal. The log lines `fhir_write_retry` and
+/// `fhir_record_refused` name the appointment.
+pub async fn admin_calls(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    appointment: &AppointmentId,
+) -> Result<Reply, AppError> {
+    crate::handlers::admin_pool::admin(req, config)?;
+    let calls = ledger(env, appointment, Method::Get, "/calls", None).await?;
+    Ok(Reply::json(
+        200,
+        &json!({"appointmentId": appointment.as_str(), "calls": calls.get("calls").cloned().unwrap_or_else(|| json!([]))}),
+    ))
+}
+
 /// Streams the ledger's events to the clinician (the Durable Object's response, passed through).
 pub async fn events(
     req: &Request,

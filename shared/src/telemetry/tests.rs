@@ -325,6 +325,15 @@ fn a_refused_record_is_its_own_condition_not_the_outage_backlog() {
         },
     ));
     assert!(keys(&windows).is_empty());
+    // Refused every hour for good (an Appointment deleted on purpose): the alert leaves a week
+    // after the first refusal, not a week after the last.
+    let hour = 3_600_000;
+    for hours in 0..=24 * 7 {
+        windows.record(&stamp(NOW + hours * hour, refused("CA3")));
+    }
+    let week_later = NOW + 7 * 24 * hour + 1;
+    windows.prune(week_later, 15 * 60_000);
+    assert!(conditions(&windows, &cfg, week_later).is_empty());
     // Windows saved before refusals existed still load.
     let saved: Windows = serde_json::from_str(
         r#"{"outcomes":[],"forgedAtMs":[],"exhaustedAtMs":[],"backlog":{"CA9":5}}"#,
