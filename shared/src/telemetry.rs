@@ -148,7 +148,8 @@ pub fn clinician_key(practitioner_id: &str, salt: &str) -> String {
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Buckets a duration for tags (exact durations go into the distribution metric).
+/// Buckets a duration for tags (the exact duration is the `call.duration_seconds` gauge; the
+/// median talk time is computed from stored outcomes, `call_stats`).
 pub fn duration_bucket(seconds: u32) -> &'static str {
     match seconds {
         0 => "none",
@@ -726,20 +727,46 @@ fn redact_unless_e164(number: &str) -> String {
 }
 
 /// The Datadog v2 series body for a batch of events (one point per event, 1-second resolution).
+///
+/// Datadog keeps one value per series and second, the last one written: events of one series in
+/// the same second (records retried by one alarm, a burst of forged webhooks) are summed here into
+/// one point for counts, and give their largest value for gauges, instead of overwriting each
+/// other at the intake.
 pub fn datadog_series(events: &[Stamped], environment: &str) -> Value {
-    let mut series = Vec::new();
+    // (metric, type, tags, second) → value, in the order first seen.
+    type SeriesSecond = (String, u8, Vec<String>, u64);
+    let mut points: Vec<(SeriesSecond, f64)> = Vec::new();
+    let mut index: std::collections::BTreeMap<SeriesSecond, usize> = Default::default();
     for stamped in events {
+        let second = stamped.at_ms / 1_000;
         for (metric, kind, value, tags) in metric(&stamped.event.sanitized(), environment) {
-            series.push(json!({
-                "metric": metric,
-                "type": kind,
-                "points": [{"timestamp": stamped.at_ms / 1_000, "value": value}],
-                "tags": tags,
-            }));
+            let key = (metric, kind, tags, second);
+            match index.get(&key).and_then(|at| points.get_mut(*at)) {
+                Some((_, total)) if kind == DATADOG_COUNT => *total += value,
+                Some((_, largest)) => *largest = largest.max(value),
+                None => {
+                    index.insert(key.clone(), points.len());
+                    points.push((key, value));
+                }
+            }
         }
     }
+    let series: Vec<Value> = points
+        .into_iter()
+        .map(|((metric, kind, tags, second), value)| {
+            json!({
+                "metric": metric,
+                "type": kind,
+                "points": [{"timestamp": second, "value": value}],
+                "tags": tags,
+            })
+        })
+        .collect();
     json!({"series": series})
 }
+
+/// Datadog's series type for a count (1; a gauge is 3).
+const DATADOG_COUNT: u8 = 1;
 
 /// The Datadog logs-intake body for a batch of events: one structured, redacted log per event.
 pub fn datadog_logs(events: &[Stamped], environment: &str, service: &str) -> Value {

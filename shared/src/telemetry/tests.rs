@@ -400,6 +400,34 @@ fn datadog_and_slack_payloads_are_tagged_and_free_of_patient_data() {
     assert!(list
         .iter()
         .any(|s| s["metric"] == "clinician_calls.outbox.backlog_age_seconds" && s["type"] == 3));
+    // Same series, same second: one point, summed (Datadog would keep only the last of several).
+    let burst: Vec<Stamped> = (0..3)
+        .map(|i| Stamped {
+            at_ms: 1_700_000_005_000 + i * 300,
+            event: Event::SignatureRejected {
+                route: "voice".into(),
+            },
+        })
+        .chain(std::iter::once(Stamped {
+            at_ms: 1_700_000_006_000,
+            event: Event::SignatureRejected {
+                route: "voice".into(),
+            },
+        }))
+        .collect();
+    let burst_series = datadog_series(&burst, "local");
+    let points: Vec<(u64, f64)> = burst_series["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| {
+            (
+                s["points"][0]["timestamp"].as_u64().unwrap_or(0),
+                s["points"][0]["value"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    assert_eq!(points, vec![(1_700_000_005, 3.0), (1_700_000_006, 1.0)]);
     let logs = datadog_logs(&events, "local", "clinician-calls");
     let text = logs.to_string();
     assert!(!text.contains("900123"), "{text}");
