@@ -56,8 +56,10 @@ pub struct LeaseRequest<'a> {
     pub lease_ms: i64,
 }
 
-/// How long a lease lasts unless renewed or released: long enough for any clinical call.
-pub const LEASE_MS: i64 = 4 * 60 * 60 * 1000;
+/// How long a lease lasts unless released (leases are not renewed): longer than any call can
+/// last, which Twilio ends after 4 h (the `<Dial>` time limit's default), plus its 30 s of
+/// ringing and a margin.
+pub const LEASE_MS: i64 = (4 * 60 * 60 + 5 * 60) * 1000;
 
 /// How long the number that last called a patient stays preferred for them, and how long a
 /// patient calling that number back is put through to the clinician who called.

@@ -106,6 +106,14 @@ test("retiring a leased number waits for its call to end, and a retired number i
   }
 });
 
+test("a lease is taken only under a call SID, the name it can be released by", async () => {
+  const refused = await admin("/leases", { method: "POST", body: { callSid: "diag-1", destination: "+447700900123" } });
+  assert.equal(refused.status, 400);
+  assert.match((await refused.json()).error.message, /call SID/);
+  const list = await (await admin("")).json();
+  assert.ok(!JSON.stringify(list.numbers).includes("diag-1"), "nothing leased");
+});
+
 test("1,000 concurrent lease requests never lease a number twice", async () => {
   for (let i = 10; i < 20; i++) await admin("", { method: "POST", body: { number: `+4477009000${i}` } });
   const active = (await (await admin("")).json()).numbers.filter((n) => n.status === "active").length;

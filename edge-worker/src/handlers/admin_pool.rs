@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::ids::E164;
+use shared::ids::{CallSid, E164};
 use worker::{Env, Method, Request};
 
 use crate::auth::authenticate_service;
@@ -105,26 +105,34 @@ pub async fn leases(
 ) -> Result<Reply, AppError> {
     admin(req, config)?;
     if let Some(call_sid) = release {
-        let (_, answer) = pool(
+        let (status, answer) = pool(
             env,
             Method::Post,
             "/release",
             Some(&json!({"callSid": call_sid})),
         )
         .await?;
-        return Ok(Reply::json(200, &answer));
+        return match status {
+            200 => Ok(Reply::json(200, &answer)),
+            _ => Err(AppError::StorageUnavailable),
+        };
     }
     let body: LeaseRequest = req
         .json()
         .await
         .map_err(|_| AppError::BadRequest("expected {\"callSid\", \"destination\"}"))?;
+    // Only a call SID: the release (`DELETE …/leases/{callSid}`) routes nothing else, so a lease
+    // taken under another name could not be given back until it expired.
+    let call_sid = CallSid::parse(&body.call_sid).map_err(|_| {
+        AppError::BadRequest("callSid must be a Twilio call SID: CA and 32 hex digits")
+    })?;
     let destination = E164::parse(&body.destination)
         .map_err(|_| AppError::BadRequest("destination must be E.164"))?;
     let (status, answer) = pool(
         env,
         Method::Post,
         "/lease",
-        Some(&json!({"callSid": body.call_sid, "destination": destination})),
+        Some(&json!({"callSid": call_sid.as_str(), "destination": destination})),
     )
     .await?;
     match status {
