@@ -440,8 +440,8 @@ impl Condition {
                 "Call failure rate {}% over the last {window} ({failed} of {total} calls busy, unanswered or failed){}.",
                 (u64::from(*failed) * 100) / u64::from((*total).max(1)),
                 pool_number
-                    .as_ref()
-                    .map(|n| format!(" on pool number {n}"))
+                    .as_deref()
+                    .map(|n| format!(" on the pool number ending {}", last_digits(n)))
                     .unwrap_or_default()
             ),
             Self::PoolExhausted { count } => format!(
@@ -459,6 +459,12 @@ impl Condition {
             ),
         }
     }
+}
+
+/// The last four digits of a pool number: enough for an operator to tell the practice's own
+/// numbers apart (the admin list shows them whole), and no phone number in an alert.
+fn last_digits(number: &str) -> &str {
+    number.get(number.len().saturating_sub(4)..).unwrap_or("")
 }
 
 /// Evaluates every rule over the windows (already pruned to the window) at `now_ms`.

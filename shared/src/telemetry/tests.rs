@@ -155,6 +155,18 @@ fn failure_rate_needs_a_minimum_sample_and_is_judged_overall_and_per_number() {
             .collect();
         assert_eq!(keys, expected, "{a:?} / {b:?}");
     }
+    // The alert names the pool number by its last four digits, and survives redaction.
+    let mut windows = Windows::default();
+    for (i, status) in [Busy, Busy, Failed, Completed].iter().enumerate() {
+        windows.record(&outcome(i as u64, *status, "+447700900001"));
+    }
+    let per_number = conditions(&windows, &cfg, NOW)
+        .into_iter()
+        .find(|c| c.key() == "failure-rate:+447700900001")
+        .expect("the per-number condition");
+    let text = redact(&per_number.describe(&cfg));
+    assert!(text.ends_with("on the pool number ending 0001."), "{text}");
+    assert!(!text.contains("7700900"), "{text}");
 }
 
 #[test]
