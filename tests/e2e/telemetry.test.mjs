@@ -93,6 +93,9 @@ test("call outcomes become Datadog metrics and logs; a failure-rate alert fires 
   await new Promise((r) => setTimeout(r, 4_000));
   const overall = (await slack()).filter((t) => /Call failure rate/.test(t) && !/pool number/.test(t) && !/Resolved/.test(t));
   assert.equal(overall.length, 1, overall.join("\n"));
+  // The per-number alert names the pool number the operator can find, by its last four digits.
+  const perNumber = (await slack()).find((t) => /Call failure rate .* on the pool number ending/.test(t) && !/Resolved/.test(t));
+  assert.match(perNumber ?? "", /on the pool number ending 000[12]\.$/);
   // The window (20 s) empties; the alarm re-evaluates and sends "Resolved".
   const resolved = await waitFor("the resolved message", async () => (await slack()).find((t) => /Resolved: Call failure rate/.test(t)), 45_000);
   assert.match(resolved, /^:white_check_mark: \[local\] Resolved/);
