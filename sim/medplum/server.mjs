@@ -955,15 +955,19 @@ export async function startMedplumServer({
     });
   }
 
-  /** `{"reference": "Type/id", "refuse": bool, "diagnostics"?}`: from now on, updates and patches
-   * of that resource get (or no longer get) a 400 OperationOutcome, as a validation refusal. */
-  async function refuseWrites(raw) {
-    let body;
+  /** A control request's JSON body, or a 400 OperationOutcome. */
+  function jsonBody(raw) {
     try {
-      body = JSON.parse(raw.toString("utf8"));
+      return JSON.parse(raw.toString("utf8"));
     } catch {
       throw new OperationOutcomeError(badRequest("expected JSON"));
     }
+  }
+
+  /** `{"reference": "Type/id", "refuse": bool, "diagnostics"?}`: from now on, updates and patches
+   * of that resource get (or no longer get) a 400 OperationOutcome, as a validation refusal. */
+  async function refuseWrites(raw) {
+    const body = jsonBody(raw);
     if (typeof body?.reference !== "string" || !/^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(body.reference) || typeof body.refuse !== "boolean") {
       throw new OperationOutcomeError(badRequest('expected {"reference": "Type/id", "refuse": true|false}'));
     }
@@ -975,12 +979,7 @@ export async function startMedplumServer({
   /** `{"reference": "Type/id", "count": n}`: its next n updates or patches fail with a 500, as in
    * a brief Medplum outage (reads still work). */
   async function failWrites(raw) {
-    let body;
-    try {
-      body = JSON.parse(raw.toString("utf8"));
-    } catch {
-      throw new OperationOutcomeError(badRequest("expected JSON"));
-    }
+    const body = jsonBody(raw);
     if (typeof body?.reference !== "string" || !/^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(body.reference) || !Number.isInteger(body.count) || body.count < 0) {
       throw new OperationOutcomeError(badRequest('expected {"reference": "Type/id", "count": n}'));
     }
