@@ -362,12 +362,15 @@ pub fn normalise(raw: &str) -> Result<E164, NumberError> {
 
 /// International digits with the national trunk zero some records keep after the country code
 /// ("+44 07700 900123"): the UK and Ireland have no number starting with 0 after it, so the
-/// zero is dropped there. (Elsewhere a 0 can belong to the number: Italy's do.)
+/// zero is dropped there. (Elsewhere a 0 can belong to the number: Italy's do.) Only a single
+/// zero: "+44 00…" is not a trunk zero, and is left as written (so normalising twice changes
+/// nothing).
 fn without_written_trunk_zero(digits: &str) -> String {
     for code in ["44", "353"] {
         if let Some(national) = digits
             .strip_prefix(code)
             .and_then(|rest| rest.strip_prefix('0'))
+            .filter(|national| !national.starts_with('0'))
         {
             return format!("{code}{national}");
         }
@@ -512,6 +515,20 @@ mod tests {
                 Ok(expected.to_owned()),
                 "{raw}"
             );
+        }
+    }
+
+    #[test]
+    fn normalising_twice_changes_nothing() {
+        // Found by the fuzz target: a double zero after +44 is not a trunk zero.
+        for raw in [
+            "+44 (007 )07)00228",
+            "+44 00 7700 900123",
+            "+353 00 1 555 0101",
+        ] {
+            if let Ok(once) = normalise(raw) {
+                assert_eq!(normalise(once.as_str()), Ok(once.clone()), "{raw}");
+            }
         }
     }
 
