@@ -183,6 +183,24 @@ struct RetryRow {
     attempts: i64,
 }
 
+/// The ledger's two queues of tries at [`backoff_ms`]: the same table shape, the same handling.
+#[derive(Clone, Copy)]
+enum RetryQueue {
+    /// Hang-ups Twilio's REST API has not confirmed.
+    Hangups,
+    /// Lines the number pool has not confirmed as given back.
+    PoolReleases,
+}
+
+impl RetryQueue {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Hangups => "ledger_twilio_outbox",
+            Self::PoolReleases => "ledger_pool_releases",
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct NextRow {
     next: Option<i64>,
@@ -714,7 +732,7 @@ impl CallLedger {
     /// or no answer) is queued and tried again by the alarm, so a line is not held for the rest
     /// of its lease because of one failed request.
     async fn release_number(&self, parent_sid: &str, now_ms: i64) -> Result<()> {
-        if self.try_release(parent_sid).await {
+        if super::release_line(&self.env, parent_sid).await {
             return Ok(());
         }
         crate::log::event("pool_release_failed", &[("attempts", "1")]);
@@ -725,37 +743,11 @@ impl CallLedger {
         self.reschedule(now_ms).await
     }
 
-    /// Asks the pool to release the call's line; true once the pool confirmed it (a call that
-    /// held no line is confirmed too).
-    async fn try_release(&self, parent_sid: &str) -> bool {
-        let body = json!({"callSid": parent_sid});
-        let answer = super::call(
-            &self.env,
-            "NUMBER_POOL",
-            super::NUMBER_POOL_INSTANCE,
-            Method::Post,
-            "/release",
-            Some(&body),
-        )
-        .await;
-        matches!(answer, Ok((status, _)) if (200..300).contains(&status))
-    }
-
     async fn process_pool_releases(&self, now_ms: i64) -> Result<()> {
-        let due: Vec<RetryRow> = self
-            .sql()
-            .exec(
-                "SELECT parent_sid, attempts FROM ledger_pool_releases WHERE next_attempt_ms <= ?",
-                vec![now_ms.into()],
-            )?
-            .to_array()?;
-        for row in due {
-            let released = self.try_release(&row.parent_sid).await;
+        for row in self.due_retries(RetryQueue::PoolReleases, now_ms)? {
+            let released = super::release_line(&self.env, &row.parent_sid).await;
             if released || row.attempts + 1 >= RELEASE_ATTEMPTS {
-                self.sql().exec(
-                    "DELETE FROM ledger_pool_releases WHERE parent_sid = ?",
-                    vec![row.parent_sid.clone().into()],
-                )?;
+                self.dequeue_retry(RetryQueue::PoolReleases, &row)?;
                 let attempts = (row.attempts + 1).to_string();
                 let event = if released {
                     "pool_release_retried"
@@ -764,12 +756,45 @@ impl CallLedger {
                 };
                 crate::log::event(event, &[("attempts", &attempts)]);
             } else {
-                self.sql().exec(
-                    "UPDATE ledger_pool_releases SET attempts = attempts + 1, next_attempt_ms = ? WHERE parent_sid = ?",
-                    vec![(now_ms + backoff_ms(row.attempts)).into(), row.parent_sid.clone().into()],
-                )?;
+                self.retry_later(RetryQueue::PoolReleases, &row, now_ms)?;
             }
         }
+        Ok(())
+    }
+
+    /// The queue's entries due at `now_ms`.
+    fn due_retries(&self, queue: RetryQueue, now_ms: i64) -> Result<Vec<RetryRow>> {
+        self.sql()
+            .exec(
+                &format!(
+                    "SELECT parent_sid, attempts FROM {} WHERE next_attempt_ms <= ?",
+                    queue.table()
+                ),
+                vec![now_ms.into()],
+            )?
+            .to_array()
+    }
+
+    fn dequeue_retry(&self, queue: RetryQueue, row: &RetryRow) -> Result<()> {
+        self.sql().exec(
+            &format!("DELETE FROM {} WHERE parent_sid = ?", queue.table()),
+            vec![row.parent_sid.clone().into()],
+        )?;
+        Ok(())
+    }
+
+    /// Counts a failed try and schedules the next at [`backoff_ms`].
+    fn retry_later(&self, queue: RetryQueue, row: &RetryRow, now_ms: i64) -> Result<()> {
+        self.sql().exec(
+            &format!(
+                "UPDATE {} SET attempts = attempts + 1, next_attempt_ms = ? WHERE parent_sid = ?",
+                queue.table()
+            ),
+            vec![
+                (now_ms + backoff_ms(row.attempts)).into(),
+                row.parent_sid.clone().into(),
+            ],
+        )?;
         Ok(())
     }
 
@@ -820,14 +845,11 @@ impl CallLedger {
     async fn write_to_fhir(
         &self,
         config: &Config,
-        parent_sid: &str,
+        attempt: Option<AttemptRow>,
     ) -> std::result::Result<bool, WriteFailure> {
-        let attempt = self
-            .attempt(parent_sid)
-            .map_err(|e| WriteFailure::Retry(e.to_string()))?
-            .ok_or_else(|| WriteFailure::Retry("no attempt".into()))?;
+        let attempt = attempt.ok_or_else(|| WriteFailure::Retry("no attempt".into()))?;
         let events = self
-            .events(parent_sid)
+            .events(&attempt.parent_sid)
             .map_err(|e| WriteFailure::Retry(e.to_string()))?;
         let Some(derived) = progress(&events) else {
             return Ok(true); // a refused attempt: nothing happened on the phone network
@@ -921,13 +943,14 @@ impl CallLedger {
         let mut events = Vec::new();
         let attempts_of = |row: &OutboxRow| u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
         for row in due {
+            let attempt = self.attempt(&row.parent_sid)?;
             // Named in the failure logs, so that an operator can read the record
             // (`GET /api/v1/admin/appointments/{id}/calls`).
-            let appointment = self
-                .attempt(&row.parent_sid)?
-                .map(|attempt| attempt.appointment_id)
+            let appointment = attempt
+                .as_ref()
+                .map(|attempt| attempt.appointment_id.clone())
                 .unwrap_or_default();
-            match self.write_to_fhir(config, &row.parent_sid).await {
+            match self.write_to_fhir(config, attempt).await {
                 Ok(_) => {
                     events.push(Event::OutboxWritten {
                         call_sid: row.parent_sid.clone(),
@@ -1017,28 +1040,15 @@ impl CallLedger {
     }
 
     async fn process_twilio_outbox(&self, config: &Config, now_ms: i64) -> Result<()> {
-        let due: Vec<RetryRow> = self
-            .sql()
-            .exec(
-                "SELECT parent_sid, attempts FROM ledger_twilio_outbox WHERE next_attempt_ms <= ?",
-                vec![now_ms.into()],
-            )?
-            .to_array()?;
-        for row in due {
+        for row in self.due_retries(RetryQueue::Hangups, now_ms)? {
             let Ok(sid) = CallSid::parse(&row.parent_sid) else {
-                self.sql().exec(
-                    "DELETE FROM ledger_twilio_outbox WHERE parent_sid = ?",
-                    vec![row.parent_sid.clone().into()],
-                )?;
+                self.dequeue_retry(RetryQueue::Hangups, &row)?;
                 continue;
             };
             let ended = crate::twilio_rest::end_call(config, &sid).await;
             match ended {
                 Ok(()) | Err(crate::twilio_rest::TwilioRestError::Rejected(_)) => {
-                    self.sql().exec(
-                        "DELETE FROM ledger_twilio_outbox WHERE parent_sid = ?",
-                        vec![row.parent_sid.clone().into()],
-                    )?;
+                    self.dequeue_retry(RetryQueue::Hangups, &row)?;
                     crate::log::event(
                         "twilio_hangup_retried",
                         &[("attempts", &(row.attempts + 1).to_string())],
@@ -1048,12 +1058,7 @@ impl CallLedger {
                         self.publish(&row.parent_sid, now_ms).await?;
                     }
                 }
-                Err(_) => {
-                    self.sql().exec(
-                        "UPDATE ledger_twilio_outbox SET attempts = attempts + 1, next_attempt_ms = ? WHERE parent_sid = ?",
-                        vec![(now_ms + backoff_ms(row.attempts)).into(), row.parent_sid.clone().into()],
-                    )?;
-                }
+                Err(_) => self.retry_later(RetryQueue::Hangups, &row, now_ms)?,
             }
         }
         Ok(())

@@ -59,6 +59,22 @@ pub fn now_ms() -> i64 {
     i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Asks the number pool to give back the line `call_sid` holds; true once the pool confirmed it
+/// (a call that held no line is confirmed too).
+pub async fn release_line(env: &Env, call_sid: &str) -> bool {
+    let body = serde_json::json!({ "callSid": call_sid });
+    let answer = call(
+        env,
+        "NUMBER_POOL",
+        NUMBER_POOL_INSTANCE,
+        Method::Post,
+        "/release",
+        Some(&body),
+    )
+    .await;
+    matches!(answer, Ok((status, _)) if (200..300).contains(&status))
+}
+
 /// Sends a JSON request to a named Durable Object instance and returns its status and JSON body.
 pub async fn call(
     env: &Env,

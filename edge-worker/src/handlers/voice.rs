@@ -214,16 +214,7 @@ async fn lease_caller_id(
 /// Releases whatever line `parent_sid` holds, for a call that will not be placed after all
 /// (best effort: a failure is logged, and the lease expires anyway).
 async fn give_back_line(env: &Env, parent_sid: &str) {
-    let released = call(
-        env,
-        "NUMBER_POOL",
-        NUMBER_POOL_INSTANCE,
-        Method::Post,
-        "/release",
-        Some(&json!({"callSid": parent_sid})),
-    )
-    .await;
-    if !matches!(released, Ok((status, _)) if (200..300).contains(&status)) {
+    if !crate::durable::release_line(env, parent_sid).await {
         crate::log::event("pool_release_failed", &[]);
     }
 }
