@@ -131,9 +131,14 @@ pub fn show_load_failure(
     });
 }
 
+/// Seconds as (hours, minutes, seconds).
+fn hours_minutes_seconds(seconds: u32) -> (u32, u32, u32) {
+    (seconds / 3_600, seconds / 60 % 60, seconds % 60)
+}
+
 /// Formats seconds as `MM:SS` (or `H:MM:SS` past an hour).
 pub fn clock(seconds: u32) -> String {
-    let (hours, minutes, secs) = (seconds / 3_600, seconds / 60 % 60, seconds % 60);
+    let (hours, minutes, secs) = hours_minutes_seconds(seconds);
     if hours > 0 {
         format!("{hours}:{minutes:02}:{secs:02}")
     } else {
@@ -144,11 +149,8 @@ pub fn clock(seconds: u32) -> String {
 /// A duration in words, for sentences a screen reader reads out ("3 minutes 5 seconds", where
 /// the timer's "03:05" would be read as a time of day).
 pub fn spoken_duration(seconds: u32) -> String {
-    let parts = [
-        (seconds / 3_600, "hour"),
-        (seconds / 60 % 60, "minute"),
-        (seconds % 60, "second"),
-    ];
+    let (hours, minutes, secs) = hours_minutes_seconds(seconds);
+    let parts = [(hours, "hour"), (minutes, "minute"), (secs, "second")];
     let words: Vec<String> = parts
         .iter()
         .filter(|(count, _)| *count > 0)
