@@ -169,6 +169,21 @@ pub fn release(numbers: &mut [PoolNumber], call_sid: &str) -> bool {
     released
 }
 
+/// Retires the retiring numbers whose lease has ended without a release (its call's release was
+/// lost, or came after the lease expired): a lease outlives any call, so the call is over.
+/// Returns the numbers retired, for the audit.
+pub fn retire_finished(numbers: &mut [PoolNumber], now_ms: i64) -> Vec<E164> {
+    numbers
+        .iter_mut()
+        .filter(|n| n.status == NumberStatus::Retiring && n.is_free(now_ms))
+        .map(|n| {
+            n.status = NumberStatus::Retired;
+            n.lease = None;
+            n.number.clone()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +340,45 @@ mod tests {
         assert_eq!(
             lease(&mut numbers, &request("CA3", &patient, None, LEASE_MS + 1)),
             None
+        );
+    }
+
+    #[test]
+    fn a_retiring_number_is_retired_once_its_lease_has_ended() {
+        let mut numbers = pool(&[("+447700900001", 0), ("+447700900002", 0)]);
+        let patient = e164("+447700900123");
+        let first = lease(&mut numbers, &request("CA1", &patient, None, 0));
+        assert_eq!(first, Some(e164("+447700900001")));
+        numbers[0].status = NumberStatus::Retiring;
+        // A retiring number that was never leased is retired too.
+        numbers[1].status = NumberStatus::Retiring;
+        assert_eq!(
+            retire_finished(&mut numbers, 1),
+            vec![e164("+447700900002")]
+        );
+        assert_eq!(
+            numbers[0].status,
+            NumberStatus::Retiring,
+            "its call may be live"
+        );
+        assert_eq!(
+            retire_finished(&mut numbers, LEASE_MS - 1),
+            Vec::<E164>::new()
+        );
+        assert_eq!(
+            retire_finished(&mut numbers, LEASE_MS),
+            vec![e164("+447700900001")]
+        );
+        assert_eq!(numbers[0].status, NumberStatus::Retired);
+        assert_eq!(numbers[0].lease, None);
+        assert_eq!(
+            retire_finished(&mut numbers, LEASE_MS + 1),
+            Vec::<E164>::new(),
+            "once"
+        );
+        assert!(
+            !release(&mut numbers, "CA1"),
+            "a late release finds nothing to end"
         );
     }
 

@@ -162,7 +162,7 @@ test("the worker restarted mid-call keeps the call's ledger: the call ends, is r
   assert.equal(callExtensions(await appointment("appt-dashes")).filter((e) => e.callSid === childSid).length, 1, "written once");
 });
 
-test("callbacks lost: a call that never reports its end frees its number when the lease expires", async () => {
+test("callbacks lost: a call that never reports its end frees its number when the lease expires, and a retiring number is retired", async () => {
   const leaseSeconds = 5;
   const small = await startWorker({
     logDir: artifacts,
@@ -180,8 +180,24 @@ test("callbacks lost: a call that never reports its end frees its number when th
     const refused = await calls.voice("appt-formatted");
     assert.ok(!dials(refused.twiml), "no line is free while both leases hold");
     assert.match(refused.twiml, /<Say/);
-    // Once the leases expire, the numbers are chosen again.
+    // An operator retires one of the busy numbers: it waits for its call to end.
+    const pool = async (init = {}) => (await fetch(`${small.url}/api/v1/admin/number-pool`, {
+      ...init,
+      headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`, "content-type": "application/json" },
+    })).json();
+    const retiredNumber = "+447700900001";
+    const retiring = await pool({ method: "DELETE", body: JSON.stringify({ number: retiredNumber }) });
+    assert.equal(retiring.numbers.find((n) => n.number === retiredNumber).status, "retiring");
+    // Once the leases expire, the numbers are chosen again, and the retiring number, whose
+    // call's release never came, is retired (not left "retiring" for good).
     await sleep(Math.max(0, leasedAt + leaseSeconds * 1000 + 500 - Date.now()));
+    const settled = await pool();
+    assert.equal(settled.numbers.find((n) => n.number === retiredNumber).status, "retired");
+    assert.equal(settled.numbers.find((n) => n.number === retiredNumber).lease, null);
+    assert.deepEqual(
+      settled.audit.filter((a) => a.detail === retiredNumber).map((a) => [a.actor, a.action]).slice(-2),
+      [["admin", "retire-after-lease"], ["pool", "retired-at-lease-end"]],
+    );
     const afterExpiry = await calls.voice("appt-formatted");
     assert.ok(dials(afterExpiry.twiml), "an expired lease frees its number");
     const health = await (await fetch(`${small.url}/api/v1/health`)).json();

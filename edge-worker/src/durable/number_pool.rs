@@ -26,8 +26,8 @@ use serde_json::json;
 use shared::dial_policy::{check_limits, country_of, CallLimits, LimitExceeded, LIMIT_WINDOW_MS};
 use shared::ids::E164;
 use shared::number_pool::{
-    held_by, lease, prune_due, release, Lease, LeaseRequest, NumberStatus, PoolNumber,
-    STICKINESS_MS,
+    held_by, lease, prune_due, release, retire_finished, Lease, LeaseRequest, NumberStatus,
+    PoolNumber, STICKINESS_MS,
 };
 use worker::{
     durable_object, DurableObject, Env, Method, Request, Response, Result, SqlStorageValue, State,
@@ -164,6 +164,23 @@ impl NumberPool {
         Ok(pool)
     }
 
+    /// The pool, after retiring the retiring numbers whose lease ended without a release (each
+    /// audited as `retired-at-lease-end` by `pool`), so that the list never shows a number
+    /// waiting for a call that is over.
+    fn settled(&self, now_ms: i64) -> Result<Vec<PoolNumber>> {
+        let before = self.load()?;
+        let mut numbers = before.clone();
+        let retired = retire_finished(&mut numbers, now_ms);
+        if retired.is_empty() {
+            return Ok(before);
+        }
+        self.store(&before, numbers.clone())?;
+        for number in &retired {
+            self.audit("pool", "retired-at-lease-end", number.as_str(), now_ms)?;
+        }
+        Ok(numbers)
+    }
+
     /// The pool as the table holds it.
     fn read(&self) -> Result<Vec<PoolNumber>> {
         let rows: Vec<NumberRow> = self
@@ -298,7 +315,7 @@ impl NumberPool {
     }
 
     fn retire_number(&self, body: NumberBody, now_ms: i64) -> Result<Response> {
-        let before = self.load()?;
+        let before = self.settled(now_ms)?;
         let mut numbers = before.clone();
         let Some(number) = numbers.iter_mut().find(|n| n.number == body.number) else {
             return Ok(
@@ -376,7 +393,7 @@ impl NumberPool {
 
     fn lease(&self, body: LeaseBody, now_ms: i64) -> Result<Response> {
         self.prune(now_ms);
-        let before = self.load()?;
+        let before = self.settled(now_ms)?;
         // A call's voice request comes once. A CallSid already in the log that holds no line is
         // the request sent again (a captured one replayed): no number, and no patient's number
         // in the answer's TwiML.
@@ -511,7 +528,9 @@ impl DurableObject for NumberPool {
                 Ok(body) => self.release(body),
                 Err(_) => Response::error("bad release request", 400),
             },
-            (Method::Get, "/numbers") => Response::from_json(&json!({"numbers": self.load()?})),
+            (Method::Get, "/numbers") => {
+                Response::from_json(&json!({"numbers": self.settled(now_ms)?}))
+            }
             (Method::Post, "/numbers") => match req.json::<NumberBody>().await {
                 Ok(body) => self.add_number(body, now_ms),
                 Err(_) => Response::error("bad number request", 400),
