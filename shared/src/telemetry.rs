@@ -312,7 +312,22 @@ pub struct Windows {
     /// points at Medplum's availability.
     #[serde(default)]
     pub refused: std::collections::BTreeMap<String, u64>,
+    /// When the ledger last reported on each record in `backlog` or `refused` (ms). The ledger
+    /// reports a waiting record at every try (at most 30 s apart, hourly once refused), so a record
+    /// not heard of for [`BACKLOG_UNHEARD_MS`] or [`REFUSED_UNHEARD_MS`] has been written and its
+    /// "written" report was lost: it leaves the alert instead of holding it for a week. A record
+    /// still waiting is brought back, with its true age, by its next report.
+    #[serde(default)]
+    pub heard: std::collections::BTreeMap<String, u64>,
 }
+
+/// How long a record waiting for Medplum may go unreported before it is taken as written (the
+/// ledger reports it at each try, at most 30 s apart).
+pub const BACKLOG_UNHEARD_MS: u64 = 15 * 60 * 1000;
+
+/// How long a record Medplum refused may go unreported before it is taken as written (the ledger
+/// tries it hourly).
+pub const REFUSED_UNHEARD_MS: u64 = 3 * 60 * 60 * 1000;
 
 impl Windows {
     /// Takes an event into the windows.
@@ -344,16 +359,19 @@ impl Windows {
                 let entry = self.backlog.entry(call_sid.clone()).or_insert(since);
                 *entry = (*entry).min(since);
                 self.refused.remove(call_sid);
+                self.heard.insert(call_sid.clone(), stamped.at_ms);
             }
             Event::OutboxRefused { call_sid, .. } => {
                 self.backlog.remove(call_sid);
                 self.refused
                     .entry(call_sid.clone())
                     .or_insert(stamped.at_ms);
+                self.heard.insert(call_sid.clone(), stamped.at_ms);
             }
             Event::OutboxWritten { call_sid, .. } => {
                 self.backlog.remove(call_sid);
                 self.refused.remove(call_sid);
+                self.heard.remove(call_sid);
             }
             Event::TokenRefused { .. } | Event::ManualFallback { .. } => {}
         }
@@ -365,10 +383,23 @@ impl Windows {
         self.outcomes.retain(|o| o.at_ms >= since);
         self.forged_at_ms.retain(|t| *t >= since);
         self.exhausted_at_ms.retain(|t| *t >= since);
-        // A record stuck for a week is reported by the ledger's own checks, not kept here forever.
+        // A record Medplum has refused for a week is set aside by the ledger (kept, tried daily,
+        // no longer alerted). A record waiting for Medplum to answer alerts for as long as the
+        // ledger keeps reporting it: a week's outage is still an outage.
         let week_ago = now_ms.saturating_sub(7 * 86_400_000);
-        self.backlog.retain(|_, since| *since >= week_ago);
         self.refused.retain(|_, at| *at >= week_ago);
+        // A record no longer reported on was written (its report of that was lost).
+        let heard = &self.heard;
+        let heard_since = |call_sid: &String, first: u64, silence_ms: u64| {
+            heard.get(call_sid).copied().unwrap_or(first) >= now_ms.saturating_sub(silence_ms)
+        };
+        self.backlog
+            .retain(|sid, since| heard_since(sid, *since, BACKLOG_UNHEARD_MS));
+        self.refused
+            .retain(|sid, at| heard_since(sid, *at, REFUSED_UNHEARD_MS));
+        let (backlog, refused) = (&self.backlog, &self.refused);
+        self.heard
+            .retain(|sid, _| backlog.contains_key(sid) || refused.contains_key(sid));
     }
 
     /// Seconds the oldest waiting record has waited at `now_ms`.

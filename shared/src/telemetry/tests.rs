@@ -289,6 +289,92 @@ fn pool_exhaustion_backlog_and_forged_bursts_are_conditions() {
 }
 
 #[test]
+fn a_record_no_longer_reported_leaves_the_alerts_and_one_reported_again_returns_with_its_age() {
+    let cfg = config();
+    let mut windows = Windows::default();
+    let keys = |windows: &mut Windows, now_ms: u64| -> Vec<String> {
+        windows.prune(now_ms, cfg.window_ms);
+        conditions(windows, &cfg, now_ms)
+            .iter()
+            .map(Condition::key)
+            .collect()
+    };
+    let retry = |at_ms: u64, backlog_age_seconds: u64| Stamped {
+        at_ms,
+        event: Event::OutboxRetry {
+            call_sid: "CA1".into(),
+            attempt: 9,
+            backlog_age_seconds,
+        },
+    };
+    // Medplum down for 20 minutes: a try every 30 s, each reported; the alert holds throughout.
+    let mut last = NOW;
+    for step in 0..40 {
+        last = NOW + step * 30_000;
+        windows.record(&retry(last, 600 + step * 30));
+        assert_eq!(keys(&mut windows, last + 29_000), vec!["outbox-backlog"]);
+    }
+    // The record is written but that report is lost: the alert holds until the record has gone
+    // unreported for longer than any wait between tries, then leaves.
+    assert_eq!(
+        keys(&mut windows, last + BACKLOG_UNHEARD_MS),
+        vec!["outbox-backlog"]
+    );
+    assert!(keys(&mut windows, last + BACKLOG_UNHEARD_MS + 1).is_empty());
+    assert!(windows.backlog.is_empty() && windows.heard.is_empty());
+    // Had it still been waiting (its reports lost, not its write), the next report brings it
+    // back with its true age.
+    let later = last + BACKLOG_UNHEARD_MS + 60_000;
+    windows.record(&retry(later, 3_000));
+    assert_eq!(windows.backlog_age_seconds(later), 3_000);
+    // A refused record is tried hourly: reported hourly it stays for days; unreported for three
+    // hours, it leaves.
+    let hour = 3_600_000;
+    let refused = |at_ms: u64| Stamped {
+        at_ms,
+        event: Event::OutboxRefused {
+            call_sid: "CA2".into(),
+            reason: "write-refused".into(),
+        },
+    };
+    windows.record(&Stamped {
+        at_ms: later,
+        event: Event::OutboxWritten {
+            call_sid: "CA1".into(),
+            attempts: 10,
+        },
+    });
+    for hours in 0..48 {
+        windows.record(&refused(later + hours * hour));
+        assert_eq!(
+            keys(&mut windows, later + hours * hour + hour - 1),
+            vec!["records-refused"]
+        );
+    }
+    let last_refusal = later + 47 * hour;
+    assert_eq!(
+        keys(&mut windows, last_refusal + REFUSED_UNHEARD_MS),
+        vec!["records-refused"]
+    );
+    assert!(keys(&mut windows, last_refusal + REFUSED_UNHEARD_MS + 1).is_empty());
+    assert!(windows.refused.is_empty() && windows.heard.is_empty());
+    // A week's outage is still an outage: a record reported waiting for eight days alerts.
+    let eight_days = 8 * 86_400_000;
+    windows.record(&Stamped {
+        at_ms: NOW + eight_days,
+        event: Event::OutboxRetry {
+            call_sid: "CA3".into(),
+            attempt: 9_000,
+            backlog_age_seconds: eight_days / 1_000,
+        },
+    });
+    assert_eq!(
+        keys(&mut windows, NOW + eight_days + 1_000),
+        vec!["outbox-backlog"]
+    );
+}
+
+#[test]
 fn a_refused_record_is_its_own_condition_not_the_outage_backlog() {
     let cfg = config();
     let mut windows = Windows::default();
