@@ -34,6 +34,14 @@ fn refused(error: &JwtError) -> AppError {
     }
 }
 
+/// A clinician's verified Medplum sign-in.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub practitioner: PractitionerId,
+    /// When the Medplum access token expires (its `exp`, seconds since the epoch).
+    pub expires_unix: i64,
+}
+
 /// Verifies the clinician's Medplum access token (RS256 by Medplum's JWKS, issuer, expiry) and
 /// returns the practitioner it belongs to.
 pub async fn authenticate_clinician(
@@ -41,6 +49,17 @@ pub async fn authenticate_clinician(
     medplum: &Medplum<'_>,
     now_unix: i64,
 ) -> Result<PractitionerId, AppError> {
+    Ok(authenticate_sign_in(req, medplum, now_unix)
+        .await?
+        .practitioner)
+}
+
+/// [`authenticate_clinician`], with when the sign-in ends.
+pub async fn authenticate_sign_in(
+    req: &Request,
+    medplum: &Medplum<'_>,
+    now_unix: i64,
+) -> Result<SignIn, AppError> {
     let token = bearer_token(req).ok_or(AppError::Unauthenticated(CredentialProblem::Missing))?;
     let jwt = UnverifiedJwt::parse(&token).map_err(|e| refused(&e))?;
     let kid = check_medplum_header(&jwt.header).map_err(|e| refused(&e))?;
@@ -56,7 +75,12 @@ pub async fn authenticate_clinician(
         return Err(refused(&JwtError::BadSignature));
     }
     let claims: MedplumClaims = jwt.claims().map_err(|e| refused(&e))?;
-    check_medplum_claims(&claims, &medplum.issuer(), now_unix).map_err(|e| refused(&e))
+    let practitioner =
+        check_medplum_claims(&claims, &medplum.issuer(), now_unix).map_err(|e| refused(&e))?;
+    Ok(SignIn {
+        practitioner,
+        expires_unix: claims.exp,
+    })
 }
 
 /// Checks `Authorization: Bearer <PROVISIONING_SECRET>` in constant time.

@@ -13,7 +13,16 @@ use crate::medplum::{Medplum, MedplumError, UpdateOutcome, Versioned};
 impl From<MedplumError> for AppError {
     fn from(error: MedplumError) -> Self {
         crate::log::event("medplum_error", &[("kind", &format!("{error:?}"))]);
-        AppError::MedplumUnavailable
+        match error {
+            // The worker's own client refused, or not allowed to read what it must: fixed by an
+            // operator, not by waiting.
+            MedplumError::ClientRejected | MedplumError::Rejected(401 | 403) => {
+                AppError::MedplumClientRefused
+            }
+            MedplumError::Unreachable | MedplumError::Malformed | MedplumError::Rejected(_) => {
+                AppError::MedplumUnavailable
+            }
+        }
     }
 }
 

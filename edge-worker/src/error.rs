@@ -61,6 +61,10 @@ pub enum AppError {
     UnsupportedMediaType(&'static str),
     #[error("Medplum cannot be reached right now: try again shortly")]
     MedplumUnavailable,
+    /// Medplum answers, but refuses the worker's own client (its secret rotated, or the client
+    /// no longer a project admin): a configuration fault, not an outage.
+    #[error("Medplum refuses this service's credentials: an administrator must check MEDPLUM_CLIENT_ID and MEDPLUM_CLIENT_SECRET")]
+    MedplumClientRefused,
     #[error("the worker is not configured: {} is {}", .0.name, match .0.state { SettingState::Invalid => "malformed", _ => "missing" })]
     NotConfigured(UnusableSetting),
     #[error("internal error")]
@@ -100,7 +104,9 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => 415,
             AppError::IdentityConflict => 409,
             AppError::RateLimited => 429,
-            AppError::MedplumUnavailable | AppError::NotConfigured(_) => 503,
+            AppError::MedplumUnavailable
+            | AppError::MedplumClientRefused
+            | AppError::NotConfigured(_) => 503,
             AppError::Internal => 500,
         }
     }
@@ -127,6 +133,7 @@ impl AppError {
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::MedplumUnavailable => "medplum_unavailable",
+            AppError::MedplumClientRefused => "medplum_client_refused",
             AppError::NotConfigured(_) => "not_configured",
             AppError::Internal => "internal",
         }
@@ -141,7 +148,9 @@ impl AppError {
         let reply = Reply::json(self.status(), &body);
         match self {
             AppError::MethodNotAllowed { allow } => reply.with_header("allow", allow.join(", ")),
-            AppError::NotConfigured(_) => reply.with_header("retry-after", "60"),
+            AppError::NotConfigured(_) | AppError::MedplumClientRefused => {
+                reply.with_header("retry-after", "60")
+            }
             AppError::MedplumUnavailable | AppError::StorageUnavailable => {
                 reply.with_header("retry-after", "30")
             }
@@ -208,6 +217,11 @@ mod tests {
                 "unsupported_media_type",
             ),
             (AppError::MedplumUnavailable, 503, "medplum_unavailable"),
+            (
+                AppError::MedplumClientRefused,
+                503,
+                "medplum_client_refused",
+            ),
             (
                 AppError::NotConfigured(UnusableSetting {
                     name: "TWILIO_API_KEY",

@@ -227,7 +227,9 @@ impl<'a> Medplum<'a> {
                 self.forget_client_token();
                 continue;
             }
-            if status == 401 || status == 403 {
+            // 401 twice: the worker's own credentials are refused. A 403 is this request
+            // refused (an access policy): the caller's `Rejected(403)`.
+            if status == 401 {
                 return Err(MedplumError::ClientRejected);
             }
             return Ok((status, response_headers, text));

@@ -40,6 +40,16 @@ impl TokenTtl {
     pub fn seconds(self) -> u32 {
         self.0
     }
+
+    /// This TTL cut to the end of the clinician's sign-in (`sign_in_expires_unix`, the Medplum
+    /// token's `exp`), so that a calling token never outlives the sign-in it was issued on.
+    /// `None` when less than [`Self::MIN_SECONDS`] of the sign-in is left: too little for a call
+    /// to be set up, so the clinician is asked to sign in again instead.
+    pub fn within_sign_in(self, now_unix: i64, sign_in_expires_unix: i64) -> Option<Self> {
+        let left = sign_in_expires_unix.saturating_sub(now_unix);
+        let left = u32::try_from(left.max(0)).unwrap_or(u32::MAX);
+        (left >= Self::MIN_SECONDS).then(|| Self(self.0.min(left)))
+    }
 }
 
 impl Default for TokenTtl {
@@ -265,6 +275,35 @@ mod tests {
             assert_eq!(TokenTtl::new(seconds).is_ok(), valid, "{seconds}");
         }
         assert_eq!(TokenTtl::default().seconds(), 3600);
+    }
+
+    #[test]
+    fn a_token_never_outlives_the_sign_in_it_was_issued_on() {
+        let now = 1_800_000_000;
+        let hour = TokenTtl::default();
+        let day = TokenTtl::new(86_400).unwrap();
+        // (configured, sign-in left in seconds, token life)
+        let table: &[(TokenTtl, i64, Option<u32>)] = &[
+            (hour, 7_200, Some(3_600)),
+            (hour, 3_600, Some(3_600)),
+            (hour, 2_700, Some(2_700)),
+            (day, 3_599, Some(3_599)),
+            (hour, 60, Some(60)),
+            (hour, 59, None),
+            (hour, 0, None),
+            (hour, -30, None),
+            (hour, i64::MAX - now, Some(3_600)),
+        ];
+        for &(configured, left, expected) in table {
+            assert_eq!(
+                configured
+                    .within_sign_in(now, now + left)
+                    .map(TokenTtl::seconds),
+                expected,
+                "{left} s left"
+            );
+        }
+        assert_eq!(hour.within_sign_in(now, i64::MIN), None);
     }
 
     /// The token as minted before `mint` wrote its claims JSON by hand into one buffer: owned

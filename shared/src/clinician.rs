@@ -15,8 +15,12 @@ pub const VIDEOCALL_POLICY_NAME: &str = "videocall_own_manage";
 pub const TWILIO_IDENTITY_SYSTEM: &str = "http://twilio.com/voice/identity";
 
 /// References (`AccessPolicy/<id>`) a ProjectMembership grants, from both `accessPolicy` and
-/// `access[].policy`, without duplicates, in order.
+/// `access[].policy`, without duplicates, in order. A suspended membership (`active: false`)
+/// grants nothing.
 pub fn membership_policy_references(membership: &Value) -> Vec<String> {
+    if membership.get("active").and_then(Value::as_bool) == Some(false) {
+        return Vec::new();
+    }
     let direct = membership
         .pointer("/accessPolicy/reference")
         .and_then(Value::as_str);
@@ -112,6 +116,15 @@ mod tests {
             vec!["AccessPolicy/a".to_owned(), "AccessPolicy/b".to_owned()]
         );
         assert!(membership_policy_references(&json!({})).is_empty());
+        // Suspended: grants nothing. Marked active, or not marked: grants its policies.
+        let with_active = |active: Value| {
+            let mut membership = membership.clone();
+            membership["active"] = active;
+            membership_policy_references(&membership).len()
+        };
+        assert_eq!(with_active(json!(false)), 0);
+        assert_eq!(with_active(json!(true)), 2);
+        assert_eq!(with_active(Value::Null), 2);
     }
 
     #[test]

@@ -81,7 +81,7 @@ async function expectError(response, status, code) {
   const body = await response.json();
   assert.equal(response.status, status, JSON.stringify(body));
   assert.equal(body.error.code, code, JSON.stringify(body));
-  return response;
+  return body;
 }
 
 const b64url = (value) => Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
@@ -98,7 +98,8 @@ function decodedParts(token) {
 test("a clinician with videocall_own_manage gets a Twilio token that twilio-node's format matches", async () => {
   await fetch(`${medplum.url}/__sim/reset`, { method: "POST" });
   const before = Date.now() / 1000;
-  const response = await requestToken(await signIn("clinician-ada"));
+  // Signed in for longer than the calling token's TTL, which is then the token's life.
+  const response = await requestToken(await signIn("clinician-ada", 7200));
   const body = await response.json();
   assert.equal(response.status, 200, JSON.stringify(body));
   assert.equal(body.identity, "clinician-ada");
@@ -133,10 +134,64 @@ test("a clinician with videocall_own_manage gets a Twilio token that twilio-node
   assert.deepEqual(twilioIdentifiers(await practitionerResource("clinician-ada")), [{ system: IDENTITY_SYSTEM, value: "clinician-ada" }]);
 });
 
+test("a calling token never outlives the Medplum sign-in it was issued on", async () => {
+  // Ten minutes of sign-in left: the token lasts ten minutes, not the configured hour.
+  const before = Date.now() / 1000;
+  const response = await requestToken(await signIn("clinician-ada", 600));
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body));
+  assert.ok(body.ttlSeconds <= 600 && body.ttlSeconds >= 570, `ttlSeconds ${body.ttlSeconds}`);
+  const { payload } = decodedParts(body.token);
+  assert.equal(payload.exp - payload.iat, body.ttlSeconds);
+  assert.ok(payload.exp <= before + 600 + 1, "expires with the sign-in");
+  assert.ok(Math.abs(Date.parse(body.expiresAt) / 1000 - payload.exp) < 1, body.expiresAt);
+  // Under a minute left: too little to set up a call; the clinician is asked to sign in again.
+  await expectError(await requestToken(await signIn("clinician-ada", 30)), 401, "token_expired");
+});
+
 test("a clinician without videocall_own_manage is refused and nothing is written", async () => {
   const response = await requestToken(await signIn("clinician-bob"));
   await expectError(response, 403, "permission_missing");
   assert.deepEqual(twilioIdentifiers(await practitionerResource("clinician-bob")), []);
+});
+
+test("a suspended membership (active: false) grants no calling, whatever its policies", async () => {
+  await fetch(`${medplum.url}/__sim/reset`, { method: "POST" });
+  const bearer = await signIn("clinician-ada", 7200);
+  const fhir = (path, init = {}) => fetch(`${medplum.url}/fhir/R4/${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/fhir+json", ...init.headers },
+  });
+  const bundle = await (await fhir("ProjectMembership?profile=Practitioner/clinician-ada")).json();
+  const membership = bundle.entry[0].resource;
+  const suspended = await fhir(`ProjectMembership/${membership.id}`, { method: "PUT", body: JSON.stringify({ ...membership, active: false }) });
+  assert.equal(suspended.status, 200, await suspended.text());
+  await expectError(await requestToken(bearer), 403, "permission_missing");
+  // Active again: calling again.
+  const restored = await fhir(`ProjectMembership/${membership.id}`, { method: "PUT", body: JSON.stringify({ ...membership, active: true }) });
+  assert.equal(restored.status, 200);
+  assert.equal((await requestToken(bearer)).status, 200);
+  await fetch(`${medplum.url}/__sim/reset`, { method: "POST" });
+});
+
+test("an identity Medplum will not store yet does not keep the clinician from calling", async () => {
+  await fetch(`${medplum.url}/__sim/reset`, { method: "POST" });
+  const refuse = (refuse) => fetch(`${medplum.url}/__sim/refuse-writes`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ reference: "Practitioner/clinician-ada", refuse }),
+  });
+  assert.equal((await refuse(true)).status, 200);
+  const bearer = await signIn("clinician-ada", 7200);
+  const refused = await requestToken(bearer);
+  const body = await refused.json();
+  assert.equal(refused.status, 200, JSON.stringify(body));
+  assert.equal(body.identity, "clinician-ada");
+  assert.deepEqual(twilioIdentifiers(await practitionerResource("clinician-ada")), [], "nothing written");
+  // Once Medplum takes the write, the next token writes the identifier.
+  assert.equal((await refuse(false)).status, 200);
+  assert.equal((await requestToken(bearer)).status, 200);
+  assert.deepEqual(twilioIdentifiers(await practitionerResource("clinician-ada")), [{ system: IDENTITY_SYSTEM, value: "clinician-ada" }]);
 });
 
 test("missing, expired, forged, alg:none, HS256-with-public-key and unknown-key tokens are refused", async () => {
@@ -242,6 +297,27 @@ test("token requests are rate-limited per clinician", async () => {
   assert.equal(limited.headers.get("retry-after"), "60");
   assert.equal((await limited.json()).error.code, "rate_limited");
   assert.ok(statuses.slice(0, 20).every((s) => s === 200), `the first 20 succeed: ${statuses}`);
+});
+
+test("Medplum refusing the worker's own client is said as a configuration fault, not an outage", async () => {
+  const misconfigured = await startWorker({
+    logDir: artifacts,
+    name: "access-token-wrong-client-worker",
+    secrets: { ...TEST_SECRETS, MEDPLUM_CLIENT_SECRET: "not-the-client-secret" },
+    vars: { MEDPLUM_BASE_URL: medplum.url, TWILIO_API_BASE_URL: twilioSim.url, TWILIO_SIGNALING_URL: twilioSim.signalingUrl },
+  });
+  try {
+    const response = await fetch(`${misconfigured.url}/api/v1/twilio/access-token`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await signIn("clinician-ada", 7200)}` },
+    });
+    const body = await expectError(response, 503, "medplum_client_refused");
+    assert.match(body.error.message, /MEDPLUM_CLIENT_SECRET/);
+    assert.doesNotMatch(body.error.message, /not-the-client-secret/);
+    assert.equal(response.headers.get("retry-after"), "60");
+  } finally {
+    await misconfigured.stop();
+  }
 });
 
 test("Medplum down: 503 with Retry-After and nothing issued; back up: tokens again", async () => {

@@ -6,10 +6,10 @@ use shared::access_token::{mint, TokenRequest};
 use shared::ids::Identity;
 use worker::{Env, Request};
 
-use crate::auth::authenticate_clinician;
+use crate::auth::authenticate_sign_in;
 use crate::clinicians::{calling_clinician, ensure_identity};
 use crate::config::Config;
-use crate::error::AppError;
+use crate::error::{AppError, CredentialProblem};
 use crate::reply::Reply;
 
 /// The rate-limit binding for token requests (per clinician; see wrangler.toml).
@@ -48,7 +48,8 @@ pub async fn issue(
     now_unix: i64,
 ) -> Result<Reply, AppError> {
     let medplum = crate::medplum_client(config)?;
-    let practitioner = authenticate_clinician(req, &medplum, now_unix).await?;
+    let sign_in = authenticate_sign_in(req, &medplum, now_unix).await?;
+    let practitioner = sign_in.practitioner;
     within_rate_limit(env, practitioner.as_str()).await?;
     let clinician = calling_clinician(&medplum, &practitioner).await?;
 
@@ -58,11 +59,35 @@ pub async fn issue(
     let twiml_app_sid = config
         .twilio_twiml_app_sid
         .require("TWILIO_TWIML_APP_SID")?;
-    let ttl = config.token_ttl()?;
+    // A calling token never outlives the Medplum sign-in it was issued on: a clinician whose
+    // sign-in has ended (or been cut short) cannot go on calling on an earlier token.
+    let ttl = config
+        .token_ttl()?
+        .within_sign_in(now_unix, sign_in.expires_unix)
+        .ok_or_else(|| {
+            crate::log::event(
+                "clinician_token_refused",
+                &[("reason", "SignInEndsWithinAMinute")],
+            );
+            AppError::Unauthenticated(CredentialProblem::Expired)
+        })?;
     let signaling_url = config.twilio_signaling_url()?;
 
-    // The signup flow normally provisions the identity; do it now if it did not.
-    ensure_identity(&medplum, clinician).await?;
+    // The signup flow normally provisions the identity; do it now if it did not. The token's
+    // identity is the Practitioner id whether or not the identifier is written, so a write Medplum
+    // refuses or cannot take now does not keep the clinician from calling: it is logged and tried
+    // again at the next token. An identifier holding another value is a conflict to resolve.
+    match ensure_identity(&medplum, clinician).await {
+        Ok(_) => {}
+        Err(AppError::IdentityConflict) => return Err(AppError::IdentityConflict),
+        Err(error) => crate::log::event(
+            "identity_provisioning_deferred",
+            &[
+                ("practitioner", practitioner.as_str()),
+                ("error", error.code()),
+            ],
+        ),
+    }
 
     let identity = Identity::from(&practitioner);
     let minted = mint(&TokenRequest {
