@@ -218,6 +218,32 @@ pub fn closing_event(events: &[StatusEvent], now_unix: i64) -> Option<StatusEven
     })
 }
 
+/// The events of a call the clinician made by hand and recorded afterwards (`outcome`, lasting
+/// `duration_seconds`, ended at `ended_at_unix`): a connected call also has its answer, that
+/// long before its end, so that the record's start, answer and end are those of the call, not
+/// three times the moment it was recorded. Without sequence numbers, like every event the
+/// worker observes itself.
+pub fn manual_events(
+    outcome: CallStatus,
+    duration_seconds: u32,
+    ended_at_unix: i64,
+) -> Vec<StatusEvent> {
+    let event = |status, timestamp_unix, duration_seconds| StatusEvent {
+        sequence: None,
+        status,
+        timestamp_unix,
+        duration_seconds,
+        error_code: None,
+    };
+    let end = event(outcome, ended_at_unix, Some(duration_seconds));
+    if outcome == CallStatus::Completed && duration_seconds > 0 {
+        let answered = ended_at_unix.saturating_sub(i64::from(duration_seconds));
+        vec![event(CallStatus::InProgress, answered, None), end]
+    } else {
+        vec![end]
+    }
+}
+
 /// A call leg as Twilio's REST API describes it (`GET …/Calls/{CallSid}.json`): the fields a
 /// status check reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -566,6 +592,34 @@ mod tests {
             assert_eq!(
                 (both.status, both.ended_at_unix),
                 (real.status, Some(real.timestamp_unix))
+            );
+        }
+    }
+
+    #[test]
+    fn a_call_recorded_by_hand_starts_and_is_answered_its_duration_before_it_ended() {
+        // (outcome, seconds, started, answered, ended, duration)
+        let table = [
+            (CallStatus::Completed, 185, 9_815, Some(9_815), 10_000, 185),
+            (CallStatus::Completed, 0, 10_000, None, 10_000, 0),
+            (CallStatus::NoAnswer, 0, 10_000, None, 10_000, 0),
+            (CallStatus::Busy, 0, 10_000, None, 10_000, 0),
+            (CallStatus::Failed, 0, 10_000, None, 10_000, 0),
+        ];
+        for (outcome, seconds, started, answered, ended, duration) in table {
+            let events = manual_events(outcome, seconds, 10_000);
+            assert!(events.iter().all(|e| e.sequence.is_none()));
+            let record = progress(&events).expect("progress");
+            assert_eq!(
+                (
+                    record.status,
+                    record.started_at_unix,
+                    record.answered_at_unix,
+                    record.ended_at_unix,
+                    record.duration_seconds
+                ),
+                (outcome, Some(started), answered, Some(ended), duration),
+                "{outcome:?} {seconds} s"
             );
         }
     }

@@ -209,32 +209,57 @@ pub fn call_extension(fields: &CallRecordFields<'_>) -> Value {
     json!({"url": CALL_EXTENSION_URL, "extension": parts})
 }
 
-/// The callSid of a call extension, if `ext` is one.
-pub fn call_sid_of(ext: &Value) -> Option<&str> {
+/// A string part (`callSid`, `parentCallSid`) of a call extension, if `ext` is one.
+fn call_part<'a>(ext: &'a Value, name: &str) -> Option<&'a str> {
     if ext.get("url").and_then(Value::as_str) != Some(CALL_EXTENSION_URL) {
         return None;
     }
     ext.get("extension")
         .and_then(Value::as_array)?
         .iter()
-        .find(|part| part.get("url").and_then(Value::as_str) == Some("callSid"))
+        .find(|part| part.get("url").and_then(Value::as_str) == Some(name))
         .and_then(|part| part.get("valueString").and_then(Value::as_str))
 }
 
-/// The Appointment's extension list with `call` inserted, or replacing the one with the same
-/// callSid (so a call is never recorded twice). Other extensions are kept in place.
+/// The callSid of a call extension, if `ext` is one.
+pub fn call_sid_of(ext: &Value) -> Option<&str> {
+    call_part(ext, "callSid")
+}
+
+/// Whether two call extensions record the same call: the same callSid, or the same clinician's
+/// leg (`parentCallSid`), or one written under the clinician's leg before the patient's leg was
+/// known (its callSid is the other's parentCallSid).
+fn same_call(a: &Value, b: &Value) -> bool {
+    let (a_sid, a_parent) = (call_sid_of(a), call_part(a, "parentCallSid"));
+    let (b_sid, b_parent) = (call_sid_of(b), call_part(b, "parentCallSid"));
+    let some_eq = |x: Option<&str>, y: Option<&str>| x.is_some() && x == y;
+    some_eq(a_sid, b_sid)
+        || some_eq(a_parent, b_parent)
+        || some_eq(a_sid, b_parent)
+        || some_eq(a_parent, b_sid)
+}
+
+/// The Appointment's extension list with `call` inserted, or replacing the one recording the
+/// same call ([`same_call`]), so a call is never recorded twice, even when it was first written
+/// before its patient's leg had a SID. Other extensions are kept in place.
 pub fn upsert_call_extension(appointment: &Value, call: Value) -> Vec<Value> {
     let mut extensions: Vec<Value> = appointment
         .get("extension")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let sid = call_sid_of(&call).map(str::to_owned);
-    match extensions
-        .iter_mut()
-        .find(|ext| call_sid_of(ext).map(str::to_owned) == sid)
-    {
-        Some(existing) => *existing = call,
+    let at = extensions.iter().position(|ext| same_call(ext, &call));
+    match at {
+        Some(at) => {
+            // Any later copy of the same call (written twice before this rule) goes too.
+            let mut index = 0;
+            extensions.retain(|ext| {
+                let keep = index <= at || !same_call(ext, &call);
+                index += 1;
+                keep
+            });
+            extensions[at] = call;
+        }
         None => extensions.push(call),
     }
     extensions
@@ -322,9 +347,17 @@ mod tests {
     }
 
     fn fields(sid: &str, status: CallStatus) -> CallRecordFields<'_> {
+        fields_of(sid, Some("CA-parent"), status)
+    }
+
+    fn fields_of<'a>(
+        sid: &'a str,
+        parent: Option<&'a str>,
+        status: CallStatus,
+    ) -> CallRecordFields<'a> {
         CallRecordFields {
             call_sid: sid,
-            parent_call_sid: Some("CA-parent"),
+            parent_call_sid: parent,
             status,
             direction: CallDirection::OutboundBrowser,
             duration_seconds: 42,
@@ -380,7 +413,10 @@ mod tests {
         assert_eq!(second.len(), 2, "same call updated in place");
         assert_eq!(second[0]["valueString"], "kept");
         appt["extension"] = Value::Array(second);
-        let third = upsert_call_extension(&appt, call_extension(&fields("CA2", CallStatus::Busy)));
+        let third = upsert_call_extension(
+            &appt,
+            call_extension(&fields_of("CA2", Some("CA-parent-2"), CallStatus::Busy)),
+        );
         assert_eq!(third.len(), 3, "a second call is a second extension");
         let patch = extension_patch("7", third);
         assert_eq!(
@@ -388,5 +424,47 @@ mod tests {
             json!({"op": "test", "path": "/meta/versionId", "value": "7"})
         );
         assert_eq!(patch[1]["op"], "add");
+    }
+
+    #[test]
+    fn a_call_first_written_under_the_clinicians_leg_is_updated_not_written_twice() {
+        let status_of = |ext: &Value| {
+            ext["extension"]
+                .as_array()
+                .and_then(|parts| parts.iter().find(|p| p["url"] == "status"))
+                .map(|p| p["valueCode"].clone())
+        };
+        let mut appt = appointment();
+        // Ended while connecting: written under the clinician's leg, no patient's leg yet.
+        let early = call_extension(&fields_of("CA-parent", None, CallStatus::Canceled));
+        appt["extension"] = Value::Array(upsert_call_extension(&appt, early.clone()));
+        // Then the patient's leg reports: the same call, now under the patient's leg.
+        let late = call_extension(&fields_of(
+            "CA-child",
+            Some("CA-parent"),
+            CallStatus::Completed,
+        ));
+        let merged = upsert_call_extension(&appt, late.clone());
+        assert_eq!(
+            merged.len(),
+            2,
+            "one extension for the call, and the other kept"
+        );
+        assert_eq!(call_sid_of(&merged[1]), Some("CA-child"));
+        assert_eq!(status_of(&merged[1]), Some(json!("completed")));
+        // Written twice before this rule: the copies become one, where the first was.
+        appt["extension"] =
+            json!([early, {"url": "https://example.org/x", "valueString": "kept"}, late.clone()]);
+        let mended = upsert_call_extension(&appt, late);
+        assert_eq!(mended.len(), 2);
+        assert_eq!(call_sid_of(&mended[0]), Some("CA-child"));
+        assert_eq!(mended[1]["valueString"], "kept");
+        // The patient's leg of another call from another clinician's leg is another call.
+        let other = call_extension(&fields_of(
+            "CA-child-2",
+            Some("CA-parent-2"),
+            CallStatus::Busy,
+        ));
+        assert_eq!(upsert_call_extension(&appt, other).len(), 4);
     }
 }

@@ -314,6 +314,13 @@ test("a call ended before its patient was dialled is closed, and ending a finish
   assert.equal((await callRecords("appt-dashes")).body.live, null, "no longer live");
   const [ext] = await waitForExtension("appt-dashes", (e) => e.callSid === parentSid && e.status === "canceled", "the closed call on the Appointment");
   assert.equal(ext.endedBy, "clinician");
+  // Twilio had dialled after all (End raced the <Dial>): the patient's leg reports late. The
+  // call's extension is updated in place, not written a second time beside the first.
+  const lateChild = newCallSid();
+  await sendAll("appt-dashes", lifecycle(parentSid, lateChild, "completed", 7));
+  await waitForExtension("appt-dashes", (e) => e.callSid === lateChild && e.status === "completed", "the late leg's outcome");
+  const forCall = callExtensions(await appointment("appt-dashes")).filter((e) => e.callSid === parentSid || e.parentCallSid === parentSid);
+  assert.equal(forCall.length, 1, JSON.stringify(forCall));
 
   // The patient hung up first: End changes nothing (no hang-up sent, not "ended by clinician").
   const second = await voice("appt-dashes");
@@ -348,6 +355,17 @@ test("a manually dialled call's outcome is recorded on the Appointment", async (
   const [ext] = await waitForExtension("appt-dashes", (e) => e.direction === "manual", "manual call extension");
   assert.equal(ext.durationSeconds, 95);
   assert.equal(ext.endedBy, "clinician");
+  // Its start and answer are the call's, 95 s before it ended, not the moment it was saved.
+  assert.equal((Date.parse(ext.endedAt) - Date.parse(ext.startedAt)) / 1000, 95);
+  assert.equal(ext.answeredAt, ext.startedAt);
+  // Two outcomes saved at once (a double click) are two records, neither refused.
+  const both = await Promise.all([30, 31].map((durationSeconds) => fetch(`${worker.url}/api/v1/appointments/appt-dashes/call/end`, {
+    method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ manual: { outcome: "completed", durationSeconds } }),
+  })));
+  assert.deepEqual(both.map((r) => r.status), [201, 201]);
+  await waitForExtension("appt-dashes", (e) => e.direction === "manual" && e.durationSeconds === 31, "the second");
+  await waitForExtension("appt-dashes", (e) => e.direction === "manual" && e.durationSeconds === 30, "the first");
   const bad = await fetch(`${worker.url}/api/v1/appointments/appt-dashes/call/end`, {
     method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify({ manual: { outcome: "ringing" } }),

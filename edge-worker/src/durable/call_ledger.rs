@@ -28,8 +28,8 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::call_state::{
-    check_finding, closing_event, progress, CallStatus, CheckFinding, CheckedLeg, EndedBy,
-    StatusEvent,
+    check_finding, closing_event, manual_events, progress, CallStatus, CheckFinding, CheckedLeg,
+    EndedBy, StatusEvent,
 };
 use shared::fhir::{
     call_extension, extension_patch, upsert_call_extension, CallDirection, CallRecordFields,
@@ -113,8 +113,8 @@ const REFUSED_WRITE: &str = "write-refused";
 /// Why a record did not reach its Appointment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum WriteFailure {
-    /// Try again soon, with backoff: Medplum unreachable or busy, our credentials refused, or
-    /// the Appointment kept changing under us.
+    /// Try again soon, with backoff: Medplum unreachable or busy, our credentials refused (401
+    /// with a fresh token), or the Appointment kept changing under us.
     Retry(String),
     /// Medplum will not take the record as things stand (a code: the Appointment is gone, or
     /// the write itself is refused). It stays in the ledger and is tried again hourly.
@@ -169,6 +169,11 @@ struct OutboxRow {
 struct CheckRow {
     parent_sid: String,
     checks: i64,
+}
+
+#[derive(Deserialize)]
+struct CountRow {
+    count: i64,
 }
 
 #[derive(Deserialize)]
@@ -820,19 +825,28 @@ impl CallLedger {
     }
 
     async fn manual(&self, body: ManualBody, now_ms: i64) -> Result<Response> {
-        let parent_sid = format!("manual-{now_ms}");
+        // Two outcomes saved in one millisecond (a double click, a coarse clock) are two records.
+        let same_moment: Vec<CountRow> = self
+            .sql()
+            .exec(
+                "SELECT COUNT(*) AS count FROM ledger_attempts WHERE parent_sid = ? OR parent_sid LIKE ?",
+                vec![format!("manual-{now_ms}").into(), format!("manual-{now_ms}-%").into()],
+            )?
+            .to_array()?;
+        let parent_sid = match same_moment.first().map_or(0, |row| row.count) {
+            0 => format!("manual-{now_ms}"),
+            taken => format!("manual-{now_ms}-{taken}"),
+        };
         self.sql().exec(
             "INSERT INTO ledger_attempts (parent_sid, appointment_id, practitioner, direction, ended_by, created_ms) VALUES (?, ?, ?, 'manual', 'clinician', ?)",
             vec![parent_sid.clone().into(), body.appointment_id.into(), body.practitioner.into(), now_ms.into()],
         )?;
-        let event = StatusEvent {
-            sequence: None,
-            status: body.outcome,
-            timestamp_unix: body.at_unix,
-            duration_seconds: Some(body.duration_seconds),
-            error_code: None,
-        };
-        self.insert_event(&parent_sid, "manual", &event)?;
+        for (index, event) in manual_events(body.outcome, body.duration_seconds, body.at_unix)
+            .iter()
+            .enumerate()
+        {
+            self.insert_event(&parent_sid, &format!("manual#{index}"), event)?;
+        }
         let record = self.publish(&parent_sid, now_ms).await?;
         Response::from_json(&json!({"record": record}))
     }
@@ -926,11 +940,18 @@ impl CallLedger {
         Ok(rows.first().map_or(now_ms, |row| row.since_ms))
     }
 
-    /// Counts a failed write of the record and schedules its next one.
-    fn postpone(&self, parent_sid: &str, next_attempt_ms: i64, error: &str) -> Result<()> {
+    /// Counts a failed write of the record's revision and schedules its next one. A newer
+    /// revision, queued while this one was being written, is left due: a change is written at
+    /// once, not at the failed one's next try.
+    fn postpone(&self, row: &OutboxRow, next_attempt_ms: i64, error: &str) -> Result<()> {
         self.sql().exec(
-            "UPDATE ledger_fhir_outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE parent_sid = ?",
-            vec![next_attempt_ms.into(), error.to_owned().into(), parent_sid.to_owned().into()],
+            "UPDATE ledger_fhir_outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ? WHERE parent_sid = ? AND revision = ?",
+            vec![
+                next_attempt_ms.into(),
+                error.to_owned().into(),
+                row.parent_sid.clone().into(),
+                row.revision.into(),
+            ],
         )?;
         Ok(())
     }
@@ -982,14 +1003,14 @@ impl CallLedger {
                 {
                     // Refused for a week: kept whole and pending, no longer alerted, and tried
                     // daily instead of hourly (at once if the record changes).
-                    self.postpone(&row.parent_sid, now_ms + REFUSED_SET_ASIDE_MS, reason)?;
+                    self.postpone(&row, now_ms + REFUSED_SET_ASIDE_MS, reason)?;
                     crate::log::event(
                         "fhir_record_set_aside",
                         &[("appointment", &appointment), ("reason", reason)],
                     );
                 }
                 Err(WriteFailure::Refused(reason)) => {
-                    self.postpone(&row.parent_sid, now_ms + REFUSED_RETRY_MS, reason)?;
+                    self.postpone(&row, now_ms + REFUSED_RETRY_MS, reason)?;
                     crate::log::event(
                         "fhir_record_refused",
                         &[
@@ -1005,7 +1026,7 @@ impl CallLedger {
                 }
                 Err(WriteFailure::Retry(error)) => {
                     let delay = backoff_ms(row.attempts);
-                    self.postpone(&row.parent_sid, now_ms + delay, &error)?;
+                    self.postpone(&row, now_ms + delay, &error)?;
                     crate::log::event(
                         "fhir_write_retry",
                         &[
@@ -1177,6 +1198,8 @@ mod tests {
         let table = [
             (MedplumError::Rejected(400), Some(REFUSED_WRITE)),
             (MedplumError::Rejected(404), Some(REFUSED_WRITE)),
+            // An access policy that no longer lets the worker write Appointments.
+            (MedplumError::Rejected(403), Some(REFUSED_WRITE)),
             (MedplumError::Rejected(422), Some(REFUSED_WRITE)),
             (MedplumError::Rejected(408), None),
             (MedplumError::Rejected(429), None),
