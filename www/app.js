@@ -97,19 +97,21 @@ async function errorMessage(response) {
 const SIGN_IN_PROBLEMS = new Set(["token_expired", "invalid_credentials", "missing_credentials"]);
 
 /**
- * Says that `current`'s sign-in ran out (or was refused as no longer valid): calls need a new
- * sign-in, and the numbers stay shown for dialing by hand. A live call is left to finish.
+ * Says that `current`'s sign-in ran out (`token_expired`, or its lifetime passed) or was refused
+ * for another reason (ended elsewhere, not valid): calls need a new sign-in, and the numbers stay
+ * shown for dialing by hand. A live call is left to finish.
  */
-function showSignInExpired(current) {
+function showSignInExpired(current, code = "token_expired") {
   if (session !== current || current.expired) return;
   current.expired = true;
-  setSession("expired", "Your sign-in has expired: sign in again to place calls. You can still dial patients by hand.");
+  const what = code === "token_expired" ? "Your sign-in has expired" : "Your sign-in was not accepted";
+  setSession("expired", `${what}: sign in again to place calls. You can still dial patients by hand.`);
 }
 
 /** An answer refusing the sign-in itself (401): says so and returns true. */
 function signInRefused(current, response, code) {
   if (response.status !== 401 || !SIGN_IN_PROBLEMS.has(code)) return false;
-  showSignInExpired(current);
+  showSignInExpired(current, code);
   return true;
 }
 

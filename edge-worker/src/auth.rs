@@ -10,7 +10,7 @@ use worker::Request;
 
 use crate::config::Secret;
 use crate::error::{AppError, CredentialProblem};
-use crate::medplum::Medplum;
+use crate::medplum::{Medplum, SignInStanding};
 use crate::webcrypto::verify_rs256;
 
 /// The bearer token of the request, if it has one.
@@ -49,16 +49,26 @@ pub async fn authenticate_clinician(
     medplum: &Medplum<'_>,
     now_unix: i64,
 ) -> Result<PractitionerId, AppError> {
-    Ok(authenticate_sign_in(req, medplum, now_unix)
+    Ok(verify_sign_in(req, medplum, now_unix, false)
         .await?
         .practitioner)
 }
 
-/// [`authenticate_clinician`], with when the sign-in ends.
+/// [`authenticate_clinician`] for minting a calling token: the sign-in is confirmed with Medplum
+/// afresh (not from the last minute's answer), and its end is returned.
 pub async fn authenticate_sign_in(
     req: &Request,
     medplum: &Medplum<'_>,
     now_unix: i64,
+) -> Result<SignIn, AppError> {
+    verify_sign_in(req, medplum, now_unix, true).await
+}
+
+async fn verify_sign_in(
+    req: &Request,
+    medplum: &Medplum<'_>,
+    now_unix: i64,
+    fresh: bool,
 ) -> Result<SignIn, AppError> {
     let token = bearer_token(req).ok_or(AppError::Unauthenticated(CredentialProblem::Missing))?;
     let jwt = UnverifiedJwt::parse(&token).map_err(|e| refused(&e))?;
@@ -77,6 +87,22 @@ pub async fn authenticate_sign_in(
     let claims: MedplumClaims = jwt.claims().map_err(|e| refused(&e))?;
     let practitioner =
         check_medplum_claims(&claims, &medplum.issuer(), now_unix).map_err(|e| refused(&e))?;
+    // Signed out or revoked since the token was issued? Medplum's own answer, when it gives
+    // one. When it cannot (an outage), the verified token stands: every clinician request that
+    // reads from Medplum is then refused by Medplum itself, and calling needs Medplum anyway.
+    // A token without a `login_id` is its own sign-in: named by its signature segment.
+    let sign_in = match claims.login_id.as_deref() {
+        Some(login_id) => login_id,
+        None => token.rsplit('.').next().unwrap_or(&token),
+    };
+    match medplum.sign_in_standing(sign_in, &token, fresh).await {
+        Ok(SignInStanding::Current) => {}
+        Ok(SignInStanding::Ended) => {
+            crate::log::event("clinician_token_refused", &[("reason", "SignInEnded")]);
+            return Err(AppError::Unauthenticated(CredentialProblem::Invalid));
+        }
+        Err(error) => crate::log::event("sign_in_unconfirmed", &[("kind", &format!("{error:?}"))]),
+    }
     Ok(SignIn {
         practitioner,
         expires_unix: claims.exp,

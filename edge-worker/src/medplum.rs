@@ -1,8 +1,9 @@
 //! The worker's Medplum client: client-credentials sign-in, the JWKS of user tokens, and the few
 //! FHIR interactions the worker needs (read, search, update guarded by `If-Match`).
 //!
-//! The client token and the JWKS are cached per isolate (workers run one request at a time per
-//! isolate on one thread, so a `thread_local` cache is safe and cheap).
+//! The client token, the JWKS and the sign-ins lately confirmed are cached per isolate in
+//! `thread_local`s: an isolate runs on one thread, and the requests it interleaves switch only at
+//! an `await`, across which no borrow of these caches is held.
 
 use std::cell::RefCell;
 
@@ -58,6 +59,22 @@ struct CachedJwks {
 thread_local! {
     static CLIENT_TOKEN: RefCell<Option<CachedToken>> = const { RefCell::new(None) };
     static JWKS: RefCell<Option<CachedJwks>> = const { RefCell::new(None) };
+    /// Sign-ins Medplum confirmed as current: (Medplum base, sign-in key) → when (ms).
+    static CONFIRMED_SIGN_INS: RefCell<Vec<(String, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A sign-in Medplum confirmed is taken as current for this long (per isolate): a clinician who
+/// signs out, or whose sign-in an administrator revokes, is refused within a minute.
+const SIGN_IN_CONFIRMED_FOR_MS: u64 = 60_000;
+/// At most this many confirmed sign-ins are remembered per isolate (the oldest go first).
+const CONFIRMED_SIGN_INS_KEPT: usize = 512;
+
+/// Whether Medplum still holds a user's sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInStanding {
+    Current,
+    /// Signed out, or revoked by an administrator: Medplum refuses the token.
+    Ended,
 }
 
 /// A JWKS is refetched for an unknown `kid` at most this often (a forged `kid` cannot make the
@@ -336,6 +353,57 @@ impl<'a> Medplum<'a> {
 
     /// The public key with this `kid` from Medplum's JWKS. The JWKS is cached; an unknown `kid`
     /// triggers a refetch at most every 10 s.
+    /// Whether Medplum still holds the sign-in of this user token (`sign_in` names the sign-in:
+    /// its `login_id`), asked with the token itself (`GET /auth/me`, which Medplum refuses for a
+    /// revoked Login) at most once a [`SIGN_IN_CONFIRMED_FOR_MS`] per isolate. A signature and
+    /// an expiry alone cannot tell a signed-out session from a live one.
+    /// With `fresh`, Medplum is asked whatever this isolate remembers (for minting a calling
+    /// token, which lasts long after the request).
+    pub async fn sign_in_standing(
+        &self,
+        sign_in: &str,
+        user_token: &str,
+        fresh: bool,
+    ) -> Result<SignInStanding, MedplumError> {
+        let key = format!("{}|{sign_in}", self.base.as_str());
+        let now = now_ms();
+        let confirmed = CONFIRMED_SIGN_INS.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            cache.retain(|(cached, at)| {
+                now.saturating_sub(*at) < SIGN_IN_CONFIRMED_FOR_MS && !(fresh && *cached == key)
+            });
+            cache.iter().any(|(cached, _)| *cached == key)
+        });
+        if confirmed {
+            return Ok(SignInStanding::Current);
+        }
+        let authorization = format!("Bearer {user_token}");
+        let (status, _, _) = send(
+            &format!("{}/auth/me", self.base.as_str()),
+            Method::Get,
+            &[
+                ("authorization", &authorization),
+                ("accept", "application/json"),
+            ],
+            None,
+        )
+        .await?;
+        match status {
+            200 => {
+                CONFIRMED_SIGN_INS.with(|cache| {
+                    let mut cache = cache.borrow_mut();
+                    if cache.len() >= CONFIRMED_SIGN_INS_KEPT {
+                        cache.remove(0);
+                    }
+                    cache.push((key, now));
+                });
+                Ok(SignInStanding::Current)
+            }
+            401 => Ok(SignInStanding::Ended),
+            other => Err(MedplumError::Rejected(other)),
+        }
+    }
+
     pub async fn signing_key(&self, kid: &str) -> Result<Option<Value>, MedplumError> {
         let issuer = self.issuer();
         let now = now_ms();

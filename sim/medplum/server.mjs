@@ -365,13 +365,24 @@ export async function startMedplumServer({
   const membershipFor = async (profileRef) =>
     (await repo.searchResources(parseSearchRequest(`ProjectMembership?profile=${encodeURIComponent(profileRef)}`)))[0];
 
+  /** Sign-ins ended by `POST /oauth2/logout` (their `login_id`s): their tokens are refused, as
+   * Medplum refuses a revoked Login's. */
+  const revokedLogins = new Set();
+
   /** Claims of a valid bearer token, or throws the 401 outcome. */
   function authenticate(req) {
     const token = bearerToken(req);
     if (!token) throw new HttpError(401, unauthorized);
     const { claims, outcome } = verify(token);
     if (!claims) throw new HttpError(401, outcome);
+    if (revokedLogins.has(claims.login_id)) throw new HttpError(401, unauthorized);
     return claims;
+  }
+
+  // POST /oauth2/logout — ends the bearer's sign-in (Medplum revokes its Login).
+  function logout(req) {
+    revokedLogins.add(authenticate(req).login_id);
+    return allOk;
   }
 
   function issueAccessToken({ sub, profile, clientId: tokenClientId, scope, lifetimeSeconds }) {
@@ -1020,6 +1031,8 @@ export async function startMedplumServer({
         return sendJson(res, 200, await devLogin(req, raw), { "cache-control": "no-store" });
       case "GET /auth/me":
         return sendJson(res, 200, await me(req));
+      case "POST /oauth2/logout":
+        return sendJson(res, 200, logout(req));
       case "POST /__sim/reset":
         await reset();
         return sendJson(res, 200, { ok: true });

@@ -554,6 +554,20 @@ test("userinfo and /auth/me for a clinician", async () => {
   assert.equal((await fetch(`${sim.url}/auth/me`, { headers: { authorization: `Bearer ${expired}` } })).status, 401);
 });
 
+test("logout ends the sign-in: that sign-in's tokens are refused everywhere, another's still work", async () => {
+  const ended = await userToken("clinician-ada");
+  const other = await userToken("clinician-ada");
+  const me = (token) => fetch(`${sim.url}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal((await me(ended)).status, 200);
+  const logout = await fetch(`${sim.url}/oauth2/logout`, { method: "POST", headers: { authorization: `Bearer ${ended}`, "content-type": "application/json" }, body: "{}" });
+  assert.equal(logout.status, 200);
+  assert.equal((await logout.json()).resourceType, "OperationOutcome");
+  assert.equal((await me(ended)).status, 401);
+  assert.equal((await fhir("Practitioner/clinician-ada", { token: ended })).status, 401);
+  assert.equal((await me(other)).status, 200, "another sign-in of the same clinician is kept");
+  assert.equal((await fetch(`${sim.url}/oauth2/logout`, { method: "POST" })).status, 401);
+});
+
 test("logs carry method, path and status only: no query strings, tokens or phone numbers", async () => {
   const token = await userToken("clinician-ada");
   await fhir(`Patient?phone=${encodeURIComponent("07700 900123")}`, { token });

@@ -149,6 +149,21 @@ test("a calling token never outlives the Medplum sign-in it was issued on", asyn
   await expectError(await requestToken(await signIn("clinician-ada", 30)), 401, "token_expired");
 });
 
+test("a sign-in ended at Medplum (signed out, revoked) gets no calling token, though its token is unexpired", async () => {
+  const logout = (bearer) => fetch(`${medplum.url}/oauth2/logout`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" }, body: "{}" });
+  // Confirmed a moment ago, then signed out: minting asks Medplum afresh.
+  const bearer = await signIn("clinician-ada", 7200);
+  assert.equal((await requestToken(bearer)).status, 200);
+  assert.equal((await logout(bearer)).status, 200);
+  await expectError(await requestToken(bearer), 401, "invalid_credentials");
+  // Never seen before and already signed out: refused on every clinician endpoint.
+  const other = await signIn("clinician-ada", 7200);
+  assert.equal((await logout(other)).status, 200);
+  await expectError(await fetch(`${worker.url}/api/v1/appointments`, { headers: { authorization: `Bearer ${other}` } }), 401, "invalid_credentials");
+  // Another sign-in of the same clinician is not affected.
+  assert.equal((await requestToken(await signIn("clinician-ada", 7200))).status, 200);
+});
+
 test("a clinician without videocall_own_manage is refused and nothing is written", async () => {
   const response = await requestToken(await signIn("clinician-bob"));
   await expectError(response, 403, "permission_missing");

@@ -204,6 +204,16 @@ test("the demo page says when the sign-in has expired, and signs out (ending a c
     await page.click("#sign-in");
     await page.waitForSelector("#appointments-status[data-code=token_expired]");
     await page.waitForSelector("#session[data-state=expired]");
+    assert.match(await page.textContent("#session"), /sign-in has expired: sign in again/);
+    await context.unroute("**/api/v1/appointments");
+    // Refused for another reason (ended elsewhere, not valid): not called "expired".
+    await context.route("**/api/v1/appointments", (route) => route.fulfill({
+      status: 401, contentType: "application/json", body: JSON.stringify({ error: { code: "invalid_credentials", message: "the access token is not valid" } }),
+    }));
+    await page.click("#sign-in");
+    await page.waitForSelector("#appointments-status[data-code=invalid_credentials]");
+    await page.waitForSelector("#session[data-state=expired]");
+    assert.match(await page.textContent("#session"), /sign-in was not accepted: sign in again/);
     await context.unroute("**/api/v1/appointments");
 
     // Signing out with a call under way asks first; declined, the call carries on.
