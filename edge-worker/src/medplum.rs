@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use serde::Deserialize;
 use serde_json::Value;
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortSignal, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::config::{BaseUrl, Secret};
 
@@ -62,6 +62,10 @@ thread_local! {
     /// Sign-ins Medplum confirmed as current: (Medplum base, sign-in key) → when (ms).
     static CONFIRMED_SIGN_INS: RefCell<Vec<(String, u64)>> = const { RefCell::new(Vec::new()) };
 }
+
+/// How long one request to Medplum may take, answer and body (it answers in well under a second
+/// when well).
+const MEDPLUM_REQUEST_TIMEOUT_MS: u32 = 8_000;
 
 /// A sign-in Medplum confirmed is taken as current for this long (per isolate): a clinician who
 /// signs out, or whose sign-in an administrator revokes, is refused within a minute.
@@ -119,8 +123,13 @@ async fn send(
         init.with_body(Some(body.into()));
     }
     let request = Request::new_with_init(url, &init).map_err(|_| MedplumError::Malformed)?;
+    // A Medplum that hangs is unreachable after this long, answer and body both, rather than
+    // holding the clinician's request (or the ledger's alarm) until the platform gives up.
+    let deadline = AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(
+        MEDPLUM_REQUEST_TIMEOUT_MS,
+    ));
     let mut response = Fetch::Request(request)
-        .send()
+        .send_with_signal(&deadline)
         .await
         .map_err(|_| MedplumError::Unreachable)?;
     let status = response.status_code();

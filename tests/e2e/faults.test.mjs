@@ -130,6 +130,23 @@ test("Medplum unreachable during a day of calls: every record is written once af
   console.log(`outage: ${inFlight.length} of ${calls.length} calls ended while Medplum was unreachable; all ${calls.length} records written once`);
 });
 
+test("Medplum hanging (accepting, never answering): a clinician's request is answered 503, not left waiting, and works again after", async () => {
+  const login = await (await fetch(`${medplum.url}/auth/dev-login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ practitioner: "clinician-ada" }) })).json();
+  // The test's own guard: without the worker's deadline on Medplum, the answer never comes.
+  const list = () => fetch(`${worker.url}/api/v1/appointments`, { headers: { authorization: `Bearer ${login.access_token}` }, signal: AbortSignal.timeout(90_000) });
+  assert.equal((await list()).status, 200);
+  medplumPath.stall();
+  try {
+    const stalled = await list();
+    assert.equal(stalled.status, 503);
+    assert.equal((await stalled.json()).error.code, "medplum_unavailable");
+    assert.equal(stalled.headers.get("retry-after"), "30");
+  } finally {
+    medplumPath.up();
+  }
+  assert.equal((await list()).status, 200);
+});
+
 test("the worker restarted mid-call keeps the call's ledger: the call ends, is recorded once, and frees its number", async () => {
   const { parentSid } = await voice("appt-dashes");
   const childSid = newCallSid();

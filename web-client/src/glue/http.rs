@@ -9,6 +9,10 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, ReadableStreamDefaultReader, Response};
 
+/// How long a JSON request to the worker may take, answer and body (the worker gives up on
+/// Medplum after 8 s a request, and a token takes a few of them).
+const REQUEST_TIMEOUT_MS: u32 = 20_000;
+
 /// A worker's answer: status and parsed JSON body (`Null` when it was not JSON).
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -105,7 +109,10 @@ impl Api {
         path: &str,
         body: Option<&Json>,
     ) -> Result<Reply, RequestError> {
-        let response = self.fetch(method, path, body, None).await?;
+        // A worker that never answers counts as unreachable (and is tried again) instead of
+        // leaving the panel waiting for good.
+        let deadline = web_sys::AbortSignal::timeout_with_u32(REQUEST_TIMEOUT_MS);
+        let response = self.fetch(method, path, body, Some(&deadline)).await?;
         let status = response.status();
         let text = match response.text() {
             Ok(promise) => JsFuture::from(promise)
