@@ -200,10 +200,10 @@ export async function startSinks({ port, apiKey = SINKS_DATADOG_API_KEY, logDir 
     logPath,
     child,
     captured: async () => {
-      const [series, logs, slack] = await Promise.all(
-        ["/__sinks/datadog/series", "/__sinks/datadog/logs", "/__sinks/slack"].map(getJson),
+      const [series, distributions, logs, slack] = await Promise.all(
+        ["/__sinks/datadog/series", "/__sinks/datadog/distributions", "/__sinks/datadog/logs", "/__sinks/slack"].map(getJson),
       );
-      return { series: series.received, logs: logs.received, slack: slack.received };
+      return { series: series.received, distributions: distributions.received, logs: logs.received, slack: slack.received };
     },
     reset: () => post("/__sinks/reset"),
     setFaults: (faults) => post("/__sinks/faults", faults),

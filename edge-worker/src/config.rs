@@ -375,6 +375,14 @@ impl DatadogSite {
         }
     }
 
+    /// The distribution-points endpoint (call durations).
+    pub fn distribution_url(&self) -> String {
+        match self {
+            Self::Site(site) => format!("https://api.{site}/api/v1/distribution_points"),
+            Self::BaseUrl(base) => format!("{}/api/v1/distribution_points", base.as_str()),
+        }
+    }
+
     /// The logs intake endpoint.
     pub fn logs_url(&self) -> String {
         match self {

@@ -148,7 +148,7 @@ pub fn clinician_key(practitioner_id: &str, salt: &str) -> String {
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Buckets a duration for tags (the exact duration is the `call.duration_seconds` gauge; the
+/// Buckets a duration for tags (the exact duration is the `call.duration_seconds` distribution; the
 /// median talk time is computed from stored outcomes, `call_stats`).
 pub fn duration_bucket(seconds: u32) -> &'static str {
     match seconds {
@@ -653,7 +653,7 @@ fn tags(pairs: &[(&str, Option<String>)], environment: &str) -> Vec<String> {
     tags
 }
 
-/// One event's metric: name, type (1 count, 3 gauge), value and tags.
+/// One event's metric: name, type (1 count, 3 gauge, [`DISTRIBUTION`]), value and tags.
 fn metric(event: &Event, environment: &str) -> Vec<(String, u8, f64, Vec<String>)> {
     let name = |suffix: &str| format!("{METRIC_PREFIX}.{suffix}");
     match event {
@@ -686,7 +686,7 @@ fn metric(event: &Event, environment: &str) -> Vec<(String, u8, f64, Vec<String>
                 (name("call.outcome"), 1, 1.0, tags.clone()),
                 (
                     name("call.duration_seconds"),
-                    3,
+                    DISTRIBUTION,
                     f64::from(*duration_seconds),
                     tags,
                 ),
@@ -777,6 +777,9 @@ pub fn datadog_series(events: &[Stamped], environment: &str) -> Value {
     for stamped in events {
         let second = stamped.at_ms / 1_000;
         for (metric, kind, value, tags) in metric(&stamped.event.sanitized(), environment) {
+            if kind == DISTRIBUTION {
+                continue;
+            }
             let key = (metric, kind, tags, second);
             match index.get(&key).and_then(|at| points.get_mut(*at)) {
                 Some((_, total)) if kind == DATADOG_COUNT => *total += value,
@@ -804,6 +807,47 @@ pub fn datadog_series(events: &[Stamped], environment: &str) -> Value {
 
 /// Datadog's series type for a count (1; a gauge is 3).
 const DATADOG_COUNT: u8 = 1;
+
+/// Not a series type: a value Datadog is to keep whole, among others of its second, as a
+/// distribution ([`datadog_distributions`]), so that percentiles of call durations are exact.
+const DISTRIBUTION: u8 = 0;
+
+/// The Datadog distribution-points body (`/api/v1/distribution_points`) for a batch of events:
+/// every value of a series in one second is kept (a gauge would keep one of them), so two calls
+/// ending in the same second both count in the duration percentiles. `None` when the batch holds
+/// none.
+pub fn datadog_distributions(events: &[Stamped], environment: &str) -> Option<Value> {
+    type SeriesSecond = (String, Vec<String>, u64);
+    let mut points: Vec<(SeriesSecond, Vec<f64>)> = Vec::new();
+    for stamped in events {
+        let second = stamped.at_ms / 1_000;
+        for (metric, kind, value, tags) in metric(&stamped.event.sanitized(), environment) {
+            if kind != DISTRIBUTION {
+                continue;
+            }
+            let key = (metric, tags, second);
+            match points.iter_mut().find(|(seen, _)| *seen == key) {
+                Some((_, values)) => values.push(value),
+                None => points.push((key, vec![value])),
+            }
+        }
+    }
+    if points.is_empty() {
+        return None;
+    }
+    let series: Vec<Value> = points
+        .into_iter()
+        .map(|((metric, tags, second), values)| {
+            json!({
+                "metric": metric,
+                "type": "distribution",
+                "points": [[second, values]],
+                "tags": tags,
+            })
+        })
+        .collect();
+    Some(json!({"series": series}))
+}
 
 /// The Datadog logs-intake body for a batch of events: one structured, redacted log per event.
 pub fn datadog_logs(events: &[Stamped], environment: &str, service: &str) -> Value {

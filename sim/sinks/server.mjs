@@ -1,4 +1,4 @@
-//! Local stand-ins for Datadog (metrics v2 series, logs intake) and a Slack incoming webhook, recording what they receive.
+//! Local stand-ins for Datadog (metrics v2 series, distribution points, logs intake) and a Slack incoming webhook, recording what they receive.
 //
 // Loopback only, in memory (plus one JSON line per received payload in `${logDir}/sinks-received.jsonl`,
 // which the e2e PHI scan reads). Answers as the real services do on the routes the worker uses; see
@@ -99,6 +99,25 @@ export function seriesProblem(body) {
   return null;
 }
 
+/** Checks a distribution-points body (`/api/v1/distribution_points`); returns the first problem or null. */
+export function distributionsProblem(body) {
+  if (!isObject(body) || !Array.isArray(body.series)) return "body must be an object with a `series` array";
+  if (body.series.length === 0) return "`series` is empty";
+  for (const [i, s] of body.series.entries()) {
+    const at = `series[${i}]`;
+    if (!isObject(s)) return `${at} is not an object`;
+    if (typeof s.metric !== "string" || s.metric.length === 0 || s.metric.length > 200) return `${at}.metric must be a non-empty string`;
+    if (s.type !== undefined && s.type !== "distribution") return `${at}.type must be "distribution"`;
+    if (!Array.isArray(s.points) || s.points.length === 0) return `${at}.points must be a non-empty array`;
+    for (const [j, p] of s.points.entries()) {
+      const tuple = Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Array.isArray(p[1]) && p[1].length > 0 && p[1].every(isFiniteNumber);
+      if (!tuple) return `${at}.points[${j}] must be [timestamp: integer seconds, [values: numbers]]`;
+    }
+    if (s.tags !== undefined && !(Array.isArray(s.tags) && s.tags.every((t) => typeof t === "string"))) return `${at}.tags must be an array of strings`;
+  }
+  return null;
+}
+
 /** Checks a logs-intake body (an array of log objects, or one object); returns the first problem or null. */
 export function logsProblem(body) {
   const entries = Array.isArray(body) ? body : [body];
@@ -126,9 +145,9 @@ export async function startSinkServer({
   logDir,
   log,
 } = {}) {
-  const received = { series: [], logs: [], slack: [] };
-  const refused = { series: 0, logs: 0, slack: 0 };
-  let faults = { failDatadog: false, failSlack: false };
+  const received = { series: [], distributions: [], logs: [], slack: [] };
+  const refused = { series: 0, distributions: 0, logs: 0, slack: 0 };
+  let faults = { failDatadog: false, failSlack: false, failIntakes: [] };
   let jsonlPath;
   if (logDir) {
     mkdirSync(logDir, { recursive: true });
@@ -139,7 +158,7 @@ export async function startSinkServer({
     const entry = { at: new Date().toISOString(), body, headers: { "content-type": req.headers["content-type"] ?? null } };
     received[sink].push(entry);
     if (jsonlPath) {
-      const name = { series: "datadog.series", logs: "datadog.logs", slack: "slack" }[sink];
+      const name = { series: "datadog.series", distributions: "datadog.distributions", logs: "datadog.logs", slack: "slack" }[sink];
       appendFileSync(jsonlPath, `${JSON.stringify({ at: entry.at, sink: name, body })}\n`);
     }
   }
@@ -148,13 +167,13 @@ export async function startSinkServer({
 
   async function datadog(req, sink) {
     const raw = await readRaw(req);
-    if (faults.failDatadog) throw new HttpError(500, datadogError("Internal Server Error (simulated outage)"));
+    if (faults.failDatadog || faults.failIntakes.includes(sink)) throw new HttpError(500, datadogError("Internal Server Error (simulated outage)"));
     if (req.headers["dd-api-key"] !== apiKey) throw new HttpError(403, datadogError("Forbidden"));
     const body = decodeJson(req, raw, datadogError);
-    const problem = sink === "series" ? seriesProblem(body) : logsProblem(body);
+    const problem = { series: seriesProblem, distributions: distributionsProblem, logs: logsProblem }[sink](body);
     if (problem) throw new HttpError(400, datadogError(problem));
     record(sink, req, body);
-    return sink === "series" ? { status: 202, body: { errors: [] } } : { status: 202, body: {} };
+    return { series: { status: 202, body: { errors: [] } }, distributions: { status: 202, body: { status: "ok" } }, logs: { status: 202, body: {} } }[sink];
   }
 
   async function slack(req) {
@@ -191,12 +210,13 @@ export async function startSinkServer({
   function reset() {
     for (const list of Object.values(received)) list.length = 0;
     for (const key of Object.keys(refused)) refused[key] = 0;
-    faults = { failDatadog: false, failSlack: false };
+    faults = { failDatadog: false, failSlack: false, failIntakes: [] };
   }
 
   function setFaults(next = {}) {
-    faults = { failDatadog: next.failDatadog === true, failSlack: next.failSlack === true };
-    return { ...faults };
+    const intakes = Array.isArray(next.failIntakes) ? next.failIntakes.filter((i) => ["series", "distributions", "logs"].includes(i)) : [];
+    faults = { failDatadog: next.failDatadog === true, failSlack: next.failSlack === true, failIntakes: intakes };
+    return { ...faults, failIntakes: [...intakes] };
   }
 
   const view = (sink) => ({ received: structuredClone(received[sink]), refused: refused[sink] });
@@ -205,10 +225,12 @@ export async function startSinkServer({
   function routeOf(method, path) {
     if (path === "/datadog/api/v2/series") return { name: "/datadog/api/v2/series", sink: "series", method: "POST" };
     if (path === "/datadog/api/v2/logs") return { name: "/datadog/api/v2/logs", sink: "logs", method: "POST" };
+    if (path === "/datadog/api/v1/distribution_points") return { name: "/datadog/api/v1/distribution_points", sink: "distributions", method: "POST" };
     if (path.startsWith("/slack/") && path.length > "/slack/".length) return { name: "/slack/…", sink: "slack", method: "POST" };
     const control = {
       "/healthcheck": "GET",
       "/__sinks/datadog/series": "GET",
+      "/__sinks/datadog/distributions": "GET",
       "/__sinks/datadog/logs": "GET",
       "/__sinks/slack": "GET",
       "/__sinks/reset": "POST",
@@ -229,7 +251,7 @@ export async function startSinkServer({
       res.setHeader("allow", target.method);
       throw new HttpError(405, { error: "method_not_allowed" });
     }
-    if (target.sink === "series" || target.sink === "logs") {
+    if (target.sink === "series" || target.sink === "distributions" || target.sink === "logs") {
       const { status, body } = await datadog(req, target.sink);
       return send(res, status, body);
     }
@@ -242,6 +264,8 @@ export async function startSinkServer({
         return send(res, 200, { ok: true });
       case "/__sinks/datadog/series":
         return send(res, 200, view("series"));
+      case "/__sinks/datadog/distributions":
+        return send(res, 200, view("distributions"));
       case "/__sinks/datadog/logs":
         return send(res, 200, view("logs"));
       case "/__sinks/slack":
@@ -301,7 +325,7 @@ export async function startSinkServer({
     jsonlPath,
     close,
     /** What was received so far, in arrival order (copies). */
-    captured: () => ({ series: view("series").received, logs: view("logs").received, slack: view("slack").received }),
+    captured: () => ({ series: view("series").received, distributions: view("distributions").received, logs: view("logs").received, slack: view("slack").received }),
     reset,
     setFaults,
   };

@@ -32,7 +32,12 @@ after(async () => {
 const SERIES = {
   series: [
     { metric: "clinician_calls.call.outcome", type: 1, points: [{ timestamp: 1_795_000_000, value: 1 }], tags: ["env:local", "status:completed"] },
-    { metric: "clinician_calls.call.duration_seconds", type: 3, points: [{ timestamp: 1_795_000_000, value: 42 }], tags: ["env:local"], unit: "second" },
+    { metric: "clinician_calls.outbox.backlog_age_seconds", type: 3, points: [{ timestamp: 1_795_000_000, value: 42 }], tags: ["env:local"], unit: "second" },
+  ],
+};
+const DISTRIBUTIONS = {
+  series: [
+    { metric: "clinician_calls.call.duration_seconds", type: "distribution", points: [[1_795_000_000, [42, 185]]], tags: ["env:local"] },
   ],
 };
 const LOGS = [
@@ -84,6 +89,17 @@ test("series: 202 {errors: []}, recorded with its content type, never the key", 
   assert.ok(!JSON.stringify(received).includes(KEY), "the API key is never echoed");
 });
 
+test("distribution points: 202 {status: ok}, every value kept as sent", async () => {
+  await post("/__sinks/reset");
+  const response = await post("/datadog/api/v1/distribution_points", DISTRIBUTIONS, { headers: withKey });
+  assert.equal(response.status, 202);
+  assert.deepEqual(response.json(), { status: "ok" });
+  assert.equal((await post("/datadog/api/v1/distribution_points", DISTRIBUTIONS, { headers: {} })).status, 403);
+  const { received, refused } = await get("/__sinks/datadog/distributions");
+  assert.deepEqual(received.map((r) => r.body), [DISTRIBUTIONS]);
+  assert.equal(refused, 1);
+});
+
 test("logs: 202 {}, an array or a single object", async () => {
   await post("/__sinks/reset");
   const many = await post("/datadog/api/v2/logs", LOGS, { headers: withKey });
@@ -116,6 +132,10 @@ test("malformed Datadog bodies are 400 with a reason", async () => {
     ["/datadog/api/v2/series", JSON.stringify({ series: [{ metric: "m", points: [{ timestamp: "now", value: 1 }] }] })],
     ["/datadog/api/v2/series", JSON.stringify({ series: [{ metric: "m", type: "count", points: [{ timestamp: 1, value: 1 }] }] })],
     ["/datadog/api/v2/series", JSON.stringify({ series: [{ metric: "m", points: [{ timestamp: 1, value: 1 }], tags: "env:local" }] })],
+    ["/datadog/api/v1/distribution_points", JSON.stringify({ series: [] })],
+    ["/datadog/api/v1/distribution_points", JSON.stringify({ series: [{ metric: "m", points: [{ timestamp: 1, value: 1 }] }] })],
+    ["/datadog/api/v1/distribution_points", JSON.stringify({ series: [{ metric: "m", points: [[1, []]] }] })],
+    ["/datadog/api/v1/distribution_points", JSON.stringify({ series: [{ metric: "m", type: 3, points: [[1, [2]]] }] })],
     ["/datadog/api/v2/logs", "[1, 2]"],
     ["/datadog/api/v2/logs", "[]"],
     ["/datadog/api/v2/logs", JSON.stringify([{ message: 42 }])],
@@ -149,14 +169,18 @@ test("Slack: 200 ok as text, 400 no_text without text or blocks, 400 invalid_pay
 
 test("faults: Datadog and Slack answer 500 until cleared with {}", async () => {
   await post("/__sinks/reset");
-  assert.deepEqual((await post("/__sinks/faults", { failDatadog: true })).json(), { failDatadog: true, failSlack: false });
+  assert.deepEqual((await post("/__sinks/faults", { failDatadog: true })).json(), { failDatadog: true, failSlack: false, failIntakes: [] });
   assert.equal((await post("/datadog/api/v2/series", SERIES, { headers: withKey })).status, 500);
   assert.equal((await post("/datadog/api/v2/logs", LOGS, { headers: withKey })).status, 500);
   assert.equal((await post("/slack/T000/B000/XXXX", { text: "still up" })).status, 200);
   await post("/__sinks/faults", { failSlack: true });
   assert.equal((await post("/slack/T000/B000/XXXX", { text: "down" })).status, 500);
   assert.equal((await post("/datadog/api/v2/series", SERIES, { headers: withKey })).status, 202, "only the named sink fails");
-  assert.deepEqual((await post("/__sinks/faults", {})).json(), { failDatadog: false, failSlack: false });
+  // One intake down, the others up.
+  assert.deepEqual((await post("/__sinks/faults", { failIntakes: ["logs", "nonsense"] })).json(), { failDatadog: false, failSlack: false, failIntakes: ["logs"] });
+  assert.equal((await post("/datadog/api/v2/logs", LOGS, { headers: withKey })).status, 500);
+  assert.equal((await post("/datadog/api/v1/distribution_points", DISTRIBUTIONS, { headers: withKey })).status, 202);
+  assert.deepEqual((await post("/__sinks/faults", {})).json(), { failDatadog: false, failSlack: false, failIntakes: [] });
   assert.equal((await post("/slack/T000/B000/XXXX", { text: "back" })).status, 200);
   assert.deepEqual((await get("/__sinks/slack")).received.map((r) => r.body.text), ["still up", "back"]);
   assert.deepEqual((await get("/__sinks/datadog/series")).received.length, 1);
@@ -181,7 +205,7 @@ test("reset empties every list and clears faults; captured() reads the same reco
 test("every received payload is one line of sinks-received.jsonl, refused ones are not", () => {
   const lines = readFileSync(join(logDir, JSONL_NAME), "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
   assert.ok(lines.length >= 10, `${lines.length} lines`);
-  assert.deepEqual(new Set(lines.map((l) => l.sink)), new Set(["datadog.series", "datadog.logs", "slack"]));
+  assert.deepEqual(new Set(lines.map((l) => l.sink)), new Set(["datadog.series", "datadog.distributions", "datadog.logs", "slack"]));
   for (const line of lines) {
     assert.deepEqual(Object.keys(line), ["at", "sink", "body"]);
     assert.ok(!Number.isNaN(Date.parse(line.at)));

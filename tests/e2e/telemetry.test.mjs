@@ -40,6 +40,7 @@ const startLocalMedplum = () => startMedplumServer({ port: medplumPort, clientId
 const webhook = (name) => `${worker.url}/api/v1/twilio/webhooks/${name}`;
 const sink = async (path) => (await (await fetch(`${sinks.url}/__sinks/${path}`)).json()).received;
 const series = async () => (await sink("datadog/series")).flatMap((r) => r.body.series ?? []);
+const distributions = async () => (await sink("datadog/distributions")).flatMap((r) => r.body.series ?? []);
 const slack = async () => (await sink("slack")).map((r) => r.body.text);
 const tagged = (s, tag) => (s.tags ?? []).includes(tag);
 
@@ -81,6 +82,12 @@ test("call outcomes become Datadog metrics and logs; a failure-rate alert fires 
   assert.ok(outcome.tags.some((t) => /^pool_number:\+4477009000\d\d$/.test(t)), outcome.tags.join(","));
   const logs = await waitFor("the outcome log", async () => (await sink("datadog/logs")).flatMap((r) => [].concat(r.body)).find((l) => l.event?.kind === "call-outcome"));
   assert.equal(logs.service, "clinician-calls");
+  // The exact duration is a distribution point (every call of a second kept), not a gauge.
+  const duration = await waitFor("the duration distribution", async () =>
+    (await distributions()).find((s) => s.metric === "clinician_calls.call.duration_seconds" && tagged(s, "status:completed")), 20_000);
+  assert.equal(duration.type, "distribution");
+  assert.deepEqual(duration.points[0][1], [42]);
+  assert.ok(!(await series()).some((s) => s.metric === "clinician_calls.call.duration_seconds"));
 
   for (const appointment of ["appt-landline", "appt-formatted", "appt-dashes"]) {
     await callEndingWith(appointment, "busy");
@@ -159,6 +166,23 @@ test("the admin statistics count outcomes per number and per day", async () => {
   assert.equal(stats.overall.answered, 2);
   assert.equal(stats.perDay.length, 1);
   assert.ok(stats.perNumber.every((n) => /^\+4477009000\d\d$|^none$/.test(n.poolNumber)));
+});
+
+test("one Datadog intake down: the others get each event once, and the one down gets it when back", async () => {
+  const setFaults = (faults) => fetch(`${sinks.url}/__sinks/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
+  await setFaults({ failIntakes: ["logs"] });
+  const started = Math.floor(Date.now() / 1000) - 1;
+  await callEndingWith("appt-landline", "completed", 31);
+  const mine = (s) => s.points?.[0]?.[1]?.includes?.(31) && s.points[0][0] >= started;
+  await waitFor("the duration while logs are down", async () => (await distributions()).some(mine), 30_000);
+  // Several flushes while logs stay down: series and distributions are not sent the batch again.
+  await new Promise((r) => setTimeout(r, 6_000));
+  await setFaults({});
+  await waitFor("the held logs once back", async () =>
+    (await sink("datadog/logs")).flatMap((r) => [].concat(r.body)).some((l) => l.event?.kind === "call-outcome" && l.event?.durationSeconds === 31), 30_000);
+  assert.equal((await distributions()).filter(mine).length, 1, "the duration was sent once");
+  const outcomes = (await series()).filter((s) => s.metric === "clinician_calls.call.outcome" && s.points?.[0]?.timestamp >= started && tagged(s, "status:completed"));
+  assert.equal(outcomes.length, 1, JSON.stringify(outcomes));
 });
 
 test("pool exhaustion and a FHIR backlog (Medplum down) alert, and the backlog resolves once Medplum is back", async () => {

@@ -8,12 +8,12 @@
 //! - `GET /stats` → `shared::telemetry::call_stats` over the last 35 days
 //! - `GET /alerts` → the alerts firing now
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::call_state::CallStatus;
 use shared::telemetry::{
-    call_stats, conditions, datadog_logs, datadog_series, AlertBook, Event, Notification,
-    OutcomeRecord, Stamped, Windows,
+    call_stats, conditions, datadog_distributions, datadog_logs, datadog_series, AlertBook, Event,
+    Notification, OutcomeRecord, Stamped, Windows,
 };
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
 
@@ -45,6 +45,57 @@ const BATCH: i64 = 500;
 /// How long outcomes are kept for the statistics.
 const STATS_DAYS: i64 = 35;
 const SERVICE: &str = "clinician-calls";
+/// `telemetry_state` row: the last queued event each Datadog intake has taken.
+const DATADOG_SENT: &str = "datadog_sent";
+
+/// One of Datadog's intakes.
+#[derive(Debug, Clone, Copy)]
+enum Intake {
+    Series,
+    Logs,
+    Distributions,
+}
+
+impl Intake {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Series => "series",
+            Self::Logs => "logs",
+            Self::Distributions => "distributions",
+        }
+    }
+}
+
+/// The id of the last queued event each intake has taken (0: none yet).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DatadogSent {
+    series: i64,
+    logs: i64,
+    distributions: i64,
+}
+
+impl DatadogSent {
+    fn through(&self, intake: Intake) -> i64 {
+        match intake {
+            Intake::Series => self.series,
+            Intake::Logs => self.logs,
+            Intake::Distributions => self.distributions,
+        }
+    }
+
+    fn set(&mut self, intake: Intake, id: i64) {
+        match intake {
+            Intake::Series => self.series = id,
+            Intake::Logs => self.logs = id,
+            Intake::Distributions => self.distributions = id,
+        }
+    }
+
+    /// The last event every intake has taken.
+    fn everywhere(&self) -> i64 {
+        self.series.min(self.logs).min(self.distributions)
+    }
+}
 
 #[derive(Deserialize)]
 struct RecordBody {
@@ -209,10 +260,14 @@ impl Telemetry {
         Response::from_json(&call_stats(&records))
     }
 
-    /// Sends one batch to Datadog; keeps it if Datadog does not take it.
+    /// Sends one batch to Datadog's three intakes (series, logs, distributions). Each intake
+    /// remembers the last event it took (`datadog_sent`), so that one refusing a batch is sent
+    /// it again alone: the others, which add up what they receive (logs, distributions), never
+    /// get an event twice. An event leaves the queue once every intake has it.
     async fn flush_datadog(&self, config: &Config) -> Result<()> {
         let Some((site, key)) = config.datadog() else {
             self.sql().exec("DELETE FROM telemetry_pending", None)?;
+            self.save(DATADOG_SENT, &DatadogSent::default())?;
             return Ok(());
         };
         let rows: Vec<Row> = self
@@ -222,41 +277,56 @@ impl Telemetry {
                 vec![BATCH.into()],
             )?
             .to_array()?;
-        if rows.is_empty() {
+        let Some(last) = rows.last().map(|r| r.id) else {
             return Ok(());
-        }
-        let events: Vec<Stamped> = rows
-            .iter()
-            .filter_map(|row| serde_json::from_str(&row.body).ok())
-            .collect();
+        };
+        let mut sent: DatadogSent = self.load(DATADOG_SENT)?;
         let environment = environment_name(config);
         let headers = [("DD-API-KEY", key)];
-        let series_ok = post_json(
-            &site.series_url(),
-            &headers,
-            &datadog_series(&events, &environment),
-        )
-        .await;
-        let logs_ok = post_json(
-            &site.logs_url(),
-            &headers,
-            &datadog_logs(&events, &environment, SERVICE),
-        )
-        .await;
-        if series_ok && logs_ok {
-            let last = rows.last().map_or(0, |r| r.id);
-            self.sql().exec(
-                "DELETE FROM telemetry_pending WHERE id <= ?",
-                vec![last.into()],
-            )?;
-        } else {
-            crate::log::event(
-                "datadog_unreachable",
-                &[
-                    ("series", if series_ok { "ok" } else { "failed" }),
-                    ("logs", if logs_ok { "ok" } else { "failed" }),
-                ],
-            );
+        let unsent = |through: i64| -> Vec<Stamped> {
+            rows.iter()
+                .filter(|row| row.id > through)
+                .filter_map(|row| serde_json::from_str(&row.body).ok())
+                .collect()
+        };
+        let mut failed: Vec<&str> = Vec::new();
+        for intake in [Intake::Series, Intake::Logs, Intake::Distributions] {
+            let through = sent.through(intake);
+            if through >= last {
+                continue;
+            }
+            let events = unsent(through);
+            let (url, body) = match intake {
+                Intake::Series => (
+                    site.series_url(),
+                    Some(datadog_series(&events, &environment)),
+                ),
+                Intake::Logs => (
+                    site.logs_url(),
+                    Some(datadog_logs(&events, &environment, SERVICE)),
+                ),
+                Intake::Distributions => (
+                    site.distribution_url(),
+                    datadog_distributions(&events, &environment),
+                ),
+            };
+            let taken = match body {
+                Some(body) => post_json(&url, &headers, &body).await,
+                None => true,
+            };
+            if taken {
+                sent.set(intake, last);
+            } else {
+                failed.push(intake.name());
+            }
+        }
+        self.save(DATADOG_SENT, &sent)?;
+        self.sql().exec(
+            "DELETE FROM telemetry_pending WHERE id <= ?",
+            vec![sent.everywhere().into()],
+        )?;
+        if !failed.is_empty() {
+            crate::log::event("datadog_unreachable", &[("intakes", &failed.join(","))]);
         }
         Ok(())
     }

@@ -491,7 +491,11 @@ fn datadog_and_slack_payloads_are_tagged_and_free_of_patient_data() {
             && tags.contains(&"pool_number:+447700900001")
             && tags.contains(&"env:local")
     );
-    assert_eq!(list[1]["metric"], "clinician_calls.call.duration_seconds");
+    assert!(
+        list.iter()
+            .all(|s| s["metric"] != "clinician_calls.call.duration_seconds"),
+        "durations go as a distribution, not a series"
+    );
     assert!(list.iter().any(
         |s| s["metric"] == "clinician_calls.manual_fallback" && s["tags"][1] == "reason:other"
     ));
@@ -539,6 +543,55 @@ fn datadog_and_slack_payloads_are_tagged_and_free_of_patient_data() {
         slack["text"],
         ":white_check_mark: [staging] Resolved: x [number]"
     );
+}
+
+#[test]
+fn call_durations_are_a_distribution_keeping_every_call_of_a_second() {
+    let ended = |at_ms, seconds| Stamped {
+        at_ms,
+        event: Event::CallOutcome {
+            status: CallStatus::Completed,
+            duration_seconds: seconds,
+            pool_number: Some("+447700900001".into()),
+            clinician_key: None,
+            error_code: None,
+            direction: "outbound-browser".into(),
+        },
+    };
+    // Two calls of the same tags ending in one second, one in the next; and no outcome at all.
+    let events = [
+        ended(1_700_000_000_100, 125),
+        ended(1_700_000_000_900, 200),
+        ended(1_700_000_001_000, 125),
+    ];
+    let body = datadog_distributions(&events, "local").expect("durations");
+    let series = body["series"].as_array().expect("series");
+    let points: Vec<(&str, &Value)> = series
+        .iter()
+        .map(|s| (s["metric"].as_str().unwrap_or(""), &s["points"][0]))
+        .collect();
+    assert_eq!(
+        points,
+        vec![
+            (
+                "clinician_calls.call.duration_seconds",
+                &json!([1_700_000_000_u64, [125.0, 200.0]])
+            ),
+            (
+                "clinician_calls.call.duration_seconds",
+                &json!([1_700_000_001_u64, [125.0]])
+            ),
+        ]
+    );
+    assert!(series.iter().all(|s| s["type"] == "distribution"));
+    assert!(series[0]["tags"]
+        .as_array()
+        .is_some_and(|tags| tags.contains(&json!("pool_number:+447700900001"))));
+    let no_calls = [Stamped {
+        at_ms: 1_700_000_000_000,
+        event: Event::PoolExhausted,
+    }];
+    assert_eq!(datadog_distributions(&no_calls, "local"), None);
 }
 
 #[test]
