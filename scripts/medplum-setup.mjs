@@ -6,8 +6,8 @@
 // MEDPLUM_ADMIN_CLIENT_ID / MEDPLUM_ADMIN_CLIENT_SECRET, the worker's provisioning secret from
 // PROVISIONING_SECRET or standard input (--provisioning-secret-stdin). Nothing secret is printed:
 // not the tokens, not the provisioning secret (masked in --dry-run output), not the worker
-// client's secret (only --print-client-secret writes that, to stdout alone, for a pipe into
-// `wrangler secret put`). Requests follow Medplum's server (packages/server/src/admin and
+// client's secret (only --print-client-secret writes that, to stdout alone, as the
+// `MEDPLUM_CLIENT_SECRET=…` line scripts/secrets.mjs reads from a pipe). Requests follow Medplum's server (packages/server/src/admin and
 // fhir/operations/deploy.ts in medplum/medplum); sim/medplum answers them the same way.
 import { createHash } from "node:crypto";
 import { readFileSync, realpathSync } from "node:fs";
@@ -61,8 +61,8 @@ Options:
   --dry-run                     print every request (method, URL, JSON body; secrets masked). Reads are sent
                                 (the token request, searches, GETs); nothing is created or changed.
   --provisioning-secret-stdin   read the provisioning secret from standard input (first line)
-  --print-client-secret         print only the worker ClientApplication's secret to stdout, for
-                                  ... --print-client-secret | wrangler secret put MEDPLUM_CLIENT_SECRET
+  --print-client-secret         print only MEDPLUM_CLIENT_SECRET=<the worker client's secret> to
+                                  stdout, for a pipe into scripts/secrets.mjs (printed under Next:)
   --verbose                     also print each request when not in --dry-run
   --help                        this text
 
@@ -480,7 +480,7 @@ export async function setUp({ baseUrl, workerUrl, project, dryRun, verbose, cred
   return { projectId, policy, client, projectSecrets, bot, subscription };
 }
 
-/** Prints only the worker ClientApplication's secret (for a pipe into `wrangler secret put`). */
+/** The worker ClientApplication's secret (printed for a pipe into scripts/secrets.mjs). */
 export async function clientSecret({ baseUrl, project, credentials, print }) {
   const api = new MedplumApi({ baseUrl, dryRun: false, verbose: false, print });
   const tokenProject = await signIn(api, credentials);
@@ -505,11 +505,11 @@ function summary(result, dryRun, print) {
 
 function nextSteps(result, baseUrl, print) {
   print("");
-  print("Next: give the worker its Medplum client (add --env staging|production as needed):");
-  print(`  echo -n '${result.client.id}' | wrangler secret put MEDPLUM_CLIENT_ID`);
+  print("Next: give the worker its Medplum client (both in one version; choose the environment):");
   print(
-    `  node scripts/medplum-setup.mjs --base-url ${baseUrl} --print-client-secret | wrangler secret put MEDPLUM_CLIENT_SECRET`,
+    `  { echo 'MEDPLUM_CLIENT_ID=${result.client.id}'; node scripts/medplum-setup.mjs --base-url ${baseUrl} --print-client-secret; } | node scripts/secrets.mjs --env <staging|production> --only MEDPLUM_CLIENT_ID,MEDPLUM_CLIENT_SECRET`,
   );
+  print("(if the secret cannot be read, secrets.mjs sets nothing: it refuses a missing value)");
   print(`and check that the worker's MEDPLUM_BASE_URL is ${baseUrl} and its PROVISIONING_SECRET is the one given here.`);
 }
 
@@ -528,8 +528,9 @@ export async function main(argv, { env = process.env, stdin = process.stdin, std
         if (options[other]) throw new UsageError(`--print-client-secret cannot be combined with --${other}`);
       }
       const credentials = await readCredentials({ env, stdin, needProvisioningSecret: false });
-      // Only the secret goes to stdout; messages go to stderr.
-      stdout.write(await clientSecret({ baseUrl, project: options.project, credentials, print: (t) => stderr.write(`${t}\n`) }));
+      // Only the secret's line goes to stdout; messages go to stderr.
+      const secret = await clientSecret({ baseUrl, project: options.project, credentials, print: (t) => stderr.write(`${t}\n`) });
+      stdout.write(`MEDPLUM_CLIENT_SECRET=${secret}\n`);
       return 0;
     }
     if (!options["worker-url"]) throw new UsageError("--worker-url is required (see --help)");

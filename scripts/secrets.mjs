@@ -1,5 +1,6 @@
-//! Sets the worker's secrets for a deployed environment with `wrangler secret put`, each value read
-//! from the environment or from `NAME=value` lines on standard input (never from files in the repo,
+//! Sets the worker's secrets for a deployed environment with one `wrangler secret bulk` (one new
+//! version holding them all, so a rotation never runs with half its secrets), each value read from
+//! the environment or from `NAME=value` lines on standard input (never from files in the repo,
 //! never from arguments), checked for shape first; prints names and sources, never values.
 import { spawn } from "node:child_process";
 import { parseOptions, runMain, UsageError } from "./lib/ops.mjs";
@@ -24,7 +25,9 @@ export const SECRETS = [
 const USAGE = `Usage: node scripts/secrets.mjs --env staging|production [--only NAME,…] [--dry-run]
        node scripts/secrets.mjs --list
 
-Sets each secret with \`wrangler secret put NAME --env <env>\`, the value on wrangler's standard input.
+Sets the secrets together with \`wrangler secret bulk --env <env>\` (one request, one new version: a
+rotation such as TWILIO_AUTH_TOKEN with TWILIO_AUTH_TOKEN_PREVIOUS, or TWILIO_API_KEY with
+TWILIO_API_SECRET, never runs half done), the values as JSON on wrangler's standard input.
 Values come from environment variables of the same name, or from NAME=value lines on standard input
 (e.g. piped from a password manager); nothing is read from files in the repo or from arguments.
 Every required secret must be given (unless --only narrows the set); optional ones are set when given.
@@ -79,14 +82,15 @@ export function chooseSecrets({ only, env, stdin, environment }) {
   return chosen;
 }
 
-function wranglerPut(name, value, environment) {
+/** Sets `chosen` in one `wrangler secret bulk` call: the JSON object on its standard input. */
+function wranglerBulk(chosen, environment) {
   return new Promise((resolve, reject) => {
-    const child = spawn("wrangler", ["secret", "put", name, "--env", environment], { stdio: ["pipe", "ignore", "pipe"] });
+    const child = spawn("wrangler", ["secret", "bulk", "--env", environment], { stdio: ["pipe", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (chunk) => (stderr += chunk));
     child.on("error", (error) => reject(new Error(`wrangler could not be started (${error.code}); run \`source scripts/env.sh\` first`)));
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`wrangler secret put ${name} failed (exit ${code}): ${stderr.split("\n").find((l) => l.trim()) ?? ""}`))));
-    child.stdin.end(value);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`wrangler secret bulk failed (exit ${code}): ${stderr.split("\n").find((l) => l.trim()) ?? ""}`))));
+    child.stdin.end(JSON.stringify(Object.fromEntries(chosen.map(({ name, value }) => [name, value]))));
   });
 }
 
@@ -105,13 +109,11 @@ async function main(argv) {
   const chosen = chooseSecrets({ only, env: process.env, stdin: await readStdinPairs(), environment: options.env });
   for (const { name, source } of chosen) console.log(`${options["dry-run"] ? "would set" : "setting"} ${name} (from ${source}) in ${options.env}`);
   if (options["dry-run"]) return 0;
-  for (const [index, { name, value }] of chosen.entries()) {
-    try {
-      await wranglerPut(name, value, options.env);
-    } catch (error) {
-      error.message += `\n${index} of ${chosen.length} secret(s) were set before this one; fix the cause and run again (setting a secret twice is harmless)`;
-      throw error;
-    }
+  try {
+    await wranglerBulk(chosen, options.env);
+  } catch (error) {
+    error.message += "\nnone of them was set; fix the cause and run again";
+    throw error;
   }
   console.log(`${chosen.length} secret(s) set in ${options.env}; check with: curl -s <PUBLIC_BASE_URL>/api/v1/health`);
   return 0;

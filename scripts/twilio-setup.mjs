@@ -177,8 +177,8 @@ async function main(argv) {
       console.log(`added to pool: ${maskNumber(action.number)}`);
     }
   }
-  const envFlag = env === "local" ? "" : ` --env ${env}`;
-  console.log(`\nThe worker must know the TwiML App: printf %s ${appSid} | npx wrangler secret put TWILIO_TWIML_APP_SID${envFlag}`);
+  const where = env === "local" ? "in .dev.vars" : `with: echo TWILIO_TWIML_APP_SID=${appSid} | node scripts/secrets.mjs --env ${env} --only TWILIO_TWIML_APP_SID`;
+  console.log(`\nThe worker must know the TwiML App: set TWILIO_TWIML_APP_SID=${appSid} ${where}`);
   return 0;
 }
 

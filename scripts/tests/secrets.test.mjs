@@ -28,8 +28,8 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), "secrets-test-"));
   record = join(dir, "calls.log");
   const fake = join(dir, "wrangler");
-  // Records "args<TAB>stdin" per call; fails for a secret named in FAIL_SECRET.
-  writeFileSync(fake, `#!/usr/bin/env bash\nvalue=$(cat)\nprintf '%s\\t%s\\n' "$*" "$value" >> "${record}"\n[ "$3" != "\${FAIL_SECRET:-}" ] || { echo "simulated failure" >&2; exit 1; }\n`);
+  // Records "args<TAB>stdin" per call; fails when FAIL_BULK is set.
+  writeFileSync(fake, `#!/usr/bin/env bash\nvalue=$(cat)\nprintf '%s\\t%s\\n' "$*" "$value" >> "${record}"\n[ -z "\${FAIL_BULK:-}" ] || { echo "simulated failure" >&2; exit 1; }\n`);
   chmodSync(fake, 0o755);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,20 +45,28 @@ function run(args, { env = {}, stdin = "" } = {}) {
   });
 }
 
-test("sets every given secret through wrangler's standard input, never its arguments", async () => {
+test("sets every given secret in one wrangler call, through its standard input, never its arguments", async () => {
   const { code, stdout, calls } = await run(["--env", "staging"], { env: VALUES });
   assert.equal(code, 0);
-  assert.deepEqual(calls.map(([args]) => args), Object.keys(VALUES).map((name) => `secret put ${name} --env staging`));
-  for (const [args, value] of calls) assert.equal(value, VALUES[args.split(" ")[2]]);
+  assert.deepEqual(calls.map(([args]) => args), ["secret bulk --env staging"], "one call: one new version");
+  assert.deepEqual(JSON.parse(calls[0][1]), VALUES);
   for (const value of Object.values(VALUES)) assert.ok(!stdout.includes(value), "a value was printed");
   assert.match(stdout, /8 secret\(s\) set in staging/);
+});
+
+test("a rotation's pair is set together: the new token and the one it replaces in one version", async () => {
+  const stdin = `TWILIO_AUTH_TOKEN=${hex("77")}\nTWILIO_AUTH_TOKEN_PREVIOUS=${hex("b2")}\n`;
+  const { code, calls } = await run(["--env", "production", "--only", "TWILIO_AUTH_TOKEN,TWILIO_AUTH_TOKEN_PREVIOUS"], { stdin });
+  assert.equal(code, 0);
+  assert.equal(calls.length, 1);
+  assert.deepEqual(JSON.parse(calls[0][1]), { TWILIO_AUTH_TOKEN: hex("77"), TWILIO_AUTH_TOKEN_PREVIOUS: hex("b2") });
 });
 
 test("NAME=value lines on standard input take precedence over the environment", async () => {
   const stdin = `# from the password manager\nTWILIO_AUTH_TOKEN=${hex("77")}\n`;
   const { code, calls, stdout } = await run(["--env", "production", "--only", "TWILIO_AUTH_TOKEN"], { env: VALUES, stdin });
   assert.equal(code, 0);
-  assert.deepEqual(calls, [["secret put TWILIO_AUTH_TOKEN --env production", hex("77")]]);
+  assert.deepEqual(calls, [["secret bulk --env production", JSON.stringify({ TWILIO_AUTH_TOKEN: hex("77") })]]);
   assert.match(stdout, /setting TWILIO_AUTH_TOKEN \(from standard input\) in production/);
 });
 
@@ -94,9 +102,9 @@ test("--dry-run checks and lists, and calls wrangler not at all", async () => {
 });
 
 test("a wrangler failure stops with its message and a non-zero exit", async () => {
-  const { code, stderr } = await run(["--env", "staging"], { env: { ...VALUES, FAIL_SECRET: "TWILIO_API_KEY" } });
+  const { code, stderr } = await run(["--env", "staging"], { env: { ...VALUES, FAIL_BULK: "1" } });
   assert.equal(code, 1);
-  assert.match(stderr, /wrangler secret put TWILIO_API_KEY failed \(exit 1\): simulated failure\n4 of 8 secret\(s\) were set before this one/);
+  assert.match(stderr, /wrangler secret bulk failed \(exit 1\): simulated failure\nnone of them was set/);
 });
 
 test("--list names every secret the worker reads", async () => {

@@ -223,8 +223,9 @@ test("first run creates the policy, the admin client, the secrets, the deployed 
   assert.equal(after.ProjectMembership, before.ProjectMembership + 2, "one for the client, one for the bot");
 
   // The operator is told the id and how to read the secret, not the secret.
-  assert.ok(stdout.includes(`echo -n '${client.id}' | wrangler secret put MEDPLUM_CLIENT_ID`));
-  assert.ok(stdout.includes("--print-client-secret | wrangler secret put MEDPLUM_CLIENT_SECRET"));
+  assert.ok(stdout.includes(`{ echo 'MEDPLUM_CLIENT_ID=${client.id}'; node scripts/medplum-setup.mjs`));
+  assert.ok(stdout.includes("--print-client-secret; } | node scripts/secrets.mjs --env <staging|production> --only MEDPLUM_CLIENT_ID,MEDPLUM_CLIENT_SECRET"));
+  assert.ok(!stdout.includes("wrangler secret put"), "never a wrangler command without an environment");
   firstIds = { policy: policy.id, client: client.id, bot: bot.id, subscription: subscription.id };
 });
 
@@ -270,11 +271,11 @@ test("a new provisioning secret from standard input and a new worker URL update 
   assert.equal((await projectSecrets())[SECRET_NAMES.provisioningSecret], PROVISIONING_SECRET);
 });
 
-test("--print-client-secret prints exactly the worker client's secret, nothing else", async () => {
+test("--print-client-secret prints exactly the worker client's secret as secrets.mjs reads it, nothing else", async () => {
   const { code, stdout } = await runScript(["--base-url", sim.url, "--print-client-secret"]);
   assert.equal(code, 0);
   const { client } = await managed();
-  assert.equal(stdout, client.secret);
+  assert.equal(stdout, `MEDPLUM_CLIENT_SECRET=${client.secret}\n`);
   const combined = await runScript(["--base-url", sim.url, "--print-client-secret", "--dry-run"]);
   assert.equal(combined.code, 2);
 });

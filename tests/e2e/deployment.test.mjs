@@ -133,7 +133,8 @@ test("twilio-setup configures the app, every number and the pool, and a second r
   assert.equal(applications[0].voice_url, `${worker.url}/api/v1/twilio/webhooks/voice`);
   assert.equal(applications[0].voice_method, "POST");
   assert.match(first.stdout, new RegExp(`created: TwiML App ${applications[0].sid}`));
-  assert.match(first.stdout, new RegExp(`printf %s ${applications[0].sid} \\| npx wrangler secret put TWILIO_TWIML_APP_SID\\n`));
+  assert.match(first.stdout, new RegExp(`set TWILIO_TWIML_APP_SID=${applications[0].sid} in \\.dev\\.vars\\n`));
+  assert.doesNotMatch(first.stdout, /wrangler secret put/, "secrets go through scripts/secrets.mjs");
   for (const number of numbers) {
     assert.equal(number.voice_url, `${worker.url}/api/v1/twilio/webhooks/inbound`);
     assert.equal(number.status_callback, `${worker.url}/api/v1/twilio/webhooks/call-status`);
