@@ -19,7 +19,7 @@ export const SECRETS = [
   { name: "TWILIO_AUTH_TOKEN_PREVIOUS", required: false, from: "while rotating only: the auth token being replaced", shape: /^[0-9a-f]{32}$/ },
   { name: "DATADOG_API_KEY", required: false, from: "Datadog → Organization settings → API keys", shape: /^[0-9a-f]{32}$/ },
   { name: "SLACK_WEBHOOK_URL", required: false, from: "Slack app → Incoming webhooks → the alerts channel's URL", shape: /^https:\/\/hooks\.slack\.com\/\S+$/ },
-  { name: "TELEMETRY_SALT", required: false, from: "generate: openssl rand -hex 32 (keep it: changing it changes clinician keys in telemetry)", shape: /^\S{16,}$/ },
+  { name: "TELEMETRY_SALT", required: false, requiredIn: ["production"], from: "generate: openssl rand -hex 32 (keep it: changing it changes clinician keys in telemetry)", shape: /^\S{16,}$/ },
 ];
 
 const USAGE = `Usage: node scripts/secrets.mjs --env staging|production [--only NAME,…] [--dry-run]
@@ -71,7 +71,7 @@ export function chooseSecrets({ only, env, stdin, environment }) {
     const fromEnv = env[secret.name];
     const value = (fromStdin ?? fromEnv ?? "").trim();
     if (!value) {
-      if (secret.required || only) problems.push(`${secret.name} is not given (${secret.from})`);
+      if (secret.required || only || secret.requiredIn?.includes(environment)) problems.push(`${secret.name} is not given (${secret.from})`);
       continue;
     }
     if (!secret.shape.test(value)) problems.push(`${secret.name} does not look right (${secret.from})`);
@@ -101,7 +101,10 @@ async function main(argv) {
     return 0;
   }
   if (options.list) {
-    for (const s of SECRETS) console.log(`${s.name.padEnd(28)} ${s.required ? "required" : "optional"}  ${s.from}`);
+    for (const s of SECRETS) {
+      const need = s.required ? "required" : s.requiredIn ? `required in ${s.requiredIn.join(", ")}` : "optional";
+      console.log(`${s.name.padEnd(28)} ${need}  ${s.from}`);
+    }
     return 0;
   }
   if (!["staging", "production"].includes(options.env)) throw new UsageError("--env must be staging or production (local secrets live in .dev.vars)");

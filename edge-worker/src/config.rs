@@ -543,6 +543,17 @@ impl Config {
         }
     }
 
+    /// `TELEMETRY_SALT` is optional except in production: there the default (derived from the
+    /// environment's name, which anyone can read in this code) would let whoever reads the
+    /// telemetry and knows the Practitioner ids tell clinicians apart, so it counts as missing.
+    fn telemetry_salt_state(&self) -> SettingState {
+        let production = matches!(self.environment, Setting::Present(Environment::Production));
+        match self.telemetry_salt.state() {
+            SettingState::Default if production => SettingState::Missing,
+            state => state,
+        }
+    }
+
     /// The salt of the anonymised clinician key.
     pub fn telemetry_salt(&self) -> String {
         match (&self.telemetry_salt, &self.environment) {
@@ -667,7 +678,7 @@ impl Config {
             self.datadog_api_key.state(),
             self.datadog_site.state(),
             self.slack_webhook_url.state(),
-            self.telemetry_salt.state(),
+            self.telemetry_salt_state(),
             self.alert_rules.state(),
             self.pool_lease_seconds.state(),
             self.call_check_seconds.state(),
@@ -755,6 +766,29 @@ mod tests {
                 .as_str(),
             "http://127.0.0.1:8787"
         );
+    }
+
+    #[test]
+    fn production_needs_its_own_telemetry_salt() {
+        for (environment, salt, expected) in [
+            ("production", None, SettingState::Missing),
+            ("production", Some("a-random-salt-of-32-characters-x"), SettingState::Present),
+            ("staging", None, SettingState::Default),
+            ("local", None, SettingState::Default),
+        ] {
+            let mut values = complete_values();
+            values.insert("ENVIRONMENT", environment.to_owned());
+            if let Some(salt) = salt {
+                values.insert("TELEMETRY_SALT", salt.to_owned());
+            }
+            let config = Config::from_lookup(|n| values.get(n).cloned());
+            assert_eq!(
+                state_of(&config, "TELEMETRY_SALT"),
+                expected,
+                "{environment}"
+            );
+            assert_eq!(config.is_complete(), expected != SettingState::Missing);
+        }
     }
 
     #[test]

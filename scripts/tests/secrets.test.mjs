@@ -93,6 +93,15 @@ test("production refuses test-looking values; unknown names and environments are
   assert.match(local.stderr, /staging or production/);
 });
 
+test("production needs a telemetry salt of its own; staging may use the derived one", async () => {
+  const production = await run(["--env", "production", "--dry-run"], { env: { ...VALUES, MEDPLUM_CLIENT_SECRET: "s3cr3t-medplum-client-value-0002" } });
+  assert.equal(production.code, 2);
+  assert.match(production.stderr, /TELEMETRY_SALT is not given/);
+  const salted = await run(["--env", "production", "--dry-run"], { env: { ...VALUES, MEDPLUM_CLIENT_SECRET: "s3cr3t-medplum-client-value-0002", TELEMETRY_SALT: hex("5a") } });
+  assert.equal(salted.code, 0, salted.stderr);
+  assert.equal((await run(["--env", "staging", "--dry-run"], { env: VALUES })).code, 0);
+});
+
 test("--dry-run checks and lists, and calls wrangler not at all", async () => {
   const { code, stdout, calls } = await run(["--env", "staging", "--dry-run"], { env: { ...VALUES, ADMIN_TOKEN: hex("9a") } });
   assert.equal(code, 0);
