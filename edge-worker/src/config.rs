@@ -772,7 +772,11 @@ mod tests {
     fn production_needs_its_own_telemetry_salt() {
         for (environment, salt, expected) in [
             ("production", None, SettingState::Missing),
-            ("production", Some("a-random-salt-of-32-characters-x"), SettingState::Present),
+            (
+                "production",
+                Some("a-random-salt-of-32-characters-x"),
+                SettingState::Present,
+            ),
             ("staging", None, SettingState::Default),
             ("local", None, SettingState::Default),
         ] {

@@ -77,45 +77,55 @@ function decodeJson(req, { raw, tooLarge }, errorBody) {
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const isFiniteNumber = (v) => typeof v === "number" && Number.isFinite(v);
 
-/** Checks a metrics v2 body; returns the first problem or null. */
-export function seriesProblem(body) {
+/**
+ * Checks a `{"series": [...]}` body of either metrics intake: what both require of each series
+ * (object, metric name, type as `typeOk` allows, non-empty points each passing `pointProblem`,
+ * string tags), then `extra(series, at)` for what only one checks. The first problem, or null.
+ */
+function seriesBodyProblem(body, { typeOk, typeRule, pointProblem, extra = () => null }) {
   if (!isObject(body) || !Array.isArray(body.series)) return "body must be an object with a `series` array";
   if (body.series.length === 0) return "`series` is empty";
   for (const [i, s] of body.series.entries()) {
     const at = `series[${i}]`;
     if (!isObject(s)) return `${at} is not an object`;
     if (typeof s.metric !== "string" || s.metric.length === 0 || s.metric.length > 200) return `${at}.metric must be a non-empty string`;
-    if (s.type !== undefined && !METRIC_TYPES.has(s.type)) return `${at}.type must be 0, 1, 2 or 3`;
+    if (s.type !== undefined && !typeOk(s.type)) return `${at}.type must be ${typeRule}`;
     if (!Array.isArray(s.points) || s.points.length === 0) return `${at}.points must be a non-empty array`;
     for (const [j, p] of s.points.entries()) {
-      if (!isObject(p) || !Number.isInteger(p.timestamp) || !isFiniteNumber(p.value)) {
-        return `${at}.points[${j}] must be {timestamp: integer seconds, value: number}`;
-      }
+      const problem = pointProblem(p);
+      if (problem) return `${at}.points[${j}] must be ${problem}`;
     }
     if (s.tags !== undefined && !(Array.isArray(s.tags) && s.tags.every((t) => typeof t === "string"))) return `${at}.tags must be an array of strings`;
-    if (s.unit !== undefined && typeof s.unit !== "string") return `${at}.unit must be a string`;
-    if (s.interval !== undefined && !Number.isInteger(s.interval)) return `${at}.interval must be an integer`;
+    const more = extra(s, at);
+    if (more) return more;
   }
   return null;
 }
 
+/** Checks a metrics v2 body; returns the first problem or null. */
+export function seriesProblem(body) {
+  return seriesBodyProblem(body, {
+    typeOk: (type) => METRIC_TYPES.has(type),
+    typeRule: "0, 1, 2 or 3",
+    pointProblem: (p) => (isObject(p) && Number.isInteger(p.timestamp) && isFiniteNumber(p.value) ? null : "{timestamp: integer seconds, value: number}"),
+    extra: (s, at) => {
+      if (s.unit !== undefined && typeof s.unit !== "string") return `${at}.unit must be a string`;
+      if (s.interval !== undefined && !Number.isInteger(s.interval)) return `${at}.interval must be an integer`;
+      return null;
+    },
+  });
+}
+
 /** Checks a distribution-points body (`/api/v1/distribution_points`); returns the first problem or null. */
 export function distributionsProblem(body) {
-  if (!isObject(body) || !Array.isArray(body.series)) return "body must be an object with a `series` array";
-  if (body.series.length === 0) return "`series` is empty";
-  for (const [i, s] of body.series.entries()) {
-    const at = `series[${i}]`;
-    if (!isObject(s)) return `${at} is not an object`;
-    if (typeof s.metric !== "string" || s.metric.length === 0 || s.metric.length > 200) return `${at}.metric must be a non-empty string`;
-    if (s.type !== undefined && s.type !== "distribution") return `${at}.type must be "distribution"`;
-    if (!Array.isArray(s.points) || s.points.length === 0) return `${at}.points must be a non-empty array`;
-    for (const [j, p] of s.points.entries()) {
+  return seriesBodyProblem(body, {
+    typeOk: (type) => type === "distribution",
+    typeRule: '"distribution"',
+    pointProblem: (p) => {
       const tuple = Array.isArray(p) && p.length === 2 && Number.isInteger(p[0]) && Array.isArray(p[1]) && p[1].length > 0 && p[1].every(isFiniteNumber);
-      if (!tuple) return `${at}.points[${j}] must be [timestamp: integer seconds, [values: numbers]]`;
-    }
-    if (s.tags !== undefined && !(Array.isArray(s.tags) && s.tags.every((t) => typeof t === "string"))) return `${at}.tags must be an array of strings`;
-  }
-  return null;
+      return tuple ? null : "[timestamp: integer seconds, [values: numbers]]";
+    },
+  });
 }
 
 /** Checks a logs-intake body (an array of log objects, or one object); returns the first problem or null. */
