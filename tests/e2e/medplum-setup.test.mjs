@@ -75,11 +75,14 @@ before(async () => {
 
   setupOutput = await runScript(setupArgs(), setupEnv());
   assert.equal(setupOutput.code, 0, setupOutput.stderr);
-  const id = /echo -n '([^']+)' \| wrangler secret put MEDPLUM_CLIENT_ID/.exec(setupOutput.stdout)?.[1];
+  const id = /echo 'MEDPLUM_CLIENT_ID=([^']+)'/.exec(setupOutput.stdout)?.[1];
   assert.ok(id, "the set-up prints the worker client's id");
   const secret = await runScript(["--base-url", medplum.url, "--print-client-secret"], ADMIN_ENV);
   assert.equal(secret.code, 0, secret.stderr);
-  workerClient = { id, secret: secret.stdout };
+  // The NAME=value line scripts/secrets.mjs reads.
+  const line = /^MEDPLUM_CLIENT_SECRET=(\S+)\n$/.exec(secret.stdout);
+  assert.ok(line, "the secret is printed as one MEDPLUM_CLIENT_SECRET=… line");
+  workerClient = { id, secret: line[1] };
 
   // The worker runs with the ClientApplication the script created, as an operator would configure it.
   worker = await startWorker({
