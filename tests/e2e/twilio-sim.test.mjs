@@ -197,6 +197,35 @@ test("callbacks lost by fault: the worker asks Twilio's REST API how the quiet c
   }
 });
 
+test("End pressed while every callback is lost: the record takes Twilio's own end of the patient's leg, not a made-up 'canceled'", async () => {
+  const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
+  await setFaults({ loseCallbacks: true });
+  try {
+    const client = await signedIn(await twilioToken());
+    await client.next("ready");
+    client.send("invite", { callsid: "TJS-ended-lost-callbacks", sdp: "v=0", twilio: { params: "AppointmentId=appt-mobile" } });
+    const parentSid = (await client.next("answer")).payload.callsid;
+    // The clinician ends it from the server side (the panel does when its link is down).
+    const ended = await fetch(`${worker.url}/api/v1/appointments/appt-mobile/call/end`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${await signIn("clinician-ada")}`, "content-type": "application/json" },
+      body: JSON.stringify({ callSid: parentSid }),
+    });
+    assert.equal(ended.status, 200, await ended.clone().text());
+    const forCall = async () => (await extensions("appt-mobile")).filter((e) => e.callSid === parentSid || e.parentCallSid === parentSid);
+    const [ext] = await waitFor("the patient's leg's own end", async () => {
+      const found = (await forCall()).filter((e) => e.status === "completed");
+      return found.length ? found : null;
+    }, 30_000);
+    const { calls } = await (await fetch(`${twilio.url}/__sim/calls`)).json();
+    assert.equal(ext.callSid, calls.find((c) => c.parentSid === parentSid)?.sid, "the patient's leg");
+    assert.deepEqual((await forCall()).map((e) => e.status), ["completed"], "one record, never 'canceled'");
+    client.socket.close();
+  } finally {
+    await setFaults({});
+  }
+});
+
 test("callbacks lost and the call unknown to Twilio's REST API: the line is given back, and the record is not invented", async () => {
   const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
   const pool = async () => (await (await fetch(`${worker.url}/api/v1/admin/number-pool`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json()).numbers;

@@ -102,6 +102,8 @@ pub fn next_check_delay_ms(check_ms: i64, checks: i64) -> i64 {
 /// A refused record is tried again this much later (or at once when it changes): hourly, so a
 /// mended Appointment or policy is picked up without pressing on a Medplum that said no.
 const REFUSED_RETRY_MS: i64 = 3_600_000;
+/// How long after a confirmed hang-up the status check asks about a leg no callback named.
+const CHECK_AFTER_HANGUP_MS: i64 = 3_000;
 /// A record Medplum has refused for this long (its Appointment deleted on purpose, say) is set
 /// aside: kept in the ledger, pending, no longer alerted, and tried daily (at once when it
 /// changes), so that a restored Appointment still gets it.
@@ -590,10 +592,29 @@ impl CallLedger {
     /// before its patient leg was dialled) will hear no more, so it is closed as `canceled`
     /// (`shared::call_state::closing_event`) and its number freed. Whether it was closed: the
     /// caller then queues the FHIR write and tells the watchers.
-    async fn close_if_never_dialled(&self, parent_sid: &str, now_ms: i64) -> Result<bool> {
+    ///
+    /// Unless Twilio lists a patient's leg under it: then the patient was dialled and every
+    /// callback was lost, and the status check, asked at once, records that leg's own end
+    /// (answered, how long) instead of a made-up `canceled`.
+    async fn close_if_never_dialled(
+        &self,
+        config: &Config,
+        parent_sid: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
         let Some(event) = closing_event(&self.events(parent_sid)?, now_ms / 1_000) else {
             return Ok(false);
         };
+        if let Ok(parent) = CallSid::parse(parent_sid) {
+            if let Ok(legs) = crate::twilio_rest::child_calls(config, &parent).await {
+                if !legs.is_empty() {
+                    // A few seconds on: Twilio ends the patient's leg just after the hang-up.
+                    crate::log::event("call_dialled_without_callbacks", &[]);
+                    self.schedule_check(parent_sid, now_ms + CHECK_AFTER_HANGUP_MS)?;
+                    return Ok(false);
+                }
+            }
+        }
         self.insert_event(parent_sid, "hung-up", &event)?;
         self.release_number(parent_sid, now_ms).await?;
         crate::log::event("call_closed_after_hangup", &[]);
@@ -817,7 +838,7 @@ impl CallLedger {
                 vec![body.parent_sid.clone().into(), (now_ms + backoff_ms(0)).into()],
             )?;
         } else {
-            self.close_if_never_dialled(&body.parent_sid, now_ms)
+            self.close_if_never_dialled(&Config::from_env(&self.env), &body.parent_sid, now_ms)
                 .await?;
         }
         let record = self.publish(&body.parent_sid, now_ms).await?;
@@ -1074,7 +1095,10 @@ impl CallLedger {
                         "twilio_hangup_retried",
                         &[("attempts", &(row.attempts + 1).to_string())],
                     );
-                    if ended.is_ok() && self.close_if_never_dialled(&row.parent_sid, now_ms).await?
+                    if ended.is_ok()
+                        && self
+                            .close_if_never_dialled(config, &row.parent_sid, now_ms)
+                            .await?
                     {
                         self.publish(&row.parent_sid, now_ms).await?;
                     }
