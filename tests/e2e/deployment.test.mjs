@@ -199,7 +199,8 @@ test("the smoke test fails, naming the problem, against a worker missing a secre
   const broken = await startWorker({
     logDir: artifacts,
     name: "deployment-broken-worker",
-    secrets: { ...TEST_SECRETS, PROVISIONING_SECRET: null },
+    // ADMIN_TOKEN is optional: its absence turns the admin API off, which is no failure.
+    secrets: { ...TEST_SECRETS, PROVISIONING_SECRET: null, ADMIN_TOKEN: null },
     vars: { MEDPLUM_BASE_URL: medplum.url },
   });
   try {
@@ -207,6 +208,7 @@ test("the smoke test fails, naming the problem, against a worker missing a secre
     assert.equal(run.code, 1);
     assert.match(run.stdout, /^FAIL {2}health .*PROVISIONING_SECRET/m);
     assert.match(run.stdout, /^PASS {2}webhook call-status unsigned /m);
+    assert.match(run.stdout, /^PASS {2}admin without admin token .*off \(ADMIN_TOKEN not set\)/m);
     assert.match(run.stdout, /1 of 8 checks failed/);
   } finally {
     await broken.stop();
