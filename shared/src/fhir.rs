@@ -248,17 +248,12 @@ pub fn upsert_call_extension(appointment: &Value, call: Value) -> Vec<Value> {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let at = extensions.iter().position(|ext| same_call(ext, &call));
-    match at {
-        Some(at) => {
-            // Any later copy of the same call (written twice before this rule) goes too.
-            let mut index = 0;
-            extensions.retain(|ext| {
-                let keep = index <= at || !same_call(ext, &call);
-                index += 1;
-                keep
-            });
-            extensions[at] = call;
+    match extensions.iter().position(|ext| same_call(ext, &call)) {
+        Some(first) => {
+            // Every copy goes (one written twice before this rule too); nothing before the
+            // first moves, so the call takes the first one's place.
+            extensions.retain(|ext| !same_call(ext, &call));
+            extensions.insert(first, call);
         }
         None => extensions.push(call),
     }
