@@ -24,14 +24,18 @@ pub fn bearer_token(req: &Request) -> Option<String> {
 }
 
 fn refused(error: &JwtError) -> AppError {
-    crate::log::event(
-        "clinician_token_refused",
-        &[("reason", &format!("{error:?}"))],
-    );
-    match error {
-        JwtError::Expired => AppError::Unauthenticated(CredentialProblem::Expired),
-        _ => AppError::Unauthenticated(CredentialProblem::Invalid),
-    }
+    let problem = match error {
+        JwtError::Expired => CredentialProblem::Expired,
+        _ => CredentialProblem::Invalid,
+    };
+    refuse_sign_in(&format!("{error:?}"), problem)
+}
+
+/// Refuses a clinician's sign-in: logs `clinician_token_refused` with `reason`, and answers 401
+/// with `problem`. Every refusal of a clinician token goes through here.
+pub fn refuse_sign_in(reason: &str, problem: CredentialProblem) -> AppError {
+    crate::log::event("clinician_token_refused", &[("reason", reason)]);
+    AppError::Unauthenticated(problem)
 }
 
 /// A clinician's verified Medplum sign-in.
@@ -98,8 +102,7 @@ async fn verify_sign_in(
     match medplum.sign_in_standing(sign_in, &token, fresh).await {
         Ok(SignInStanding::Current) => {}
         Ok(SignInStanding::Ended) => {
-            crate::log::event("clinician_token_refused", &[("reason", "SignInEnded")]);
-            return Err(AppError::Unauthenticated(CredentialProblem::Invalid));
+            return Err(refuse_sign_in("SignInEnded", CredentialProblem::Invalid))
         }
         Err(error) => crate::log::event("sign_in_unconfirmed", &[("kind", &format!("{error:?}"))]),
     }

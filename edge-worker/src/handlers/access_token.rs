@@ -6,7 +6,7 @@ use shared::access_token::{mint, TokenRequest};
 use shared::ids::Identity;
 use worker::{Env, Request};
 
-use crate::auth::authenticate_sign_in;
+use crate::auth::{authenticate_sign_in, refuse_sign_in};
 use crate::clinicians::{calling_clinician, ensure_identity};
 use crate::config::Config;
 use crate::error::{AppError, CredentialProblem};
@@ -64,13 +64,7 @@ pub async fn issue(
     let ttl = config
         .token_ttl()?
         .within_sign_in(now_unix, sign_in.expires_unix)
-        .ok_or_else(|| {
-            crate::log::event(
-                "clinician_token_refused",
-                &[("reason", "SignInEndsWithinAMinute")],
-            );
-            AppError::Unauthenticated(CredentialProblem::Expired)
-        })?;
+        .ok_or_else(|| refuse_sign_in("SignInEndsWithinAMinute", CredentialProblem::Expired))?;
     let signaling_url = config.twilio_signaling_url()?;
 
     // The signup flow normally provisions the identity; do it now if it did not. The token's
