@@ -39,6 +39,9 @@ after(async () => {
 });
 
 
+/** Sets sim/twilio's faults (`{}` clears them). */
+const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
+
 async function signIn(practitioner) {
   const response = await fetch(`${medplum.url}/auth/dev-login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ practitioner }) });
   return (await response.json()).access_token;
@@ -166,7 +169,6 @@ test("with callbacks duplicated and reordered by fault, the record still converg
 });
 
 test("callbacks lost by fault: the worker asks Twilio's REST API how the quiet call ended, records it and frees its line", async () => {
-  const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
   await setFaults({ loseCallbacks: true });
   try {
     const client = await signedIn(await twilioToken());
@@ -198,7 +200,6 @@ test("callbacks lost by fault: the worker asks Twilio's REST API how the quiet c
 });
 
 test("End pressed while every callback is lost: the record takes Twilio's own end of the patient's leg, not a made-up 'canceled'", async () => {
-  const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
   await setFaults({ loseCallbacks: true });
   try {
     const client = await signedIn(await twilioToken());
@@ -227,7 +228,6 @@ test("End pressed while every callback is lost: the record takes Twilio's own en
 });
 
 test("callbacks lost and the call unknown to Twilio's REST API: the line is given back, and the record is not invented", async () => {
-  const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
   const pool = async () => (await (await fetch(`${worker.url}/api/v1/admin/number-pool`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json()).numbers;
   await setFaults({ loseCallbacks: true, forgetCalls: true });
   try {
