@@ -28,7 +28,7 @@ fn refused(error: &JwtError) -> AppError {
         JwtError::Expired => CredentialProblem::Expired,
         _ => CredentialProblem::Invalid,
     };
-    refuse_sign_in(&format!("{error:?}"), problem)
+    refuse_sign_in(error.name(), problem)
 }
 
 /// Refuses a clinician's sign-in: logs `clinician_token_refused` with `reason`, and answers 401

@@ -38,6 +38,24 @@ pub enum JwtError {
     TooLarge,
 }
 
+impl JwtError {
+    /// The refusal's name, for logs: never the token's own text (a refused algorithm is
+    /// whatever the sender chose to write there).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Malformed => "Malformed",
+            Self::AlgorithmNotAllowed(_) => "AlgorithmNotAllowed",
+            Self::MissingKeyId => "MissingKeyId",
+            Self::BadSignature => "BadSignature",
+            Self::Expired => "Expired",
+            Self::NotYetValid => "NotYetValid",
+            Self::WrongIssuer => "WrongIssuer",
+            Self::NotAPractitioner => "NotAPractitioner",
+            Self::TooLarge => "TooLarge",
+        }
+    }
+}
+
 /// The JOSE header fields we look at.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Header {
@@ -360,5 +378,30 @@ mod tests {
         assert_eq!(parsed.signing_input(), b"eyJhbGciOiJSUzI1NiJ9.e30");
         assert_eq!(parsed.signature(), b"sig");
         assert_eq!(parsed.header.alg, "RS256");
+    }
+
+    #[test]
+    fn a_refusal_is_named_without_the_token_text() {
+        let chosen = "none +447700900123 <script>".to_owned();
+        let errors = [
+            JwtError::Malformed,
+            JwtError::AlgorithmNotAllowed(chosen.clone()),
+            JwtError::MissingKeyId,
+            JwtError::BadSignature,
+            JwtError::Expired,
+            JwtError::NotYetValid,
+            JwtError::WrongIssuer,
+            JwtError::NotAPractitioner,
+            JwtError::TooLarge,
+        ];
+        for error in errors {
+            let debug = format!("{error:?}");
+            assert!(
+                debug.starts_with(error.name()),
+                "{debug} vs {}",
+                error.name()
+            );
+            assert!(!error.name().contains("900123"));
+        }
     }
 }

