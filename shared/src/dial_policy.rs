@@ -553,13 +553,14 @@ mod tests {
 
     #[test]
     fn uk_only_policy_table() {
+        // Ofcom drama ranges where one exists; made-up patterns for the classes without one.
         let policy = DestinationPolicy::default();
         let table: &[(&str, Result<&str, Refusal>)] = &[
             ("07700 900123", Ok("+447700900123")),
             ("020 7946 0123", Ok("+442079460123")),
             ("0118 496 0000", Ok("+441184960000")),
             ("07624 123456", Ok("+447624123456")),
-            ("0800 123 4567", Ok("+448001234567")),
+            ("0808 157 0123", Ok("+448081570123")),
             (
                 "09098 790000",
                 Err(Refusal::BlockedRange(BlockedKind::PremiumRate)),

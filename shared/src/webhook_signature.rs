@@ -401,6 +401,8 @@ mod tests {
         (
             "12345",
             "https://mycompany.com/myapp.php?foo=1&bar=2",
+            // Twilio's own documented example (its security docs and twilio-node's tests), numbers
+            // included: the one signature whose value Twilio published.
             pairs(&[
                 ("CallSid", "CA1234567890ABCDE"),
                 ("Caller", "+12349013030"),

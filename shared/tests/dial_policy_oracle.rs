@@ -6,7 +6,9 @@
 use phonenumber::country::Id;
 use shared::dial_policy::{check, normalise, DestinationPolicy};
 
-/// Numbers as found in records: drama ranges, other formats, and deliberate junk.
+/// Numbers as found in records: drama ranges, other formats, and deliberate junk. Classes with no
+/// Ofcom drama range (Isle of Man mobiles, 0871, 070 personal, 076 pagers) and other countries use
+/// made-up patterns (`123 4567`, `555 01xx`); nothing here is ever dialled.
 const CORPUS: &[&str] = &[
     "07700 900123",
     "07700900123",
@@ -25,8 +27,8 @@ const CORPUS: &[&str] = &[
     "0131 496 0000",
     "029 2018 0000",
     "028 9018 0000",
-    "0800 123 4567",
-    "0300 123 4567",
+    "0808 157 0123",
+    "0306 999 0123",
     "+1 202 555 0143",
     "+353 1 555 0101",
     "+33 1 99 00 12 34",

@@ -7,6 +7,7 @@ import jwt from "jsonwebtoken";
 import twilio from "twilio";
 import { startWorker, startTwilioSim, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
+import { withinOneRateWindow } from "../lib/wait.mjs";
 
 const artifacts = artifactsDir();
 const IDENTITY_SYSTEM = "http://twilio.com/voice/identity";
@@ -300,6 +301,7 @@ test("20 concurrent provisioning calls write exactly one identifier and keep a c
 
 test("token requests are rate-limited per clinician", async () => {
   const bearer = await signIn("clinician-cy");
+  await withinOneRateWindow();
   const statuses = [];
   let limited;
   for (let i = 0; i < 25 && !limited; i++) {

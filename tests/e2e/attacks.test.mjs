@@ -12,6 +12,7 @@ import twilio from "twilio";
 import { startWorker, artifactsDir, freePort, TEST_SECRETS } from "../../sim/stack.mjs";
 import { startMedplumServer } from "../../sim/medplum/server.mjs";
 import { signedPost, newCallSid, rfc2822 } from "../lib/twilio.mjs";
+import { withinOneRateWindow } from "../lib/wait.mjs";
 
 const artifacts = artifactsDir();
 const { privateKey: medplumKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -225,6 +226,7 @@ test("oversized and malformed bodies are 4xx, never 5xx", async () => {
 
 test("rate limits hold: a clinician's token requests past the limit are 429", async () => {
   const bearer = { authorization: `Bearer ${await signIn("clinician-bob")}` };
+  await withinOneRateWindow();
   const statuses = [];
   for (let i = 0; i < 25; i++) {
     statuses.push((await fetch(`${worker.url}/api/v1/twilio/access-token`, { method: "POST", headers: bearer })).status);

@@ -91,11 +91,22 @@ test("answered call: connecting → ringing → connected, timer runs, mute meas
   await page.waitForSelector(`${PANEL} [data-action="call"]:not([disabled])`);
   assert.match(await statusText(page), /Ready to call/);
   await shot(page, "01-ready");
-  await callNow(page);
-  await waitState(page, "ringing").catch(() => {});
-  await shot(page, "02-ringing");
-  await waitState(page, "connected");
+  // Every state the panel shows, however briefly, in order.
+  await page.evaluate((selector) => {
+    const panel = document.querySelector(selector);
+    window.panelStates = [panel.dataset.state];
+    new MutationObserver(() => {
+      if (window.panelStates.at(-1) !== panel.dataset.state) window.panelStates.push(panel.dataset.state);
+    }).observe(panel, { attributes: true, attributeFilter: ["data-state"] });
+  }, PANEL);
+  // Alt+C places the call (the keyboard shortcut the page offers).
+  await page.keyboard.press("Alt+C");
+  await waitState(page, "connected").catch(async (error) => {
+    throw new Error(`${error.message}\nstates seen: ${await page.evaluate(() => window.panelStates.join(" → "))}`);
+  });
   await shot(page, "03-connected");
+  // Ringing lasts 0.4 s at the simulator's time scale: recorded above, however brief.
+  assert.deepEqual(await page.evaluate(() => window.panelStates), ["idle", "connecting", "ringing", "connected"]);
   const callSid = await liveCallSid(page);
   const first = await page.textContent(`${PANEL} .call-timer`);
   await sleep(2_200);
@@ -105,11 +116,9 @@ test("answered call: connecting → ringing → connected, timer runs, mute meas
 
   const media = async () => (await sim("/__sim/media")).media[callSid];
   await waitFor("the clinician's voice at the callee", async () => (await media())?.level > 0.05);
-  await page.keyboard.press("Alt+m").catch(() => {});
-  if ((await page.getAttribute(`${PANEL} [data-action="mute"]`, "aria-pressed")) !== "true") {
-    await page.click(`${PANEL} [data-action="mute"]`);
-  }
-  assert.equal(await page.getAttribute(`${PANEL} [data-action="mute"]`, "aria-pressed"), "true");
+  // Alt+M mutes (the button unmutes below).
+  await page.keyboard.press("Alt+M");
+  await page.waitForSelector(`${PANEL} [data-action="mute"][aria-pressed="true"]`, { timeout: 5_000 });
   const muted = await waitFor("silence at the callee after mute", async () => { const m = await media(); return m?.level < 0.01 ? m : null; });
   assert.ok(muted.packetsIn > 50, "packets still flow while muted");
   await shot(page, "04-muted");
@@ -121,7 +130,8 @@ test("answered call: connecting → ringing → connected, timer runs, mute meas
   await shot(page, "05-keypad");
   await waitFor("the digits at Twilio", async () => (await sim("/__sim/calls")).calls.some((c) => c.sid === callSid && c.digits === "12#"));
 
-  await page.click(`${PANEL} [data-action="end"]`);
+  // Alt+E ends the call.
+  await page.keyboard.press("Alt+E");
   await waitState(page, "ended");
   assert.equal(await page.getAttribute(PANEL, "data-outcome"), "completed");
   assert.match(await statusText(page), /Call ended after/);
@@ -438,10 +448,13 @@ test("a patient calling back rings in the panel; accepted, it connects with audi
   await page.waitForSelector(`#appointments li[data-appointment-id="appt-mobile"] button[aria-current="true"]`);
   assert.equal(await page.evaluate(() => window.callClient?.snapshot()?.appointmentId), "appt-mobile", "the panel is the calling patient's");
   await shot(page, "13-incoming");
+  // Media of the earlier calls stays in the simulator's report: the call-back's is the new entry.
+  const before = new Set(Object.keys((await sim("/__sim/media")).media));
   await page.click(`${PANEL} [data-action="accept"]`);
   await waitState(page, "connected");
   const callSid = await liveCallSid(page);
-  await waitFor("audio on the call-back", async () => Object.values((await sim("/__sim/media")).media).some((m) => m.connected && m.level > 0.05));
+  await waitFor("audio on the call-back", async () =>
+    Object.entries((await sim("/__sim/media")).media).some(([sid, m]) => !before.has(sid) && m.connected && m.level > 0.05));
   await shot(page, "14-incoming-connected");
   await page.click(`${PANEL} [data-action="end"]`);
   await waitState(page, "ended");

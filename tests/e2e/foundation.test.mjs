@@ -58,15 +58,18 @@ test("the page is served with a strict content security policy", async () => {
   // connect-src: 'self' and the signaling origin of wrangler.toml's local TWILIO_SIGNALING_URL.
   const connect = csp.split(";").map((d) => d.trim()).find((d) => d.startsWith("connect-src"));
   assert.equal(connect, "connect-src 'self' ws://127.0.0.1:8788");
-  assert.equal(response.headers.get("x-content-type-options"), "nosniff");
-  assert.equal(response.headers.get("referrer-policy"), "no-referrer");
-  assert.equal(response.headers.get("permissions-policy"), "microphone=(self), camera=(), geolocation=()");
-  assert.equal(response.headers.get("cross-origin-opener-policy"), "same-origin");
-  // The operators' page carries the same policy.
+  const SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "permissions-policy": "microphone=(self), camera=(), geolocation=()",
+    "cross-origin-opener-policy": "same-origin",
+  };
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) assert.equal(response.headers.get(name), value, name);
+  // The operators' page carries the same policy and headers.
   const admin = await fetch(`${worker.url}/admin.html`);
   assert.equal(admin.status, 200);
   assert.equal(admin.headers.get("content-security-policy"), csp);
-  assert.equal(admin.headers.get("referrer-policy"), "no-referrer");
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) assert.equal(admin.headers.get(name), value, `admin.html ${name}`);
   const wasm = await fetch(`${worker.url}/pkg/web_client_bg.wasm`);
   assert.equal(wasm.status, 200);
   assert.equal(wasm.headers.get("content-type"), "application/wasm");

@@ -107,8 +107,9 @@ async function placeAnsweredCall(client, appointment, clientCallSid) {
 const reconnectInvite = (client, callsid, reconnect) => client.send("invite", { callsid, sdp: "v=0\r\n", twilio: {}, reconnect });
 
 test("a live call survives a signaling drop: the reconnect invite gets a fresh answer, and the callee's hangup reaches the new socket", async () => {
-  // The patient talks for 5 s (scaled) and then hangs up.
-  await setCallee("+447700900123", { kind: "answer", after_ms: 1000, hangup_after_ms: 25_000 });
+  // The patient talks for 12 s (scaled) and then hangs up: time for the drop and the reconnect
+  // however busy the machine.
+  await setCallee("+447700900123", { kind: "answer", after_ms: 1000, hangup_after_ms: 60_000 });
   try {
     const token = await twilioToken();
     const first = await signedIn(token, 30);
@@ -130,7 +131,7 @@ test("a live call survives a signaling drop: the reconnect invite gets a fresh a
     assert.equal(call.reattached, 1);
     assert.equal(call.detached, false);
 
-    const hangup = await second.next("hangup", 15_000);
+    const hangup = await second.next("hangup", 30_000);
     assert.equal(hangup.payload.callsid, callsid, "the callee's hangup reaches the new socket");
     assert.equal(hangup.payload.error, undefined);
     await waitFor("the call to complete", async () => (await simCall(callsid))?.status === "completed");

@@ -118,6 +118,11 @@ test("no patient number or name in what the worker logged or sent to Datadog and
   t.diagnostic(summary);
   for (const file of files) t.diagnostic(`  scanned ${relative(REPO_ROOT, file)}`);
   console.log(summary);
+  if (process.env.E2E_WHOLE_RUN) {
+    // After every suite (scripts/test): a scan of nothing would pass, so there must be something.
+    assert.ok(files.some((f) => /worker\.log$/.test(f)), `no worker log to scan under ${dir}`);
+    assert.ok(files.some((f) => f.endsWith("sinks-received.jsonl")), `no Datadog/Slack sink record to scan under ${dir}`);
+  }
   if (hits.length > 0) {
     const shown = hits.slice(0, 40).map((h) => `  ${h.file}:${h.line}:${h.column}  ${h.needle}  matched ${JSON.stringify(h.match)}`);
     if (hits.length > shown.length) shown.push(`  … and ${hits.length - shown.length} more`);

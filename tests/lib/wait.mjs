@@ -11,3 +11,13 @@ export async function waitFor(what, probe, timeoutMs = 20_000, intervalMs = 200)
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/**
+ * Waits, when fewer than `marginMs` are left in the clock's current minute, for the next one:
+ * the local rate limiter (miniflare's) counts in fixed windows aligned to whole minutes, so a
+ * burst that straddles a boundary is split between two windows and may never reach the limit.
+ */
+export async function withinOneRateWindow(marginMs = 20_000, windowMs = 60_000) {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < marginMs) await sleep(left + 50);
+}
