@@ -116,6 +116,8 @@ pub enum Outcome {
     Missed,
     /// The call could not be started in this browser (microphone denied or missing).
     NotPlaced(Microphone),
+    /// The phone service could not say how the call ended (the ledger's status `unknown`).
+    Unknown,
 }
 
 impl Outcome {
@@ -131,6 +133,7 @@ impl Outcome {
             Self::Declined => "declined",
             Self::Missed => "missed",
             Self::NotPlaced(_) => "not-placed",
+            Self::Unknown => "unknown",
         }
     }
 
@@ -143,6 +146,7 @@ impl Outcome {
                 | Self::Failed { .. }
                 | Self::Refused(_)
                 | Self::NotPlaced(_)
+                | Self::Unknown
         )
     }
 
@@ -174,6 +178,9 @@ impl Outcome {
             }
             Self::NotPlaced(_) => {
                 "The browser was not allowed to use the microphone, so it cannot call.".into()
+            }
+            Self::Unknown => {
+                "The phone service could not say how this call ended; it is no longer live.".into()
             }
         }
     }
@@ -1401,6 +1408,7 @@ fn ledger_outcome(call: &Call) -> Option<Outcome> {
         "no-answer" => Some(Outcome::NoAnswer),
         "failed" => Some(Outcome::Failed { code: None }),
         "canceled" => Some(Outcome::Canceled),
+        "unknown" => Some(Outcome::Unknown),
         _ => None,
     }
 }

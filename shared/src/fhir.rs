@@ -155,6 +155,10 @@ pub struct CallRecordFields<'a> {
     pub ended_by: Option<EndedBy>,
     pub practitioner: Option<&'a PractitionerId>,
     pub error_code: Option<u32>,
+    /// Why the call's end could not be learned (Twilio knows no such call, or refused to say
+    /// for a day): the record is closed with its last known status and this reason
+    /// (`outcomeUnknown`), rather than left live for good or given an outcome made up.
+    pub outcome_unknown: Option<&'a str>,
 }
 
 fn ended_by_code(ended_by: EndedBy) -> &'static str {
@@ -204,6 +208,9 @@ pub fn call_extension(fields: &CallRecordFields<'_>) -> Value {
         fields
             .error_code
             .map(|v| json!({"url": "errorCode", "valueInteger": v})),
+        fields
+            .outcome_unknown
+            .map(|v| json!({"url": "outcomeUnknown", "valueCode": v})),
     ];
     parts.extend(optional.into_iter().flatten());
     json!({"url": CALL_EXTENSION_URL, "extension": parts})
@@ -365,7 +372,33 @@ mod tests {
             ended_by: Some(EndedBy::Clinician),
             practitioner: None,
             error_code: None,
+            outcome_unknown: None,
         }
+    }
+
+    #[test]
+    fn a_call_whose_end_is_unknown_says_so_beside_its_last_known_status() {
+        let unknown = CallRecordFields {
+            outcome_unknown: Some("unknown-to-twilio"),
+            ..fields("CA1", CallStatus::Ringing)
+        };
+        let ext = call_extension(&unknown);
+        let part = |name: &str| {
+            ext["extension"]
+                .as_array()
+                .and_then(|parts| parts.iter().find(|p| p["url"] == name))
+                .cloned()
+        };
+        assert_eq!(
+            part("status").map(|p| p["valueCode"].clone()),
+            Some(json!("ringing"))
+        );
+        assert_eq!(
+            part("outcomeUnknown").map(|p| p["valueCode"].clone()),
+            Some(json!("unknown-to-twilio"))
+        );
+        let known = call_extension(&fields("CA1", CallStatus::Completed));
+        assert!(!known.to_string().contains("outcomeUnknown"));
     }
 
     #[test]

@@ -241,8 +241,11 @@ test("callbacks lost and the call unknown to Twilio's REST API: the line is give
     assert.ok(JSON.stringify(await pool()).includes(parentSid), "the call holds its line");
     // After the silence the worker asks Twilio, which knows no such call: the line is freed ...
     await waitFor("the line given back", async () => !JSON.stringify(await pool()).includes(parentSid), 45_000);
-    // ... and no outcome is made up for the record.
+    // ... and no outcome is made up for the record: it is no longer live, its end unknown.
     assert.ok(!(await extensions("appt-intl-prefix")).some((e) => e.parentCallSid === parentSid && e.status === "completed"));
+    const { calls: records } = await (await fetch(`${worker.url}/api/v1/admin/appointments/appt-intl-prefix/calls`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json();
+    const record = records.find((c) => c.parentCallSid === parentSid);
+    assert.deepEqual([record?.status, record?.terminal, record?.outcomeUnknown], ["unknown", true, "unknown-to-twilio"], JSON.stringify(record));
     client.socket.close();
   } finally {
     await setFaults({});

@@ -44,7 +44,7 @@ use worker::{
 use crate::config::Config;
 use crate::medplum::{MedplumError, UpdateOutcome};
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "ledger_attempts",
     "ledger_events",
     "ledger_fhir_outbox",
@@ -52,8 +52,9 @@ const TABLES: [&str; 7] = [
     "ledger_checks",
     "ledger_pool_releases",
     "ledger_fhir_waiting",
+    "ledger_unresolved",
 ];
-const SCHEMA: [&str; 7] = [
+const SCHEMA: [&str; 8] = [
     "CREATE TABLE IF NOT EXISTS ledger_attempts (
         parent_sid TEXT PRIMARY KEY, child_sid TEXT, appointment_id TEXT NOT NULL,
         practitioner TEXT, direction TEXT NOT NULL, caller_id TEXT, patient_masked TEXT,
@@ -78,6 +79,11 @@ const SCHEMA: [&str; 7] = [
     // call's, which may have lasted an hour before its last write failed).
     "CREATE TABLE IF NOT EXISTS ledger_fhir_waiting (
         parent_sid TEXT PRIMARY KEY, since_ms INTEGER NOT NULL)",
+    // Calls whose end the worker could not learn (Twilio knows no such call, or refused to say
+    // for a day): no longer live, with their last known status and this reason. A final
+    // callback that still arrives outranks it.
+    "CREATE TABLE IF NOT EXISTS ledger_unresolved (
+        parent_sid TEXT PRIMARY KEY, reason TEXT NOT NULL, at_ms INTEGER NOT NULL)",
 ];
 
 /// Checks Twilio refused (4xx) before the ledger stops asking about a call: about a day, at
@@ -213,6 +219,11 @@ struct NextRow {
     next: Option<i64>,
 }
 
+#[derive(Deserialize)]
+struct ReasonRow {
+    reason: String,
+}
+
 /// `POST /attempt`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -298,10 +309,20 @@ fn opt(value: &Option<String>) -> SqlStorageValue {
 }
 
 /// The record of one attempt as the API shows it.
-fn record_json(attempt: &AttemptRow, events: &[StatusEvent], fhir_pending: bool) -> Value {
+/// A call's record. `unresolved`: why its end could not be learned, if so (`ledger_unresolved`):
+/// unless a final status came after all, the record is then over, with status `unknown`.
+fn record_json(
+    attempt: &AttemptRow,
+    events: &[StatusEvent],
+    fhir_pending: bool,
+    unresolved: Option<&str>,
+) -> Value {
     let derived = progress(events);
+    let ended = derived.as_ref().is_some_and(|p| p.status.is_terminal());
+    let unresolved = unresolved.filter(|_| !ended && attempt.refused_code.is_none());
     let status = match (&attempt.refused_code, &derived) {
         (Some(_), None) => "refused".to_owned(),
+        _ if unresolved.is_some() => "unknown".to_owned(),
         (_, Some(p)) => p.status.as_str().to_owned(),
         (None, None) => "initiated".to_owned(),
     };
@@ -310,7 +331,8 @@ fn record_json(attempt: &AttemptRow, events: &[StatusEvent], fhir_pending: bool)
         "parentCallSid": attempt.parent_sid,
         "appointmentId": attempt.appointment_id,
         "status": status,
-        "terminal": derived.as_ref().is_some_and(|p| p.status.is_terminal()) || attempt.refused_code.is_some(),
+        "terminal": ended || attempt.refused_code.is_some() || unresolved.is_some(),
+        "outcomeUnknown": unresolved,
         "direction": attempt.direction,
         "practitioner": attempt.practitioner,
         "callerId": attempt.caller_id,
@@ -403,6 +425,32 @@ impl CallLedger {
         Ok(!rows.is_empty())
     }
 
+    /// Why the call's end could not be learned, if it could not.
+    fn unresolved(&self, parent_sid: &str) -> Result<Option<String>> {
+        let rows: Vec<ReasonRow> = self
+            .sql()
+            .exec(
+                "SELECT reason FROM ledger_unresolved WHERE parent_sid = ?",
+                vec![parent_sid.to_owned().into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| row.reason))
+    }
+
+    /// Gives up learning how the call ended (`reason`, a code): the check stops, the line goes
+    /// back, and the record is no longer live, in the ledger and on the Appointment.
+    async fn give_up_on(&self, parent_sid: &str, reason: &str, now_ms: i64) -> Result<()> {
+        self.sql().exec(
+            "INSERT OR IGNORE INTO ledger_unresolved (parent_sid, reason, at_ms) VALUES (?, ?, ?)",
+            vec![parent_sid.to_owned().into(), reason.into(), now_ms.into()],
+        )?;
+        self.drop_check(parent_sid)?;
+        self.release_number(parent_sid, now_ms).await?;
+        self.publish(parent_sid, now_ms).await?;
+        crate::log::event("call_outcome_unknown", &[("reason", reason)]);
+        Ok(())
+    }
+
     /// Sends a changed record to every open event stream.
     fn broadcast(&self, record: &Value) {
         let frame = sse_frame("call", record);
@@ -425,6 +473,7 @@ impl CallLedger {
                 attempt,
                 &self.events(&attempt.parent_sid)?,
                 self.fhir_pending(&attempt.parent_sid)?,
+                self.unresolved(&attempt.parent_sid)?.as_deref(),
             ));
         }
         Ok(calls)
@@ -453,6 +502,7 @@ impl CallLedger {
                 &attempt,
                 &self.events(parent_sid)?,
                 self.fhir_pending(parent_sid)?,
+                self.unresolved(parent_sid)?.as_deref(),
             )),
             None => Ok(Value::Null),
         }
@@ -689,10 +739,11 @@ impl CallLedger {
                 Ok(Some(found)) => found,
                 Ok(None) => {
                     // Twilio has no such call, so it holds no line: give the line back rather
-                    // than keep it for the rest of its lease.
+                    // than keep it for the rest of its lease, and stop showing the call as live
+                    // (no outcome is made up for it).
                     crate::log::event("call_check_unknown", &[]);
-                    self.drop_check(&row.parent_sid)?;
-                    self.release_number(&row.parent_sid, now_ms).await?;
+                    self.give_up_on(&row.parent_sid, "unknown-to-twilio", now_ms)
+                        .await?;
                     continue;
                 }
                 Err(crate::twilio_rest::TwilioRestError::Rejected(status)) => {
@@ -701,7 +752,8 @@ impl CallLedger {
                     crate::log::event("call_check_refused", &[("status", &status.to_string())]);
                     if row.checks + 1 >= CHECKS_REFUSED_LIMIT {
                         crate::log::event("call_check_abandoned", &[]);
-                        self.drop_check(&row.parent_sid)?;
+                        self.give_up_on(&row.parent_sid, "check-abandoned", now_ms)
+                            .await?;
                     } else {
                         self.postpone_check(
                             &row,
@@ -889,6 +941,10 @@ impl CallLedger {
         let Some(derived) = progress(&events) else {
             return Ok(true); // a refused attempt: nothing happened on the phone network
         };
+        let unresolved = self
+            .unresolved(&attempt.parent_sid)
+            .map_err(|e| WriteFailure::Retry(e.to_string()))?
+            .filter(|_| !derived.status.is_terminal());
         let practitioner = attempt
             .practitioner
             .as_deref()
@@ -912,6 +968,7 @@ impl CallLedger {
             ended_by: attempt.ended_by.as_deref().and_then(parse_ended_by),
             practitioner: practitioner.as_ref(),
             error_code: derived.error_code,
+            outcome_unknown: unresolved.as_deref(),
         };
         let extension = call_extension(&fields);
         let medplum =
@@ -1259,12 +1316,12 @@ mod tests {
 
     #[test]
     fn records_show_refusals_progress_and_outcomes() {
-        let refused = record_json(&attempt(Some("no_line_free")), &[], false);
+        let refused = record_json(&attempt(Some("no_line_free")), &[], false, None);
         assert_eq!(refused["status"], "refused");
         assert_eq!(refused["terminal"], true);
         assert_eq!(refused["refusedCode"], "no_line_free");
 
-        let placed = record_json(&attempt(None), &[], true);
+        let placed = record_json(&attempt(None), &[], true, None);
         assert_eq!(placed["status"], "initiated");
         assert_eq!(placed["terminal"], false);
         assert_eq!(placed["fhirPending"], true);
@@ -1285,12 +1342,32 @@ mod tests {
                 error_code: None,
             },
         ];
-        let done = record_json(&attempt(None), &events, false);
+        let done = record_json(&attempt(None), &events, false, None);
         assert_eq!(done["status"], "completed");
         assert_eq!(done["callSid"], "CAchild");
         assert_eq!(done["durationSeconds"], 50);
         assert_eq!(done["endedAt"], "2026-11-25T06:09:10Z");
         assert_eq!(done["timeline"].as_array().map(Vec::len), Some(2));
         assert!(!done.to_string().contains("900123"));
+        assert_eq!(done["outcomeUnknown"], Value::Null);
+
+        // An end the worker could not learn: over, `unknown`, with the reason; the timeline kept.
+        let unknown = record_json(
+            &attempt(None),
+            &events[..1],
+            false,
+            Some("unknown-to-twilio"),
+        );
+        assert_eq!(unknown["status"], "unknown");
+        assert_eq!(unknown["terminal"], true);
+        assert_eq!(unknown["outcomeUnknown"], "unknown-to-twilio");
+        assert_eq!(unknown["timeline"].as_array().map(Vec::len), Some(1));
+        // A final callback that still came outranks it.
+        let late = record_json(&attempt(None), &events, false, Some("check-abandoned"));
+        assert_eq!(late["status"], "completed");
+        assert_eq!(late["outcomeUnknown"], Value::Null);
+        // A refused attempt stays refused.
+        let refused = record_json(&attempt(Some("no_line_free")), &[], false, Some("x"));
+        assert_eq!(refused["status"], "refused");
     }
 }

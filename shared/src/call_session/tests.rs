@@ -992,6 +992,30 @@ fn a_live_call_seen_after_a_reload_is_shown_and_can_be_ended_on_the_server() {
 }
 
 #[test]
+fn a_live_call_whose_end_the_worker_could_not_learn_is_shown_as_unknown_not_as_completed() {
+    let mut s = ready();
+    s.handle(ledger("ringing", false, None), 1_000);
+    assert!(matches!(s.phase, Phase::Elsewhere { .. }));
+    let effects = s.handle(ledger("unknown", true, None), 2_000);
+    assert_eq!(effects, vec![Effect::CallEnded]);
+    let Phase::Ended { outcome, .. } = &s.phase else {
+        panic!("ended: {:?}", s.phase);
+    };
+    assert_eq!(outcome, &Outcome::Unknown);
+    assert_eq!(outcome.code(), "unknown");
+    assert!(outcome.offers_manual_dial());
+    assert!(
+        !outcome.describe().contains("ended."),
+        "{}",
+        outcome.describe()
+    );
+    // Seen on load, such a record is over: nothing live is shown.
+    let mut s = ready();
+    s.handle(ledger("unknown", true, None), 1_000);
+    assert_eq!(s.phase, Phase::Idle);
+}
+
+#[test]
 fn opening_another_appointment_clears_what_the_last_one_left_and_keeps_a_live_call() {
     let opened = |appointment: &str| Input::AppointmentOpened {
         appointment: appointment.into(),
