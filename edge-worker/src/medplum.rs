@@ -27,11 +27,30 @@ pub enum MedplumError {
     Rejected(u16),
 }
 
-/// A resource and the version it was read at.
-#[derive(Debug, Clone, PartialEq)]
+/// A resource and the version it was read at. Its `Debug` names the resource, without its
+/// content (a Patient's name and numbers).
+#[derive(Clone, PartialEq)]
 pub struct Versioned {
     pub resource: Value,
     pub version_id: String,
+}
+
+impl std::fmt::Debug for Versioned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = |name: &str| {
+            self.resource
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        };
+        write!(
+            f,
+            "Versioned({}/{} v{})",
+            text("resourceType"),
+            text("id"),
+            self.version_id
+        )
+    }
 }
 
 /// The outcome of a conditional update.

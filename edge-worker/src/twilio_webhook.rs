@@ -15,10 +15,19 @@ use crate::error::AppError;
 /// Twilio's webhooks are small; anything larger is refused before parsing.
 pub const MAX_WEBHOOK_BODY: usize = 64 * 1024;
 
-/// The verified parameters of a Twilio webhook.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The verified parameters of a Twilio webhook. Its `Debug` names the parameters, not their
+/// values (`From` and `To` are phone numbers).
+#[derive(Clone, PartialEq, Eq)]
 pub struct TwilioForm {
     params: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for TwilioForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.params.iter().map(|(key, _)| key))
+            .finish()
+    }
 }
 
 impl TwilioForm {
@@ -177,6 +186,22 @@ mod tests {
     use shared::webhook_signature::compute;
 
     const FORM: Option<&str> = Some("application/x-www-form-urlencoded; charset=utf-8");
+
+    #[test]
+    fn debug_output_names_parameters_without_their_values() {
+        let form = TwilioForm {
+            params: vec![
+                ("From".into(), "+447700900123".into()),
+                ("CallSid".into(), "CA1".into()),
+            ],
+        };
+        assert_eq!(format!("{form:?}"), r#"["From", "CallSid"]"#);
+        let patient = crate::medplum::Versioned {
+            resource: serde_json::json!({"resourceType": "Patient", "id": "p1", "telecom": [{"value": "+447700900123"}]}),
+            version_id: "3".into(),
+        };
+        assert_eq!(format!("{patient:?}"), "Versioned(Patient/p1 v3)");
+    }
 
     #[test]
     fn the_verifier_is_kept_until_the_tokens_change() {

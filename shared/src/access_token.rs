@@ -58,8 +58,9 @@ impl Default for TokenTtl {
     }
 }
 
-/// Everything needed to mint one token; `now_unix` is passed in (no clock here).
-#[derive(Debug, Clone)]
+/// Everything needed to mint one token; `now_unix` is passed in (no clock here). Its `Debug`
+/// leaves the API secret out.
+#[derive(Clone)]
 pub struct TokenRequest<'a> {
     pub account_sid: &'a AccountSid,
     pub api_key: &'a ApiKeySid,
@@ -108,11 +109,32 @@ pub struct OutgoingGrant {
     pub application_sid: String,
 }
 
-/// A minted token and when it expires.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A minted token and when it expires. Its `Debug` leaves the token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MintedToken {
     pub jwt: String,
     pub expires_at_unix: i64,
+}
+
+impl std::fmt::Debug for TokenRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("account_sid", &self.account_sid)
+            .field("api_key", &self.api_key)
+            .field("twiml_app_sid", &self.twiml_app_sid)
+            .field("identity", &self.identity)
+            .field("ttl", &self.ttl)
+            .field("now_unix", &self.now_unix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MintedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedToken")
+            .field("expires_at_unix", &self.expires_at_unix)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The claims [`mint`] signs, exposed for tests and for the simulator's checks.
@@ -228,6 +250,20 @@ mod tests {
             ttl,
             now_unix: now,
         }
+    }
+
+    #[test]
+    fn debug_output_leaves_the_secret_and_the_token_out() {
+        let f = fixture();
+        let request = request(&f, TokenTtl::default(), 1_800_000_000);
+        let minted = mint(&request).unwrap();
+        let printed = format!("{request:?} {minted:?}");
+        assert!(!printed.contains("fake-twilio-api-secret"), "{printed}");
+        assert!(!printed.contains(&minted.jwt), "{printed}");
+        assert!(
+            printed.contains("clinician-ada") && printed.contains("1800003600"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -225,9 +225,17 @@ impl fmt::Display for Identity {
 
 /// A phone number in strict E.164 form (`+` and 8 to 15 digits). Lenient parsing of the formats
 /// found in patient records lives in `dial_policy::normalise`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct E164(String);
+
+/// Only the last three digits: a patient's number never reaches a log through `{:?}`.
+impl std::fmt::Debug for E164 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let end = self.0.get(self.0.len().saturating_sub(3)..).unwrap_or("");
+        write!(f, "E164(•••{end})")
+    }
+}
 
 impl E164 {
     pub fn parse(value: &str) -> Result<Self, IdError> {
@@ -284,6 +292,13 @@ mod tests {
     use proptest::prelude::*;
 
     const HEX32: &str = "0123456789abcdef0123456789ABCDEF";
+
+    #[test]
+    fn a_number_printed_with_debug_shows_only_its_last_digits() {
+        let number = E164::parse("+447700900123").expect("e164");
+        assert_eq!(format!("{number:?}"), "E164(•••123)");
+        assert_eq!(format!("{:?}", Some(&number)), "Some(E164(•••123))");
+    }
 
     #[test]
     fn sids_accept_their_prefix_and_32_hex_only() {

@@ -18,8 +18,8 @@ pub const HEARTBEAT: &str = "\n";
 /// Seconds without any frame after which a client reconnects.
 pub const HEARTBEAT_TIMEOUT_SECONDS: u32 = 15;
 
-/// `listen`: the client authenticates with its access token.
-#[derive(Debug, Clone, PartialEq)]
+/// `listen`: the client authenticates with its access token (left out of its `Debug`).
+#[derive(Clone, PartialEq)]
 pub struct Listen {
     pub token: String,
     pub browserinfo: Option<Json>,
@@ -33,8 +33,9 @@ pub struct TwilioParams {
     pub params: Option<String>,
 }
 
-/// `invite` from the client: place a call with a complete SDP offer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `invite` from the client: place a call with a complete SDP offer. Its `Debug` leaves the
+/// reconnect token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Invite {
     /// The client's own id for the call until Twilio's `CA…` arrives: `TJS` + a UUID.
     pub callsid: String,
@@ -42,6 +43,26 @@ pub struct Invite {
     pub twilio: TwilioParams,
     /// A reconnect token from an earlier `answer`, to resume a call.
     pub reconnect: Option<String>,
+}
+
+impl std::fmt::Debug for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listen")
+            .field("browserinfo", &self.browserinfo)
+            .field("reconnect_timeout", &self.reconnect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Invite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invite")
+            .field("callsid", &self.callsid)
+            .field("sdp", &self.sdp)
+            .field("twilio", &self.twilio)
+            .field("reconnect", &self.reconnect.as_ref().map(|_| "[token]"))
+            .finish()
+    }
 }
 
 /// An error code and message, as Twilio sends them.
@@ -579,6 +600,30 @@ pub mod codes {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn debug_output_leaves_tokens_out() {
+        let listen = Listen {
+            token: "eyJsecret.token.sig".into(),
+            browserinfo: None,
+            reconnect_timeout: Some(0),
+        };
+        let invite = Invite {
+            callsid: "TJS-1".into(),
+            sdp: "v=0".into(),
+            twilio: TwilioParams::default(),
+            reconnect: Some("reconnect-secret".into()),
+        };
+        let printed = format!(
+            "{listen:?} {invite:?} {:?}",
+            ClientMessage::Listen(listen.clone())
+        );
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(
+            printed.contains("TJS-1") && printed.contains("[token]"),
+            "{printed}"
+        );
+    }
 
     /// The frames @twilio/voice-sdk 2.18.5 sends, as seen against a local server (REFERENCE.md).
     #[test]
