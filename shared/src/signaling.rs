@@ -826,5 +826,58 @@ mod tests {
             let _ = ClientMessage::decode(&text);
             let _ = ServerMessage::decode(&text);
         }
+
+        /// Any text in the fields (quotes, backslashes, control characters, any script) comes
+        /// back as it went: the frames' JSON escaping is lossless both ways.
+        #[test]
+        fn frames_with_any_field_text_round_trip(
+            callsid in "\\PC{0,40}|[\"\\\\\u{0}-\u{1f}]{0,8}",
+            sdp in "\\PC{0,80}|(v=0\r\n[a-z]=[^\r\n]{0,20}\r\n){0,4}",
+            token in proptest::option::of("\\PC{0,30}"),
+            code in 0u32..100_000,
+        ) {
+            let client = [
+                ClientMessage::Invite(Invite {
+                    callsid: callsid.clone(),
+                    sdp: sdp.clone(),
+                    twilio: TwilioParams { params: token.clone() },
+                    reconnect: token.clone(),
+                }),
+                ClientMessage::Reinvite { callsid: callsid.clone(), sdp: sdp.clone() },
+                ClientMessage::Hangup { callsid: callsid.clone(), message: token.clone() },
+                ClientMessage::Dtmf { callsid: callsid.clone(), dtmf: sdp.clone() },
+            ];
+            for message in client {
+                proptest::prop_assert_eq!(
+                    ClientMessage::decode(&message.encode()),
+                    Ok(Frame::Message(message.clone()))
+                );
+            }
+            let server = [
+                ServerMessage::Answer { callsid: callsid.clone(), sdp: Some(sdp.clone()), reconnect: token.clone() },
+                ServerMessage::Ringing { callsid: callsid.clone(), sdp: token.clone() },
+                ServerMessage::Hangup {
+                    callsid: Some(callsid.clone()),
+                    error: Some(SignalingError { code, message: sdp.clone() }),
+                },
+                ServerMessage::Cancel { callsid: callsid.clone() },
+            ];
+            for message in server {
+                proptest::prop_assert_eq!(
+                    ServerMessage::decode(&message.encode()),
+                    Ok(Frame::Message(message.clone()))
+                );
+            }
+        }
+
+        /// A frame cut short anywhere (a torn read) is refused or read, never a panic.
+        #[test]
+        fn every_prefix_of_a_real_frame_decodes_or_is_refused(callsid in "[A-Za-z0-9]{1,34}", sdp in "\\PC{0,60}") {
+            let frame = ServerMessage::Answer { callsid, sdp: Some(sdp), reconnect: None }.encode();
+            for end in (0..=frame.len()).filter(|end| frame.is_char_boundary(*end)) {
+                let _ = ServerMessage::decode(&frame[..end]);
+                let _ = ClientMessage::decode(&frame[..end]);
+            }
+        }
     }
 }
