@@ -57,7 +57,7 @@ export class ClinicianCall extends HTMLElement {
     sharedClient = client ?? null;
     mountedElement = null;
     if (sharedClient) {
-      for (const name of ["change", "ended", "incoming", "error"]) forward(sharedClient, name);
+      for (const name of ["change", "ended", "incoming"]) forward(sharedClient, name);
     }
     for (const element of connectedElements) element.#render();
   }
