@@ -229,11 +229,10 @@ impl fmt::Display for Identity {
 #[serde(try_from = "String", into = "String")]
 pub struct E164(String);
 
-/// Only the last three digits: a patient's number never reaches a log through `{:?}`.
+/// Only [`E164::masked`]: a patient's number never reaches a log through `{:?}`.
 impl std::fmt::Debug for E164 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let end = self.0.get(self.0.len().saturating_sub(3)..).unwrap_or("");
-        write!(f, "E164(•••{end})")
+        write!(f, "E164({})", self.masked())
     }
 }
 

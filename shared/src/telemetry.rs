@@ -1,7 +1,7 @@
 //! Telemetry without patient data: the events the product reports (by construction they carry
 //! codes, buckets, the last four digits of our own pool numbers and an anonymised clinician key,
-//! never a whole phone number or a name), the masking every log line passes through, the alert rules over rolling windows with
-//! their deduplication and "resolved" messages, the Datadog and Slack payloads, and the call
+//! never a whole phone number or a name), the masking every log line passes through, the alert
+//! rules over rolling windows with their deduplication and "resolved" messages, the Datadog and Slack payloads, and the call
 //! statistics behind the admin view. Pure: time is passed in.
 
 use serde::{Deserialize, Serialize};
@@ -160,11 +160,7 @@ pub fn clinician_key(practitioner_id: &str, salt: &str) -> String {
 /// A [`clinician_key`] passes as it is (its hex may hold a long run of digits, which [`code`]
 /// refuses); anything else is `other`.
 fn key_or_other(value: &str) -> String {
-    if value.len() == CLINICIAN_KEY_HEX_DIGITS
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if value.len() == CLINICIAN_KEY_HEX_DIGITS && is_lower_hex(value) {
         value.to_owned()
     } else {
         "other".to_owned()
@@ -194,13 +190,17 @@ fn is_separator(c: char) -> bool {
     matches!(c, ' ' | '-' | '.' | '/' | '(' | ')' | '+')
 }
 
+/// Digits and `a`–`f` only (a SID's tail, a clinician key).
+fn is_lower_hex(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A Twilio SID: two capital letters and 32 lowercase hex digits.
 fn is_sid(token: &str) -> bool {
     token.len() == 34
         && token[..2].bytes().all(|b| b.is_ascii_uppercase())
-        && token[2..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && is_lower_hex(&token[2..])
 }
 
 /// Inside a word (e.g. `tel447700900123`), long digit runs are still numbers; SIDs are kept.

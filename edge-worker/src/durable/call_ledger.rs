@@ -28,8 +28,8 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::call_state::{
-    check_finding, closing_event, manual_events, progress, CallStatus, CheckFinding, CheckedLeg,
-    EndedBy, StatusEvent,
+    check_finding, closing_event, manual_events, progress, CallProgress, CallStatus, CheckFinding,
+    CheckedLeg, EndedBy, StatusEvent,
 };
 use shared::fhir::{
     call_extension, extension_patch, upsert_call_extension, CallDirection, CallRecordFields,
@@ -308,9 +308,17 @@ fn opt(value: &Option<String>) -> SqlStorageValue {
         .map_or(SqlStorageValue::Null, SqlStorageValue::from)
 }
 
-/// The record of one attempt as the API shows it.
-/// A call's record. `unresolved`: why its end could not be learned, if so (`ledger_unresolved`):
-/// unless a final status came after all, the record is then over, with status `unknown`.
+/// Why the call's end is unknown (`ledger_unresolved`), unless a final status came after all.
+fn still_unresolved<'a>(
+    unresolved: Option<&'a str>,
+    derived: Option<&CallProgress>,
+) -> Option<&'a str> {
+    unresolved.filter(|_| !derived.is_some_and(|p| p.status.is_terminal()))
+}
+
+/// The record of one attempt as the API shows it. `unresolved`: why its end could not be
+/// learned, if so: unless a final status came after all, the record is then over, with status
+/// `unknown`.
 fn record_json(
     attempt: &AttemptRow,
     events: &[StatusEvent],
@@ -319,7 +327,8 @@ fn record_json(
 ) -> Value {
     let derived = progress(events);
     let ended = derived.as_ref().is_some_and(|p| p.status.is_terminal());
-    let unresolved = unresolved.filter(|_| !ended && attempt.refused_code.is_none());
+    let unresolved =
+        still_unresolved(unresolved, derived.as_ref()).filter(|_| attempt.refused_code.is_none());
     let status = match (&attempt.refused_code, &derived) {
         (Some(_), None) => "refused".to_owned(),
         _ if unresolved.is_some() => "unknown".to_owned(),
@@ -943,8 +952,7 @@ impl CallLedger {
         };
         let unresolved = self
             .unresolved(&attempt.parent_sid)
-            .map_err(|e| WriteFailure::Retry(e.to_string()))?
-            .filter(|_| !derived.status.is_terminal());
+            .map_err(|e| WriteFailure::Retry(e.to_string()))?;
         let practitioner = attempt
             .practitioner
             .as_deref()
@@ -968,7 +976,7 @@ impl CallLedger {
             ended_by: attempt.ended_by.as_deref().and_then(parse_ended_by),
             practitioner: practitioner.as_ref(),
             error_code: derived.error_code,
-            outcome_unknown: unresolved.as_deref(),
+            outcome_unknown: still_unresolved(unresolved.as_deref(), Some(&derived)),
         };
         let extension = call_extension(&fields);
         let medplum =
