@@ -65,35 +65,52 @@ pub fn signed_url(public_base_url: &str, raw_url: &str) -> String {
     format!("{public_base_url}{without_fragment}")
 }
 
-/// The accepted auth tokens and the verifier keyed with them.
-type KeptVerifier = (Vec<String>, Rc<WebhookVerifier>);
+/// The fixed starts of the URLs Twilio signs for this worker, after the public base URL: each
+/// webhook's path, and the query's first key where the worker's callback URLs carry one
+/// (`handlers::voice::callback_url`). The verifier keeps its hashing state after them.
+const SIGNED_URL_STARTS: [&str; 6] = [
+    "/api/v1/twilio/webhooks/voice",
+    "/api/v1/twilio/webhooks/inbound",
+    "/api/v1/twilio/webhooks/call-status?appointment=",
+    "/api/v1/twilio/webhooks/dial-complete?appointment=",
+    "/api/v1/twilio/webhooks/inbound-complete?appointment=",
+    "/api/v1/twilio/webhooks/practice-complete",
+];
+
+/// The accepted auth tokens, the public base URL, and the verifier made for them.
+type KeptVerifier = (Vec<String>, String, Rc<WebhookVerifier>);
 
 thread_local! {
     /// One isolate runs one request at a time on one thread; its verifier is keyed once and
-    /// made again only when the tokens change (a rotation deploys new secrets).
+    /// made again only when the tokens or the base URL change (a rotation deploys new secrets).
     static VERIFIER: RefCell<Option<KeptVerifier>> = const { RefCell::new(None) };
 }
 
-/// The verifier for `auth_tokens`, kept across requests while they stay the same.
-pub fn verifier_for(auth_tokens: &[&str]) -> Rc<WebhookVerifier> {
+/// The verifier for `auth_tokens` and this worker's webhook URLs under `public_base_url`, kept
+/// across requests while they stay the same.
+pub fn verifier_for(auth_tokens: &[&str], public_base_url: &str) -> Rc<WebhookVerifier> {
     VERIFIER.with(|kept| {
         let mut kept = kept.borrow_mut();
         match kept.as_ref() {
-            Some((tokens, verifier))
-                if tokens
-                    .iter()
-                    .map(String::as_str)
-                    .eq(auth_tokens.iter().copied()) =>
+            Some((tokens, base, verifier))
+                if base == public_base_url
+                    && tokens
+                        .iter()
+                        .map(String::as_str)
+                        .eq(auth_tokens.iter().copied()) =>
             {
                 Rc::clone(verifier)
             }
             _ => {
-                let verifier = Rc::new(WebhookVerifier::new(auth_tokens));
+                let url_starts = SIGNED_URL_STARTS.map(|start| format!("{public_base_url}{start}"));
+                let url_starts = url_starts.each_ref().map(String::as_str);
+                let verifier =
+                    Rc::new(WebhookVerifier::with_url_prefixes(auth_tokens, &url_starts));
                 let tokens = auth_tokens
                     .iter()
                     .map(|token| (*token).to_owned())
                     .collect();
-                *kept = Some((tokens, Rc::clone(&verifier)));
+                *kept = Some((tokens, public_base_url.to_owned(), Rc::clone(&verifier)));
                 verifier
             }
         }
@@ -103,6 +120,7 @@ pub fn verifier_for(auth_tokens: &[&str]) -> Rc<WebhookVerifier> {
 /// Pure part of the verification, for tests: checks content type, size and signature.
 pub fn verify(
     auth_tokens: &[&str],
+    public_base_url: &str,
     url: &str,
     content_type: Option<&str>,
     body: &[u8],
@@ -123,7 +141,7 @@ pub fn verify(
         std::str::from_utf8(body).map_err(|_| AppError::BadRequest("the body is not UTF-8"))?;
     let params =
         form::parse(text).map_err(|_| AppError::BadRequest("the body is not valid form data"))?;
-    match verifier_for(auth_tokens).verify_form(url, &params, signature) {
+    match verifier_for(auth_tokens, public_base_url).verify_form(url, &params, signature) {
         Ok(()) => Ok(TwilioForm { params }),
         Err(error) => {
             let reason = match error {
@@ -173,6 +191,7 @@ pub async fn verified_form(req: &mut Request, config: &Config) -> Result<TwilioF
     }
     verify(
         &tokens,
+        public_base_url.as_str(),
         &url,
         content_type.as_deref(),
         &body,
@@ -203,14 +222,40 @@ mod tests {
         assert_eq!(format!("{patient:?}"), "Versioned(Patient/p1 v3)");
     }
 
+    const BASE: &str = "https://calls.example.org";
+
     #[test]
-    fn the_verifier_is_kept_until_the_tokens_change() {
-        let first = verifier_for(&["tok"]);
-        assert!(Rc::ptr_eq(&first, &verifier_for(&["tok"])));
-        let rotating = verifier_for(&["new", "tok"]);
+    fn the_verifier_is_kept_until_the_tokens_or_base_change() {
+        let first = verifier_for(&["tok"], BASE);
+        assert!(Rc::ptr_eq(&first, &verifier_for(&["tok"], BASE)));
+        let rotating = verifier_for(&["new", "tok"], BASE);
         assert!(!Rc::ptr_eq(&first, &rotating));
-        assert!(Rc::ptr_eq(&rotating, &verifier_for(&["new", "tok"])));
-        assert!(!Rc::ptr_eq(&rotating, &verifier_for(&["new"])));
+        assert!(Rc::ptr_eq(&rotating, &verifier_for(&["new", "tok"], BASE)));
+        assert!(!Rc::ptr_eq(&rotating, &verifier_for(&["new"], BASE)));
+        let moved = verifier_for(&["new"], "https://calls.example.net");
+        assert!(!Rc::ptr_eq(&moved, &verifier_for(&["new"], BASE)));
+    }
+
+    /// A status callback's URL is longer than a SHA-1 block, so the verifier starts from the
+    /// state it kept after the URL's first block: the answers are the same as without it.
+    #[test]
+    fn callback_urls_verify_through_the_kept_url_start() {
+        let url = crate::handlers::voice::callback_url(
+            BASE,
+            "call-status",
+            &shared::ids::AppointmentId::parse("appt-mobile").unwrap(),
+        );
+        let url = signed_url(BASE, &url);
+        assert!(url.len() > 64, "{url}");
+        let body = b"CallSid=CA1&CallStatus=completed&CallDuration=42";
+        let params = form::parse(std::str::from_utf8(body).unwrap()).unwrap();
+        let good = compute("tok", &url, &params);
+        assert!(verify(&["tok"], BASE, &url, FORM, body, Some(&good)).is_ok());
+        let forged = compute("tok", &url.replace("appt-mobile", "appt-other"), &params);
+        assert_eq!(
+            verify(&["tok"], BASE, &url, FORM, body, Some(&forged)).map(|_| ()),
+            Err(AppError::InvalidSignature)
+        );
     }
 
     #[test]
@@ -242,7 +287,7 @@ mod tests {
         let params = form::parse(std::str::from_utf8(body).unwrap()).unwrap();
         let good = compute("tok", url, &params);
         assert_eq!(
-            verify(&["tok"], url, FORM, body, Some(&good))
+            verify(&["tok"], BASE, url, FORM, body, Some(&good))
                 .unwrap()
                 .get("From"),
             Some("client:clinician-ada")
@@ -301,14 +346,14 @@ mod tests {
         ];
         for (name, expected, tokens, content_type, body, signature) in cases {
             assert_eq!(
-                verify(&tokens, url, content_type, body, signature).map(|_| ()),
+                verify(&tokens, BASE, url, content_type, body, signature).map(|_| ()),
                 expected,
                 "{name}"
             );
         }
         let huge = vec![b'a'; MAX_WEBHOOK_BODY + 1];
         assert_eq!(
-            verify(&["tok"], url, FORM, &huge, Some(&good)).map(|_| ()),
+            verify(&["tok"], BASE, url, FORM, &huge, Some(&good)).map(|_| ()),
             Err(AppError::PayloadTooLarge)
         );
     }

@@ -3,7 +3,8 @@
 //! The input is text `auth_token "\n" url "\n" form_body` (missing lines are empty). Properties:
 //! form parsing never panics and `parse(encode(pairs)) == pairs`; a signature computed for the
 //! request verifies (also from the default-port URL variants, with surrounding whitespace and as
-//! the second token while rotating); a signature with one flipped bit, or a request with one
+//! the second token while rotating, and by a verifier keeping the hash state after part of the
+//! URL or an unrelated prefix); a signature with one flipped bit, or a request with one
 //! more character, never verifies; JSON bodies verify against their `bodySHA256` and a changed
 //! body does not. Arbitrary text as the header never panics.
 #![no_main]
@@ -13,7 +14,9 @@ use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 use shared::form;
-use shared::webhook_signature::{compute, url_variants, verify_form, verify_json, SignatureError};
+use shared::webhook_signature::{
+    compute, url_variants, verify_form, verify_json, SignatureError, WebhookVerifier,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -78,6 +81,19 @@ fn check_form_signature(
     let flipped = STANDARD.encode(&mac);
     assert_eq!(
         verify_form(&[token], url, params, Some(&flipped)),
+        Err(SignatureError::Mismatch)
+    );
+
+    // A verifier keeping the state after the URL cut anywhere (or after other text) answers the
+    // same.
+    let cut = (0..=salt % (url.len() + 1))
+        .rev()
+        .find(|&at| url.is_char_boundary(at))
+        .unwrap_or(0);
+    let keeping = WebhookVerifier::with_url_prefixes(&[token], &[&url[..cut], text]);
+    assert_eq!(keeping.verify_form(url, params, Some(&signature)), Ok(()));
+    assert_eq!(
+        keeping.verify_form(url, params, Some(&flipped)),
         Err(SignatureError::Mismatch)
     );
 

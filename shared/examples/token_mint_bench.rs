@@ -96,8 +96,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     let signature = compute("fake-twilio-auth-token", url, &params);
-    // As the worker does: one verifier per isolate, keyed once, checking every request.
-    let verifier = WebhookVerifier::new(&["fake-twilio-auth-token"]);
+    // As the worker does: one verifier per isolate, keyed once with the auth token and the fixed
+    // starts of its webhook URLs, checking every request.
+    let verifier = WebhookVerifier::with_url_prefixes(
+        &["fake-twilio-auth-token"],
+        &["https://calls.example.org/api/v1/twilio/webhooks/call-status?appointment="],
+    );
     let mut verify_once = || {
         let ok = verifier.verify_form(url, &params, Some(&signature)).is_ok();
         black_box(ok);
