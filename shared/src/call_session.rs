@@ -169,7 +169,10 @@ impl Outcome {
                 .map(|refusal| refusal.display().to_owned())
                 .unwrap_or_else(|| "The call service refused this call.".into()),
             Self::Declined => "Incoming call declined.".into(),
-            Self::Missed => "Missed call: the patient hung up before you answered.".into(),
+            // Twilio's `cancel` does not say why: the patient hung up, another window or
+            // device of this clinician answered, or the ring time ran out and the call went on
+            // to the practice line.
+            Self::Missed => "Missed call: it stopped ringing here before you answered.".into(),
             Self::NotPlaced(Microphone::Absent) => {
                 "No microphone was found, so the browser cannot call.".into()
             }

@@ -117,8 +117,9 @@ pub enum ClientMessage {
     },
 }
 
-/// Frames the server sends.
-#[derive(Debug, Clone, PartialEq)]
+/// Frames the server sends. Its `Debug` leaves out the reconnect token of an `answer` and the
+/// values of an incoming `invite`'s parameters (`From` is the patient's number).
+#[derive(Clone, PartialEq)]
 pub enum ServerMessage {
     Connected {
         token: Option<TokenInfo>,
@@ -161,6 +162,80 @@ pub enum ServerMessage {
         acktype: Option<String>,
         voiceeventsid: Option<String>,
     },
+}
+
+impl std::fmt::Debug for ServerMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connected {
+                token,
+                region,
+                edge,
+            } => f
+                .debug_struct("Connected")
+                .field("token", token)
+                .field("region", region)
+                .field("edge", edge)
+                .finish(),
+            Self::Ready => f.write_str("Ready"),
+            Self::Offline => f.write_str("Offline"),
+            Self::Close => f.write_str("Close"),
+            Self::Error { error, callsid } => f
+                .debug_struct("Error")
+                .field("error", error)
+                .field("callsid", callsid)
+                .finish(),
+            Self::Ringing { callsid, sdp } => f
+                .debug_struct("Ringing")
+                .field("callsid", callsid)
+                .field("sdp", sdp)
+                .finish(),
+            Self::Answer {
+                callsid,
+                sdp,
+                reconnect,
+            } => f
+                .debug_struct("Answer")
+                .field("callsid", callsid)
+                .field("sdp", sdp)
+                .field("reconnect", &reconnect.as_ref().map(|_| "[token]"))
+                .finish(),
+            Self::Hangup { callsid, error } => f
+                .debug_struct("Hangup")
+                .field("callsid", callsid)
+                .field("error", error)
+                .finish(),
+            Self::Cancel { callsid } => f.debug_struct("Cancel").field("callsid", callsid).finish(),
+            Self::Invite {
+                callsid,
+                sdp,
+                parameters,
+            } => {
+                let names: Option<Vec<&str>> =
+                    parameters.as_ref().map(|parameters| match parameters {
+                        Json::Object(members) => {
+                            members.iter().map(|(name, _)| name.as_str()).collect()
+                        }
+                        _ => Vec::new(),
+                    });
+                f.debug_struct("Invite")
+                    .field("callsid", callsid)
+                    .field("sdp", sdp)
+                    .field("parameter_names", &names)
+                    .finish()
+            }
+            Self::Ack {
+                callsid,
+                acktype,
+                voiceeventsid,
+            } => f
+                .debug_struct("Ack")
+                .field("callsid", callsid)
+                .field("acktype", acktype)
+                .field("voiceeventsid", voiceeventsid)
+                .finish(),
+        }
+    }
 }
 
 /// Why a frame could not be decoded.
@@ -621,6 +696,31 @@ mod tests {
         assert!(!printed.contains("secret"), "{printed}");
         assert!(
             printed.contains("TJS-1") && printed.contains("[token]"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn server_debug_output_leaves_tokens_and_numbers_out() {
+        let answer = ServerMessage::Answer {
+            callsid: "CA1".into(),
+            sdp: None,
+            reconnect: Some("reconnect-secret".into()),
+        };
+        let invite = ServerMessage::Invite {
+            callsid: "CA2".into(),
+            sdp: "v=0".into(),
+            parameters: Some(Json::object([
+                ("From", "+447700900123".into()),
+                ("Params", "AppointmentId=appt-mobile".into()),
+            ])),
+        };
+        let printed = format!("{answer:?} {invite:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(!printed.contains("7700900123"), "{printed}");
+        assert!(!printed.contains("appt-mobile"), "{printed}");
+        assert!(
+            printed.contains("CA1") && printed.contains("[token]") && printed.contains("\"From\""),
             "{printed}"
         );
     }
