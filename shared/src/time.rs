@@ -62,9 +62,10 @@ pub fn parse_rfc2822(value: &str) -> Option<i64> {
     };
     let year: i64 = parts.next()?.parse().ok()?;
     let mut clock = parts.next()?.split(':');
-    let hour: i64 = clock.next()?.parse().ok()?;
-    let minute: i64 = clock.next()?.parse().ok()?;
-    let second: i64 = clock.next().unwrap_or("0").parse().ok()?;
+    // Unsigned: a `-` in the clock is refused rather than subtracted.
+    let hour = i64::from(clock.next()?.parse::<u8>().ok()?);
+    let minute = i64::from(clock.next()?.parse::<u8>().ok()?);
+    let second = i64::from(clock.next().unwrap_or("0").parse::<u8>().ok()?);
     let zone = parts.next().unwrap_or("+0000");
     let offset_minutes = match zone {
         "GMT" | "UT" | "UTC" | "Z" => 0,
@@ -76,12 +77,25 @@ pub fn parse_rfc2822(value: &str) -> Option<i64> {
                 (_, Some(digits)) => (-1, digits),
                 _ => return None,
             };
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
             let hours: i64 = digits.get(0..2)?.parse().ok()?;
             let minutes: i64 = digits.get(2..4)?.parse().ok()?;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
             sign * (hours * 60 + minutes)
         }
     };
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    // RFC 2822 years have four digits (or more, which no callback of ours will see); beyond
+    // that the day count would overflow.
+    if !(1..=31).contains(&day)
+        || !(1000..=9999).contains(&year)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     Some(
@@ -123,12 +137,19 @@ mod tests {
             ("Wed, 25 Nov 2026 06:08:02 é0000", None),
             ("Wed, 25 Nov 2026 06:08:02 +é000", None),
             ("Wed, 25 Nov 2026 06:08:02 0000", None),
+            ("Wed, 25 Nov 2026 -06:08:02 +0000", None),
+            ("Wed, 25 Nov 2026 06:08:02 +-100", None),
+            ("Wed, 25 Nov 2026 06:08:02 +00000", None),
+            ("Wed, 25 Nov 2026 06:08:02 -4770", None),
+            ("Wed, 25 Nov 99999999999 06:08:02 +0000", None),
             ("", None),
         ];
         for (input, expected) in table {
             assert_eq!(parse_rfc2822(input), expected, "{input}");
         }
     }
+
+    use proptest::prelude::*;
 
     proptest::proptest! {
         #[test]
@@ -146,6 +167,27 @@ mod tests {
         fn any_text_parses_or_is_refused(text in "\\PC{0,40}", zone in "\\PC{0,6}") {
             let _ = parse_rfc2822(&text);
             let _ = parse_rfc2822(&format!("Wed, 25 Nov 2026 06:08:02 {zone}"));
+        }
+
+        /// Timestamps of the right shape with any numbers in them (huge or negative years, days,
+        /// hours, zones): parsing never panics (overflow included, as tests build with overflow
+        /// checks), and an accepted one is within a day of its date at midnight UTC.
+        #[test]
+        fn any_numbers_in_the_shape_parse_or_are_refused(
+            day in prop_oneof![0i64..=32, any::<i64>()],
+            month in prop::sample::select(vec!["Jan", "Feb", "Dec", "Xyz"]),
+            year in prop_oneof![1900i64..=2100, any::<i64>()],
+            hour in prop_oneof![0i64..=24, any::<i64>()],
+            minute in 0i64..=61,
+            second in 0i64..=61,
+            zone in prop_oneof![Just("+0000".to_owned()), Just("GMT".to_owned()), "[+-][0-9]{4}", "[+-][0-9]{0,9}"],
+        ) {
+            let text = format!("Wed, {day} {month} {year} {hour}:{minute}:{second} {zone}");
+            if let Some(unix) = parse_rfc2822(&text) {
+                let midnight = parse_rfc2822(&format!("{day} {month} {year} 00:00:00 +0000"));
+                let midnight = midnight.expect("the same date at midnight UTC parses too");
+                proptest::prop_assert!((unix - midnight).abs() <= 2 * 86_400, "{text}");
+            }
         }
     }
 }
