@@ -67,7 +67,8 @@ pub const STICKINESS_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 
 /// How long the pool keeps a call in its log: as long as something reads it (call-backs within
 /// [`STICKINESS_MS`], the rolling hour of the misuse limits) and no longer, since the log holds
-/// patients' numbers.
+/// patients' numbers. (The check that refuses a replayed voice request reads the pool's
+/// `placed_calls` instead, which holds no numbers and is kept.)
 pub const CALL_LOG_RETENTION_MS: i64 = if STICKINESS_MS > LIMIT_WINDOW_MS {
     STICKINESS_MS
 } else {

@@ -1,6 +1,7 @@
 //! End-to-end: the number pool forgets. Its call log (which pool number called which patient) and
 //! its remembered numbers are deleted once older than anything reads them (30 days); the test ages
-//! the persisted Durable Object rows between two runs of the worker, as 31 days would.
+//! the persisted Durable Object rows between two runs of the worker, as 31 days would. What it
+//! keeps is which CallSids took a line, so a replayed voice request stays refused.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -174,4 +175,46 @@ test("a deletion that fails is logged and the call still gets its caller ID; not
   db = poolDatabase();
   assert.equal(remembered(db).calls.length, 2, "only this test's two recent calls are left");
   db.close();
+});
+
+test("a voice request replayed after the call log forgot its call still gets no line and no number", async () => {
+  if (worker) {
+    await worker.stop();
+    worker = undefined;
+  }
+  worker = await startOurWorker();
+  const { parentSid, twiml } = await voice("appt-mobile");
+  const callerId = twiml.match(/callerId="([^"]+)"/)?.[1];
+  assert.ok(callerId, twiml);
+  const ended = await statusCallback("appt-mobile", { parentSid, childSid: newCallSid(), status: "completed", sequence: 3, duration: 10 });
+  assert.equal(ended.status, 200);
+  await worker.stop();
+  worker = undefined;
+
+  let db = poolDatabase();
+  // A database from before `placed_calls` existed (the call log alone knew the CallSid); then
+  // 31 days pass.
+  db.exec("DROP TABLE placed_calls");
+  db.prepare("UPDATE pool_call_log SET at_ms = at_ms - ?").run(31 * DAY_MS);
+  db.prepare("UPDATE patient_stickiness SET last_called_ms = last_called_ms - ?").run(31 * DAY_MS);
+  db.close();
+
+  worker = await startOurWorker();
+  // Another call's lease deletes the expired call-log rows, the replayed call's among them.
+  await callAndHangUp("appt-landline");
+  const replay = await voice("appt-mobile", { parentSid });
+  assert.doesNotMatch(replay.twiml, /<Dial|<Number/, replay.twiml);
+  assert.match(replay.twiml, /already been placed/);
+  assert.doesNotMatch(replay.twiml, /7700900/, "no patient's number in the answer");
+  await worker.stop();
+  worker = undefined;
+
+  db = poolDatabase();
+  const logged = db.prepare("SELECT COUNT(*) AS n FROM pool_call_log WHERE call_sid = ?").get(parentSid).n;
+  const placed = db.prepare("SELECT COUNT(*) AS n FROM placed_calls WHERE call_sid = ?").get(parentSid).n;
+  const columns = db.prepare("SELECT name FROM pragma_table_info('placed_calls')").all().map((c) => c.name);
+  db.close();
+  assert.equal(logged, 0, "the call log has forgotten the call");
+  assert.equal(placed, 1, "placed_calls (copied from the log when it was made) still knows it");
+  assert.deepEqual(columns, ["call_sid", "at_ms"], "and holds no number");
 });

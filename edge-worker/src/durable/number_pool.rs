@@ -17,7 +17,8 @@
 //! only writer), so a lease reads no rows and writes back only the one it changed.
 //!
 //! The call log and the stickiness rows hold patients' numbers; a lease first deletes (at most
-//! hourly) those older than anything reads: `shared::number_pool::prune_due`.
+//! hourly) those older than anything reads: `shared::number_pool::prune_due`. `placed_calls`
+//! (CallSids and times only) is kept: it refuses a replayed voice request for good.
 
 use std::cell::{Cell, RefCell};
 
@@ -35,13 +36,14 @@ use worker::{
 
 use crate::config::{Config, Setting};
 
-const TABLES: [&str; 4] = [
+const TABLES: [&str; 5] = [
     "pool_numbers",
     "patient_stickiness",
     "pool_audit",
     "pool_call_log",
+    "placed_calls",
 ];
-const SCHEMA: [&str; 7] = [
+const SCHEMA: [&str; 9] = [
     "CREATE TABLE IF NOT EXISTS pool_numbers (
         e164 TEXT PRIMARY KEY, country TEXT NOT NULL, status TEXT NOT NULL,
         last_used_ms INTEGER NOT NULL DEFAULT 0,
@@ -59,6 +61,15 @@ const SCHEMA: [&str; 7] = [
     // lease with limits would scan the whole call log.
     "CREATE INDEX IF NOT EXISTS pool_call_log_practitioner ON pool_call_log (practitioner, at_ms)",
     "CREATE INDEX IF NOT EXISTS pool_call_log_patient ON pool_call_log (patient_key, at_ms)",
+    // Every CallSid that took a line, and when. It holds no patient's number, so pruning leaves
+    // it: a captured voice request replayed after the call log has forgotten its call still gets
+    // no line and no number (about 70 bytes a call: a million calls is 70 MB of the object's
+    // 10 GB).
+    "CREATE TABLE IF NOT EXISTS placed_calls (call_sid TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)",
+    // The calls placed before the table existed (the call log's last 30 days): copied once,
+    // into the empty table.
+    "INSERT OR IGNORE INTO placed_calls (call_sid, at_ms)
+     SELECT call_sid, at_ms FROM pool_call_log WHERE NOT EXISTS (SELECT 1 FROM placed_calls)",
 ];
 
 #[durable_object]
@@ -269,6 +280,20 @@ impl NumberPool {
             .and_then(|r| E164::parse(&r.e164).ok()))
     }
 
+    /// Whether `call_sid` ever took a line (`placed_calls`, which pruning leaves).
+    fn was_placed(&self, call_sid: &str) -> Result<bool> {
+        let rows: Vec<CountRow> = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT COUNT(*) AS n FROM placed_calls WHERE call_sid = ?",
+                vec![call_sid.to_owned().into()],
+            )?
+            .to_array()?;
+        Ok(rows.first().is_some_and(|r| r.n > 0))
+    }
+
     fn calls_since(&self, column: &str, value: &str, since_ms: i64) -> Result<u32> {
         let rows: Vec<CountRow> = self
             .state
@@ -394,13 +419,10 @@ impl NumberPool {
     fn lease(&self, body: LeaseBody, now_ms: i64) -> Result<Response> {
         self.prune(now_ms);
         let before = self.settled(now_ms)?;
-        // A call's voice request comes once. A CallSid already in the log that holds no line is
-        // the request sent again (a captured one replayed): no number, and no patient's number
-        // in the answer's TwiML.
-        if held_by(&before, &body.call_sid, now_ms).is_none()
-            // Since the epoch (every row): i64::MIN would pass JS's safe-integer range.
-            && self.calls_since("call_sid", &body.call_sid, 0)? > 0
-        {
+        // A call's voice request comes once. A CallSid that took a line before and holds none
+        // now is the request sent again (a captured one replayed, however long after): no
+        // number, and no patient's number in the answer's TwiML.
+        if held_by(&before, &body.call_sid, now_ms).is_none() && self.was_placed(&body.call_sid)? {
             return Ok(
                 Response::from_json(&json!({"code": "call_already_placed"}))?.with_status(410),
             );
@@ -454,6 +476,10 @@ impl NumberPool {
                         number.as_str().to_owned().into(),
                         body.appointment_id.clone().map_or(SqlStorageValue::Null, SqlStorageValue::from),
                     ],
+                )?;
+                self.state.storage().sql().exec(
+                    "INSERT OR IGNORE INTO placed_calls (call_sid, at_ms) VALUES (?, ?)",
+                    vec![body.call_sid.clone().into(), now_ms.into()],
                 )?;
                 if let Some(key) = &body.patient_key {
                     self.state.storage().sql().exec(
