@@ -393,12 +393,20 @@ impl DatadogSite {
 }
 
 fn parse_alert_rules(value: &str) -> Result<AlertConfig, &'static str> {
-    const FORMAT: &str = "comma-separated failure_rate=0..1, window_minutes, min_samples, dedupe_minutes, backlog_minutes, forged_burst";
+    const FORMAT: &str = "comma-separated failure_rate=0..1, window_minutes, min_samples, dedupe_minutes, backlog_minutes (each 1 minute to 7 days, or the _seconds forms), forged_burst (1 to 10000)";
+    const WEEK_SECONDS: u64 = 7 * 86_400;
     let mut rules = AlertConfig::default();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, number) = part.split_once('=').ok_or(FORMAT)?;
         let number = number.trim();
-        let whole = || number.parse::<u64>().ok().filter(|n| *n > 0).ok_or(FORMAT);
+        // Bounded, so no product below overflows and every rule can still fire.
+        let up_to = |max: u64| {
+            number
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or(FORMAT)
+        };
         match key.trim() {
             "failure_rate" => {
                 rules.failure_rate = number
@@ -407,14 +415,20 @@ fn parse_alert_rules(value: &str) -> Result<AlertConfig, &'static str> {
                     .filter(|r| *r > 0.0 && *r <= 1.0)
                     .ok_or(FORMAT)?
             }
-            "window_minutes" => rules.window_ms = whole()? * 60_000,
-            "window_seconds" => rules.window_ms = whole()? * 1_000,
-            "min_samples" => rules.min_samples = u32::try_from(whole()?).map_err(|_| FORMAT)?,
-            "dedupe_minutes" => rules.dedupe_ms = whole()? * 60_000,
-            "dedupe_seconds" => rules.dedupe_ms = whole()? * 1_000,
-            "backlog_minutes" => rules.backlog_limit_seconds = whole()? * 60,
-            "backlog_seconds" => rules.backlog_limit_seconds = whole()?,
-            "forged_burst" => rules.forged_burst = u32::try_from(whole()?).map_err(|_| FORMAT)?,
+            "window_minutes" => rules.window_ms = up_to(WEEK_SECONDS / 60)? * 60_000,
+            "window_seconds" => rules.window_ms = up_to(WEEK_SECONDS)? * 1_000,
+            "min_samples" => {
+                rules.min_samples = u32::try_from(up_to(1_000_000)?).map_err(|_| FORMAT)?
+            }
+            "dedupe_minutes" => rules.dedupe_ms = up_to(WEEK_SECONDS / 60)? * 60_000,
+            "dedupe_seconds" => rules.dedupe_ms = up_to(WEEK_SECONDS)? * 1_000,
+            "backlog_minutes" => rules.backlog_limit_seconds = up_to(WEEK_SECONDS / 60)? * 60,
+            "backlog_seconds" => rules.backlog_limit_seconds = up_to(WEEK_SECONDS)?,
+            "forged_burst" => {
+                rules.forged_burst =
+                    u32::try_from(up_to(shared::telemetry::MAX_KEPT_INSTANTS as u64)?)
+                        .map_err(|_| FORMAT)?
+            }
             _ => return Err(FORMAT),
         }
     }
@@ -824,6 +838,13 @@ mod tests {
             ("TWILIO_TOKEN_TTL_SECONDS", "1h"),
             ("DIAL_POLICY", "everywhere"),
             ("CALL_LIMITS_PER_HOUR", "clinician=0"),
+            // Products that would overflow, and windows too long to ever be pruned.
+            ("ALERT_RULES", "window_minutes=307445734561826"),
+            ("ALERT_RULES", "dedupe_seconds=18446744073709552"),
+            ("ALERT_RULES", "backlog_minutes=307445734561825861"),
+            ("ALERT_RULES", "window_minutes=10081"),
+            ("ALERT_RULES", "forged_burst=10001"),
+            ("ALERT_RULES", "window_minutes=0"),
             ("CALL_LIMITS_PER_HOUR", "doctor=3"),
             ("PRACTICE_PHONE_NUMBER", "020 7946 0000"),
             ("TWILIO_CALLER_IDS", "+447700900001, 07700900002"),

@@ -23,8 +23,9 @@ pub enum CallRefusal {
     NoLineFree,
     ClinicianLimitReached,
     PatientLimitReached,
-    /// The voice request of a call that already had its turn (its CallSid is in the pool's log
-    /// and holds no line): a captured request sent again, which gets no number.
+    /// The voice request of a call that already had its turn (its CallSid took a line before,
+    /// as the pool's `placed_calls` records for good, and holds none now): a captured request
+    /// sent again, which gets no number.
     CallAlreadyPlaced,
     ServiceUnavailable,
 }

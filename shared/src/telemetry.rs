@@ -196,11 +196,31 @@ fn is_lower_hex(text: &str) -> bool {
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The most instants a window keeps of one kind of event (forged webhooks, exhausted pool): the
+/// newest. Anyone can send forged webhooks; without a cap, a flood would grow the stored windows
+/// (parsed and saved on every event) past what the object can store. A count this high has
+/// alerted long before (`forged_burst` is at most this).
+pub const MAX_KEPT_INSTANTS: usize = 10_000;
+
+/// Adds `at_ms` to `instants`, dropping the oldest beyond [`MAX_KEPT_INSTANTS`].
+fn keep_instant(instants: &mut Vec<u64>, at_ms: u64) {
+    instants.push(at_ms);
+    if instants.len() > MAX_KEPT_INSTANTS {
+        let excess = instants.len() - MAX_KEPT_INSTANTS;
+        instants.drain(..excess);
+    }
+}
+
 /// A Twilio SID: two capital letters and 32 lowercase hex digits.
 fn is_sid(token: &str) -> bool {
-    token.len() == 34
-        && token[..2].bytes().all(|b| b.is_ascii_uppercase())
-        && is_lower_hex(&token[2..])
+    // Split by bytes: a 34-byte token may start with a multi-byte character, where slicing the
+    // text at 2 would panic.
+    let bytes = token.as_bytes();
+    bytes.len() == 34
+        && bytes[..2].iter().all(u8::is_ascii_uppercase)
+        && bytes[2..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
 /// Inside a word (e.g. `tel447700900123`), long digit runs are still numbers; SIDs are kept.
@@ -372,8 +392,8 @@ impl Windows {
                     });
                 }
             }
-            Event::SignatureRejected { .. } => self.forged_at_ms.push(stamped.at_ms),
-            Event::PoolExhausted => self.exhausted_at_ms.push(stamped.at_ms),
+            Event::SignatureRejected { .. } => keep_instant(&mut self.forged_at_ms, stamped.at_ms),
+            Event::PoolExhausted => keep_instant(&mut self.exhausted_at_ms, stamped.at_ms),
             Event::OutboxRetry {
                 call_sid,
                 backlog_age_seconds,
@@ -919,7 +939,8 @@ fn median(mut values: Vec<u32>) -> Option<u32> {
     values.sort_unstable();
     let mid = values.len() / 2;
     Some(if values.len() % 2 == 0 {
-        (values[mid - 1] + values[mid]) / 2
+        // In u64: two durations near u32::MAX would overflow their sum.
+        ((u64::from(values[mid - 1]) + u64::from(values[mid])) / 2) as u32
     } else {
         values[mid]
     })

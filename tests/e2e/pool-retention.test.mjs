@@ -192,8 +192,8 @@ test("a voice request replayed after the call log forgot its call still gets no 
   worker = undefined;
 
   let db = poolDatabase();
-  // A database from before `placed_calls` existed (the call log alone knew the CallSid); then
-  // 31 days pass.
+  // A database from a version without `placed_calls` (the call log alone knew the CallSid);
+  // then 31 days pass.
   db.exec("DROP TABLE placed_calls");
   db.prepare("UPDATE pool_call_log SET at_ms = at_ms - ?").run(31 * DAY_MS);
   db.prepare("UPDATE patient_stickiness SET last_called_ms = last_called_ms - ?").run(31 * DAY_MS);
@@ -215,6 +215,6 @@ test("a voice request replayed after the call log forgot its call still gets no 
   const columns = db.prepare("SELECT name FROM pragma_table_info('placed_calls')").all().map((c) => c.name);
   db.close();
   assert.equal(logged, 0, "the call log has forgotten the call");
-  assert.equal(placed, 1, "placed_calls (copied from the log when it was made) still knows it");
+  assert.equal(placed, 1, "placed_calls (copied from the log before its rows went) still knows it");
   assert.deepEqual(columns, ["call_sid", "at_ms"], "and holds no number");
 });

@@ -229,7 +229,7 @@ test("End pressed while every callback is lost: the record takes Twilio's own en
   }
 });
 
-test("callbacks lost and the call unknown to Twilio's REST API: the line is given back, and the record is not invented", async () => {
+test("callbacks lost and the call unknown to Twilio's REST API: the line is given back, and the record is not invented but kept on the Appointment", async () => {
   const pool = async () => (await (await fetch(`${worker.url}/api/v1/admin/number-pool`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json()).numbers;
   await setFaults({ loseCallbacks: true, forgetCalls: true });
   try {
@@ -246,6 +246,16 @@ test("callbacks lost and the call unknown to Twilio's REST API: the line is give
     const { calls: records } = await (await fetch(`${worker.url}/api/v1/admin/appointments/appt-intl-prefix/calls`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json();
     const record = records.find((c) => c.parentCallSid === parentSid);
     assert.deepEqual([record?.status, record?.terminal, record?.outcomeUnknown], ["unknown", true, "unknown-to-twilio"], JSON.stringify(record));
+    // The call was placed (it may have reached the patient): the Appointment keeps it, with the
+    // last status known and the reason, and nothing waits to be written.
+    const [ext] = await waitFor("the record on the Appointment", async () => {
+      const found = (await extensions("appt-intl-prefix")).filter((e) => e.callSid === parentSid);
+      return found.length ? found : null;
+    }, 30_000);
+    assert.deepEqual([ext.status, ext.outcomeUnknown, ext.durationSeconds], ["initiated", "unknown-to-twilio", 0], JSON.stringify(ext));
+    assert.ok(ext.startedAt, "with when it was placed");
+    const { calls: after } = await (await fetch(`${worker.url}/api/v1/admin/appointments/appt-intl-prefix/calls`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json();
+    assert.equal(after.find((c) => c.parentCallSid === parentSid)?.fhirPending, false);
     client.socket.close();
   } finally {
     await setFaults({});

@@ -947,12 +947,28 @@ impl CallLedger {
         let events = self
             .events(&attempt.parent_sid)
             .map_err(|e| WriteFailure::Retry(e.to_string()))?;
-        let Some(derived) = progress(&events) else {
-            return Ok(true); // a refused attempt: nothing happened on the phone network
-        };
         let unresolved = self
             .unresolved(&attempt.parent_sid)
             .map_err(|e| WriteFailure::Retry(e.to_string()))?;
+        let derived = match progress(&events) {
+            Some(derived) => derived,
+            // Nothing heard from Twilio. An attempt whose end could not be learned was placed
+            // (it may have reached the patient): its record goes on the Appointment with the
+            // last status known, initiated, and the reason.
+            None if attempt.refused_code.is_none() && unresolved.is_some() => CallProgress {
+                status: CallStatus::Initiated,
+                started_at_unix: Some(attempt.created_ms / 1000),
+                answered_at_unix: None,
+                ended_at_unix: None,
+                duration_seconds: 0,
+                last_sequence: None,
+                error_code: None,
+                timeline: Vec::new(),
+            },
+            // A refused attempt never reached the phone network; a placed one not yet heard of
+            // has nothing to write yet.
+            None => return Ok(true),
+        };
         let practitioner = attempt
             .practitioner
             .as_deref()

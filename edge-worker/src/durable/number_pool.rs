@@ -43,7 +43,7 @@ const TABLES: [&str; 5] = [
     "pool_call_log",
     "placed_calls",
 ];
-const SCHEMA: [&str; 9] = [
+const SCHEMA: [&str; 8] = [
     "CREATE TABLE IF NOT EXISTS pool_numbers (
         e164 TEXT PRIMARY KEY, country TEXT NOT NULL, status TEXT NOT NULL,
         last_used_ms INTEGER NOT NULL DEFAULT 0,
@@ -61,15 +61,12 @@ const SCHEMA: [&str; 9] = [
     // lease with limits would scan the whole call log.
     "CREATE INDEX IF NOT EXISTS pool_call_log_practitioner ON pool_call_log (practitioner, at_ms)",
     "CREATE INDEX IF NOT EXISTS pool_call_log_patient ON pool_call_log (patient_key, at_ms)",
-    // Every CallSid that took a line, and when. It holds no patient's number, so pruning leaves
-    // it: a captured voice request replayed after the call log has forgotten its call still gets
-    // no line and no number (about 70 bytes a call: a million calls is 70 MB of the object's
-    // 10 GB).
+    // Every CallSid that took a line, and when: written with each lease, and copied from the
+    // call log before its rows are pruned (so calls logged by a version without this table are
+    // kept too). It holds no patient's number, so it is never pruned: a captured voice request
+    // replayed after the call log has forgotten its call still gets no line and no number
+    // (about 70 bytes a call: a million calls is 70 MB of the object's 10 GB).
     "CREATE TABLE IF NOT EXISTS placed_calls (call_sid TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)",
-    // The calls placed before the table existed (the call log's last 30 days): copied once,
-    // into the empty table.
-    "INSERT OR IGNORE INTO placed_calls (call_sid, at_ms)
-     SELECT call_sid, at_ms FROM pool_call_log WHERE NOT EXISTS (SELECT 1 FROM placed_calls)",
 ];
 
 #[durable_object]
@@ -280,15 +277,17 @@ impl NumberPool {
             .and_then(|r| E164::parse(&r.e164).ok()))
     }
 
-    /// Whether `call_sid` ever took a line (`placed_calls`, which pruning leaves).
+    /// Whether `call_sid` ever took a line: in `placed_calls` (never pruned), or in the call log
+    /// (where a version without `placed_calls` left it).
     fn was_placed(&self, call_sid: &str) -> Result<bool> {
         let rows: Vec<CountRow> = self
             .state
             .storage()
             .sql()
             .exec(
-                "SELECT COUNT(*) AS n FROM placed_calls WHERE call_sid = ?",
-                vec![call_sid.to_owned().into()],
+                "SELECT (SELECT COUNT(*) FROM placed_calls WHERE call_sid = ?)
+                      + (SELECT COUNT(*) FROM pool_call_log WHERE call_sid = ?) AS n",
+                vec![call_sid.to_owned().into(), call_sid.to_owned().into()],
             )?
             .to_array()?;
         Ok(rows.first().is_some_and(|r| r.n > 0))
@@ -394,6 +393,19 @@ impl NumberPool {
         };
         self.last_pruned_ms.set(Some(now_ms));
         let sql = self.state.storage().sql();
+        // The expiring calls' CallSids go to `placed_calls` first (a version without that table
+        // logged some only here); if that fails, the call log is kept until the next prune.
+        let kept = sql.exec(
+            "INSERT OR IGNORE INTO placed_calls (call_sid, at_ms)
+             SELECT call_sid, at_ms FROM pool_call_log WHERE at_ms <= ?",
+            vec![expired.call_log_until_ms.into()],
+        );
+        if let Err(error) = &kept {
+            crate::log::event(
+                "pool_prune_failed",
+                &[("table", "placed_calls"), ("error", &error.to_string())],
+            );
+        }
         let deletions = [
             (
                 "pool_call_log",
@@ -407,6 +419,9 @@ impl NumberPool {
             ),
         ];
         for (table, statement, until_ms) in deletions {
+            if table == "pool_call_log" && kept.is_err() {
+                continue;
+            }
             if let Err(error) = sql.exec(statement, vec![until_ms.into()]) {
                 crate::log::event(
                     "pool_prune_failed",

@@ -30,10 +30,25 @@ fn redact_removes_phone_numbers_in_every_format_and_keeps_the_rest() {
         ("clinician-ada", "clinician-ada"),
         ("", ""),
         ("(call)", "(call)"),
+        // 34 bytes starting with a multi-byte character: not a SID, and no panic.
+        (
+            "\u{20ac}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "\u{20ac}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ),
     ];
     for (input, expected) in table {
         assert_eq!(redact(input), *expected, "{input:?}");
     }
+}
+
+#[test]
+fn the_median_of_two_long_calls_does_not_overflow() {
+    assert_eq!(
+        median(vec![3_000_000_000, 3_000_000_002]),
+        Some(3_000_000_001)
+    );
+    assert_eq!(median(vec![u32::MAX, u32::MAX]), Some(u32::MAX));
+    assert_eq!(median(vec![]), None);
 }
 
 proptest! {
@@ -215,6 +230,34 @@ fn alerts_fire_once_repeat_after_the_dedupe_period_and_resolve() {
         .step(&conditions(&windows, &cfg, NOW), &cfg, 401_000)
         .is_empty());
     assert!(book.active.is_empty());
+}
+
+#[test]
+fn a_flood_of_forged_webhooks_keeps_only_the_newest_instants_and_still_alerts() {
+    let cfg = config();
+    let mut windows = Windows::default();
+    for at in 0..(MAX_KEPT_INSTANTS as u64 + 500) {
+        windows.record(&Stamped {
+            at_ms: at,
+            event: Event::SignatureRejected {
+                route: "voice".into(),
+            },
+        });
+        windows.record(&Stamped {
+            at_ms: at,
+            event: Event::PoolExhausted,
+        });
+    }
+    assert_eq!(windows.forged_at_ms.len(), MAX_KEPT_INSTANTS);
+    assert_eq!(windows.forged_at_ms.first(), Some(&500), "the oldest went");
+    assert_eq!(windows.exhausted_at_ms.len(), MAX_KEPT_INSTANTS);
+    let found = conditions(&windows, &cfg, MAX_KEPT_INSTANTS as u64 + 500);
+    assert!(
+        found.contains(&Condition::ForgedWebhooks {
+            count: MAX_KEPT_INSTANTS as u32
+        }),
+        "{found:?}"
+    );
 }
 
 #[test]
