@@ -234,7 +234,10 @@ impl<'a> Medplum<'a> {
         }
         let token: TokenResponse =
             serde_json::from_str(&text).map_err(|_| MedplumError::Malformed)?;
-        let expires_at_ms = now + token.expires_in.unwrap_or(300) * 1000;
+        // Kept for what Medplum says, at most a day (its tokens last an hour): a huge
+        // `expires_in` neither wraps to "already expired" nor keeps a token for ever.
+        let lifetime_seconds = token.expires_in.unwrap_or(300).min(86_400);
+        let expires_at_ms = now.saturating_add(lifetime_seconds * 1000);
         CLIENT_TOKEN.with(|slot| {
             *slot.borrow_mut() = Some(CachedToken {
                 cache_key: key,

@@ -147,6 +147,9 @@ pub fn instant_unix(value: &str) -> Option<i64> {
             }
             let hours = i64::from(number(zone.get(1..3)?, 2)?);
             let minutes = i64::from(number(zone.get(4..6)?, 2)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
             sign * (hours * 60 + minutes)
         }
     };
@@ -466,6 +469,9 @@ mod tests {
             ("2026-11-25T09:00:00", None),
             ("2026-11-25T09:00:00.Z", None),
             ("2026-11-25T09:00:00+0100", None),
+            ("2026-11-25T09:00:00+99:99", None),
+            ("2026-11-25T09:00:00+05:60", None),
+            ("2026-11-25T09:00:00+14:00", Some(nine - 14 * 3600)),
             ("garbage", None),
         ];
         for (input, expected) in table {

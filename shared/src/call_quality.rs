@@ -115,7 +115,7 @@ impl Monitor {
                     .packets_received
                     .saturating_sub(last.packets_received);
                 let lost = sample.packets_lost.saturating_sub(last.packets_lost);
-                let expected = received + lost;
+                let expected = received.saturating_add(lost);
                 expected > 0 && (lost as f64) / (expected as f64) > LOSS_LIMIT
             }
             None => false,

@@ -218,6 +218,37 @@ pub fn closing_event(events: &[StatusEvent], now_unix: i64) -> Option<StatusEven
     })
 }
 
+/// How long a call the clinician made by hand lasted, from what they typed in minutes: whole
+/// (`5`) or with a decimal point (`2.5`, `0.75`: to the nearest second), at most a day; empty is
+/// 0. `None` for anything else, which the panel asks them to correct rather than save as 0.
+pub fn minutes_as_seconds(typed: &str) -> Option<u32> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return Some(0);
+    }
+    let (whole, fraction) = typed.split_once('.').unwrap_or((typed, ""));
+    let digits_only = |text: &str| text.bytes().all(|b| b.is_ascii_digit());
+    if !digits_only(whole) || !digits_only(fraction) || (whole.is_empty() && fraction.is_empty()) {
+        return None;
+    }
+    let whole_minutes: u32 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    // The fraction of a minute to the nearest second, from its first three digits (enough for
+    // a second: 1/60 ≈ 0.017).
+    let thousandths = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0'));
+    let seconds = whole_minutes
+        .checked_mul(60)?
+        .checked_add((thousandths * 60 + 500) / 1000)?;
+    (seconds <= 86_400).then_some(seconds)
+}
+
 /// The events of a call the clinician made by hand and recorded afterwards (`outcome`, lasting
 /// `duration_seconds`, ended at `ended_at_unix`): a connected call also has its answer, that
 /// long before its end, so that the record's start, answer and end are those of the call, not
@@ -327,6 +358,33 @@ pub fn check_finding(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_minutes_become_seconds_or_are_refused() {
+        let table: &[(&str, Option<u32>)] = &[
+            ("", Some(0)),
+            ("  ", Some(0)),
+            ("5", Some(300)),
+            (" 12 ", Some(720)),
+            ("2.5", Some(150)),
+            ("0.75", Some(45)),
+            (".5", Some(30)),
+            ("3.", Some(180)),
+            ("0.01", Some(1)),
+            ("0.0083", Some(0)),
+            ("1440", Some(86_400)),
+            ("1441", None),
+            ("1.5.2", None),
+            ("-1", None),
+            ("1e3", None),
+            (".", None),
+            ("five", None),
+            ("99999999999", None),
+        ];
+        for (typed, expected) in table {
+            assert_eq!(minutes_as_seconds(typed), *expected, "{typed:?}");
+        }
+    }
     use proptest::prelude::*;
     use CallStatus::*;
 

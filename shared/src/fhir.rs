@@ -171,11 +171,14 @@ fn ended_by_code(ended_by: EndedBy) -> &'static str {
 
 /// The complex extension for one call.
 pub fn call_extension(fields: &CallRecordFields<'_>) -> Value {
+    // FHIR's `integer` is signed 32-bit: a larger value (only a malformed callback could carry
+    // one) is written as the largest, so Medplum never refuses the record over it.
+    let integer = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
     let mut parts = vec![
         json!({"url": "callSid", "valueString": fields.call_sid}),
         json!({"url": "status", "valueCode": fields.status.as_str()}),
         json!({"url": "direction", "valueCode": fields.direction.as_str()}),
-        json!({"url": "durationSeconds", "valueInteger": fields.duration_seconds}),
+        json!({"url": "durationSeconds", "valueInteger": integer(fields.duration_seconds)}),
     ];
     let optional = [
         fields
@@ -198,7 +201,7 @@ pub fn call_extension(fields: &CallRecordFields<'_>) -> Value {
             .map(|v| json!({"url": "patientNumberMasked", "valueString": v})),
         fields
             .sequence_number
-            .map(|v| json!({"url": "sequenceNumber", "valueInteger": v})),
+            .map(|v| json!({"url": "sequenceNumber", "valueInteger": integer(v)})),
         fields
             .ended_by
             .map(|v| json!({"url": "endedBy", "valueCode": ended_by_code(v)})),
@@ -207,7 +210,7 @@ pub fn call_extension(fields: &CallRecordFields<'_>) -> Value {
         ),
         fields
             .error_code
-            .map(|v| json!({"url": "errorCode", "valueInteger": v})),
+            .map(|v| json!({"url": "errorCode", "valueInteger": integer(v)})),
         fields
             .outcome_unknown
             .map(|v| json!({"url": "outcomeUnknown", "valueCode": v})),
@@ -399,6 +402,26 @@ mod tests {
         );
         let known = call_extension(&fields("CA1", CallStatus::Completed));
         assert!(!known.to_string().contains("outcomeUnknown"));
+    }
+
+    #[test]
+    fn integers_beyond_fhirs_range_are_written_as_its_largest() {
+        let huge = CallRecordFields {
+            duration_seconds: u32::MAX,
+            sequence_number: Some(3_000_000_000),
+            error_code: Some(31_005),
+            ..fields("CA1", CallStatus::Completed)
+        };
+        let ext = call_extension(&huge);
+        let integer = |name: &str| {
+            ext["extension"]
+                .as_array()
+                .and_then(|parts| parts.iter().find(|p| p["url"] == name))
+                .map(|p| p["valueInteger"].clone())
+        };
+        assert_eq!(integer("durationSeconds"), Some(json!(i32::MAX)));
+        assert_eq!(integer("sequenceNumber"), Some(json!(i32::MAX)));
+        assert_eq!(integer("errorCode"), Some(json!(31_005)));
     }
 
     #[test]

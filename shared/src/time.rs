@@ -28,6 +28,16 @@ pub fn rfc3339_utc(unix_seconds: i64) -> String {
     )
 }
 
+/// Days in `month` (1–12) of `year` (Gregorian).
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
@@ -90,7 +100,7 @@ pub fn parse_rfc2822(value: &str) -> Option<i64> {
     };
     // RFC 2822 years have four digits (or more, which no callback of ours will see); beyond
     // that the day count would overflow.
-    if !(1..=31).contains(&day)
+    if !(1..=days_in_month(year, month)).contains(&day)
         || !(1000..=9999).contains(&year)
         || hour > 23
         || minute > 59
@@ -141,6 +151,11 @@ mod tests {
             ("Wed, 25 Nov 2026 06:08:02 +-100", None),
             ("Wed, 25 Nov 2026 06:08:02 +00000", None),
             ("Wed, 25 Nov 2026 06:08:02 -4770", None),
+            ("Tue, 31 Feb 2026 06:08:02 +0000", None),
+            ("Thu, 29 Feb 2026 06:08:02 +0000", None),
+            ("Sun, 29 Feb 2032 00:00:00 +0000", Some(1_961_625_600)),
+            ("Tue, 29 Feb 2100 00:00:00 +0000", None),
+            ("Mon, 31 Apr 2026 00:00:00 +0000", None),
             ("Wed, 25 Nov 99999999999 06:08:02 +0000", None),
             ("", None),
         ];

@@ -209,6 +209,18 @@ test("oversized and malformed bodies are 4xx, never 5xx", async () => {
   const statusUrl = hook("call-status", "?appointment=appt-mobile");
   const huge = { ...{ CallSid: newCallSid(), CallStatus: "completed" }, Padding: "x".repeat(70 * 1024) };
   await attack("body", "webhook body over 64 KiB", 413, () => signedPost(statusUrl, huge), "payload_too_large");
+  // Without a Content-Length (chunked): the worker stops reading past 64 KiB.
+  await attack("body", "webhook body over 64 KiB, chunked", 413, () => {
+    const chunk = new TextEncoder().encode(`Padding=${"x".repeat(16 * 1024)}&`);
+    let sent = 0;
+    const body = new ReadableStream({
+      pull(controller) {
+        if (sent++ < 16) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    return fetch(statusUrl, { method: "POST", duplex: "half", headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": "x" }, body });
+  }, "payload_too_large");
   await attack("body", "webhook as JSON", 415, () => fetch(statusUrl, { method: "POST", headers: { "content-type": "application/json", "x-twilio-signature": "x" }, body: "{}" }));
   await attack("body", "webhook with a broken escape (signed)", 400, () => {
     const signature = twilio.getExpectedTwilioSignature(TEST_SECRETS.TWILIO_AUTH_TOKEN, statusUrl, {});

@@ -335,11 +335,12 @@ test("manual fallback: microphone denied, worker unreachable, number refused by 
       (await readFile(worker.logPath, "utf8")).includes('{"event":"manual_fallback","reason":"microphone-denied"}'));
     // The outcome of the call dialled by hand is recorded through the call-end endpoint, once
     // even when Save is double-clicked while the first request is still on its way.
-    const manualRecords = async () => (await extensions("appt-mobile")).filter((e) => e.direction === "manual" && Number(e.durationSeconds) === 180).length;
+    // Minutes may have a decimal point: 2.5 minutes is 150 s.
+    const manualRecords = async () => (await extensions("appt-mobile")).filter((e) => e.direction === "manual" && Number(e.durationSeconds) === 150).length;
     const before = await manualRecords();
     await context.route("**/api/v1/appointments/*/call/end", async (route) => { await sleep(400); await route.continue(); });
     await page.selectOption(`${PANEL} .manual-outcome select`, "completed");
-    await page.fill(`${PANEL} .manual-outcome input[name="minutes"]`, "3");
+    await page.fill(`${PANEL} .manual-outcome input[name="minutes"]`, "2.5");
     await page.dblclick(`${PANEL} .manual-outcome button[type="submit"]`);
     await page.waitForSelector(`${PANEL} .manual-outcome-status:has-text("Saving")`).catch(() => {});
     await page.waitForSelector(`${PANEL} .manual-outcome-status:has-text("saved")`);

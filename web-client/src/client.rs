@@ -607,11 +607,12 @@ fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
             }
         }
         PanelAction::ManualOutcome { outcome, minutes } => {
-            let seconds = minutes
-                .trim()
-                .parse::<u32>()
-                .unwrap_or(0)
-                .saturating_mul(60);
+            let Some(seconds) = shared::call_state::minutes_as_seconds(&minutes) else {
+                shared.inner.borrow_mut().manual_status =
+                    Some("Enter the minutes as a number, such as 5 or 2.5 (at most 1440).".into());
+                render(&shared);
+                return;
+            };
             let weak = Rc::downgrade(&shared);
             spawn(async move {
                 let _ = record_manual(weak, outcome, seconds).await;

@@ -281,7 +281,9 @@ fn run(mut rtc: Rtc, socket: UdpSocket, stats: &MediaStats, known_mid: Option<Mi
                                     0..=9 => char::from(b'0' + tone.event),
                                     10 => '*',
                                     11 => '#',
-                                    other => char::from(b'A' + other.saturating_sub(12)),
+                                    // RFC 4733: 12–15 are A–D; anything above is not a key.
+                                    12..=15 => char::from(b'A' + (tone.event - 12)),
+                                    _ => '?',
                                 };
                                 if let Ok(mut dtmf) = stats.dtmf.lock() {
                                     dtmf.push(digit);

@@ -319,8 +319,10 @@ pub const SKELETON: [Part; 44] = [
             ("type", "number"),
             ("min", "0"),
             ("max", "1440"),
+            // Fractions of a minute too (2.5): shared::call_state::minutes_as_seconds.
+            ("step", "any"),
             ("value", "0"),
-            ("inputmode", "numeric"),
+            ("inputmode", "decimal"),
         ],
         "",
     ),
