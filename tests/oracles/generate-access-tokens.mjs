@@ -1,8 +1,8 @@
 //! Generates tests/oracles/access-tokens.json: Twilio access tokens minted by npm `twilio` (the
 //! oracle) for fixed clocks. `--check` regenerates and fails if the committed file differs.
 //! shared/src/access_token.rs decodes each and compares its header and claims with ours.
-import { readFileSync, writeFileSync } from "node:fs";
 import twilio from "twilio";
+import { writeOrCheck } from "./corpus.mjs";
 
 const out = new URL("./access-tokens.json", import.meta.url);
 const { AccessToken } = twilio.jwt;
@@ -29,14 +29,4 @@ const cases = inputs.map(({ identity, ttl, now }) => {
   }
 });
 
-const text = JSON.stringify({ generator: "npm twilio " + JSON.parse(readFileSync(new URL("../../node_modules/twilio/package.json", import.meta.url))).version, cases }, null, 1) + "\n";
-if (process.argv.includes("--check")) {
-  if (readFileSync(out, "utf8") !== text) {
-    console.error("tests/oracles/access-tokens.json differs from what npm twilio mints now");
-    process.exit(1);
-  }
-  console.log(`access token oracle: ${cases.length} tokens match npm twilio`);
-} else {
-  writeFileSync(out, text);
-  console.log(`wrote ${cases.length} tokens`);
-}
+writeOrCheck(out, cases, { what: "access token", agreement: "mints" });

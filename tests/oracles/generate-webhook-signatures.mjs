@@ -1,8 +1,8 @@
 //! Generates tests/oracles/webhook-signatures.json: X-Twilio-Signature cases computed by npm
 //! `twilio` (the oracle). `--check` regenerates and fails if the committed file differs.
-import { readFileSync, writeFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import twilio from "twilio";
+import { writeOrCheck } from "./corpus.mjs";
 
 const out = new URL("./webhook-signatures.json", import.meta.url);
 const token = "fake-twilio-auth-token";
@@ -33,14 +33,4 @@ const reference = { CallSid: "CA1234567890ABCDE", Caller: "+12349013030", Digits
 const referenceUrl = "https://mycompany.com/myapp.php?foo=1&bar=2";
 cases.push({ authToken: "12345", url: referenceUrl, params: Object.entries(reference), signature: twilio.getExpectedTwilioSignature("12345", referenceUrl, reference) });
 
-const text = JSON.stringify({ generator: "npm twilio " + JSON.parse(readFileSync(new URL("../../node_modules/twilio/package.json", import.meta.url))).version, cases }, null, 1) + "\n";
-if (process.argv.includes("--check")) {
-  if (readFileSync(out, "utf8") !== text) {
-    console.error("tests/oracles/webhook-signatures.json differs from what npm twilio computes now");
-    process.exit(1);
-  }
-  console.log(`webhook signature oracle: ${cases.length} cases match npm twilio`);
-} else {
-  writeFileSync(out, text);
-  console.log(`wrote ${cases.length} cases`);
-}
+writeOrCheck(out, cases, { what: "webhook signature", agreement: "computes" });
