@@ -6,6 +6,7 @@
 //! environment (`page`).
 
 pub mod auth;
+pub mod body;
 pub mod clinicians;
 pub mod config;
 pub mod durable;

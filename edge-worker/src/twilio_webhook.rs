@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use futures_util::StreamExt;
 use shared::form;
 use shared::webhook_signature::{SignatureError, WebhookVerifier};
 use worker::Request;
@@ -164,26 +163,6 @@ pub fn verify(
     }
 }
 
-/// Reads a request's body, refusing it (413) as soon as more than `max` bytes have arrived: a
-/// body sent without a Content-Length (chunked), which anyone may send to a webhook before its
-/// signature is checked, is never buffered whole.
-async fn read_at_most(req: &mut Request, max: usize) -> Result<Vec<u8>, AppError> {
-    if req.inner().body().is_none() {
-        return Ok(Vec::new());
-    }
-    let unreadable = |_| AppError::BadRequest("the body could not be read");
-    let mut chunks = req.stream().map_err(unreadable)?;
-    let mut body = Vec::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(unreadable)?;
-        if body.len() + chunk.len() > max {
-            return Err(AppError::PayloadTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// Reads and verifies a Twilio webhook request.
 pub async fn verified_form(req: &mut Request, config: &Config) -> Result<TwilioForm, AppError> {
     let public_base_url = config.public_base_url.require("PUBLIC_BASE_URL")?;
@@ -191,18 +170,7 @@ pub async fn verified_form(req: &mut Request, config: &Config) -> Result<TwilioF
     let url = signed_url(public_base_url.as_str(), &req.inner().url());
     let content_type = req.headers().get("content-type").ok().flatten();
     let signature = req.headers().get("x-twilio-signature").ok().flatten();
-    if let Some(length) = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|l| l.parse::<usize>().ok())
-    {
-        if length > MAX_WEBHOOK_BODY {
-            return Err(AppError::PayloadTooLarge);
-        }
-    }
-    let body = read_at_most(req, MAX_WEBHOOK_BODY).await?;
+    let body = crate::body::read_at_most(req, MAX_WEBHOOK_BODY).await?;
     let mut tokens = vec![auth_token.expose()];
     if let Some(previous) = config.previous_auth_token() {
         tokens.push(previous);

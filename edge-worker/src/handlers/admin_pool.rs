@@ -41,10 +41,7 @@ pub fn admin(req: &Request, config: &Config) -> Result<(), AppError> {
 }
 
 async fn number_of(req: &mut Request) -> Result<E164, AppError> {
-    let body: NumberRequest = req
-        .json()
-        .await
-        .map_err(|_| AppError::BadRequest("expected {\"number\": \"+44…\"}"))?;
+    let body: NumberRequest = crate::body::json(req, "expected {\"number\": \"+44…\"}").await?;
     E164::parse(body.number.trim())
         .map_err(|_| AppError::BadRequest("the number must be in E.164 form, e.g. +447700900001"))
 }
@@ -117,10 +114,8 @@ pub async fn leases(
             _ => Err(AppError::StorageUnavailable),
         };
     }
-    let body: LeaseRequest = req
-        .json()
-        .await
-        .map_err(|_| AppError::BadRequest("expected {\"callSid\", \"destination\"}"))?;
+    let body: LeaseRequest =
+        crate::body::json(req, "expected {\"callSid\", \"destination\"}").await?;
     // Only a call SID: the release (`DELETE …/leases/{callSid}`) routes nothing else, so a lease
     // taken under another name could not be given back until it expired.
     let call_sid = CallSid::parse(&body.call_sid).map_err(|_| {

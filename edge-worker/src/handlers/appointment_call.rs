@@ -159,11 +159,11 @@ pub async fn end(
     let practitioner = participant(req, &crate::medplum_client(config)?, appointment, now_unix)
         .await?
         .practitioner;
-    let body: EndRequest = req.json().await.map_err(|_| {
-        AppError::BadRequest(
-            "expected {\"callSid\": \"CA…\"} or {\"manual\": {\"outcome\", \"durationSeconds\"}}",
-        )
-    })?;
+    let body: EndRequest = crate::body::json(
+        req,
+        "expected {\"callSid\": \"CA…\"} or {\"manual\": {\"outcome\", \"durationSeconds\"}}",
+    )
+    .await?;
     match (body.call_sid, body.manual) {
         (Some(sid), None) => end_live(env, config, appointment, &sid).await,
         (None, Some(manual)) => {

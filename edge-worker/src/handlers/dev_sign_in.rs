@@ -19,10 +19,8 @@ pub async fn sign_in(req: &mut Request, config: &Config) -> Result<Reply, AppErr
     if config.environment != Setting::Present(Environment::Local) {
         return Err(AppError::NotFound);
     }
-    let body: SignInRequest = req
-        .json()
-        .await
-        .map_err(|_| AppError::BadRequest("expected {\"practitioner\": \"<id>\"}"))?;
+    let body: SignInRequest =
+        crate::body::json(req, "expected {\"practitioner\": \"<id>\"}").await?;
     let practitioner = PractitionerId::parse(&body.practitioner)
         .map_err(|_| AppError::BadRequest("the practitioner id is malformed"))?;
     let base = config.medplum_base_url.require("MEDPLUM_BASE_URL")?;

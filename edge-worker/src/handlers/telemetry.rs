@@ -25,10 +25,8 @@ pub async fn manual_fallback(
 ) -> Result<Reply, AppError> {
     let medplum = crate::medplum_client(config)?;
     authenticate_clinician(req, &medplum, now_unix).await?;
-    let report: FallbackReport = req
-        .json()
-        .await
-        .map_err(|_| AppError::BadRequest("expected {\"reason\": \"<code>\"}"))?;
+    let report: FallbackReport =
+        crate::body::json(req, "expected {\"reason\": \"<code>\"}").await?;
     let reason = shared::telemetry::code(&report.reason);
     crate::log::event("manual_fallback", &[("reason", &reason)]);
     crate::telemetry::emit(shared::telemetry::Event::ManualFallback { reason });
