@@ -65,16 +65,17 @@ pub fn signed_url(public_base_url: &str, raw_url: &str) -> String {
     format!("{public_base_url}{without_fragment}")
 }
 
-/// The fixed starts of the URLs Twilio signs for this worker, after the public base URL: each
-/// webhook's path, and the query's first key where the worker's callback URLs carry one
-/// (`handlers::voice::callback_url`). The verifier keeps its hashing state after them.
-const SIGNED_URL_STARTS: [&str; 6] = [
-    "/api/v1/twilio/webhooks/voice",
-    "/api/v1/twilio/webhooks/inbound",
-    "/api/v1/twilio/webhooks/call-status?appointment=",
-    "/api/v1/twilio/webhooks/dial-complete?appointment=",
-    "/api/v1/twilio/webhooks/inbound-complete?appointment=",
-    "/api/v1/twilio/webhooks/practice-complete",
+/// The fixed starts of the URLs Twilio signs for this worker, after the public base URL and
+/// `handlers::voice::WEBHOOKS_PATH`: each webhook's name, and the query's first key where the
+/// worker's callback URLs carry one (`handlers::voice::callback_url`). The verifier keeps its
+/// hashing state after them.
+const SIGNED_WEBHOOK_STARTS: [&str; 6] = [
+    "voice",
+    "inbound",
+    "call-status?appointment=",
+    "dial-complete?appointment=",
+    "inbound-complete?appointment=",
+    "practice-complete",
 ];
 
 /// The accepted auth tokens, the public base URL, and the verifier made for them.
@@ -102,7 +103,12 @@ pub fn verifier_for(auth_tokens: &[&str], public_base_url: &str) -> Rc<WebhookVe
                 Rc::clone(verifier)
             }
             _ => {
-                let url_starts = SIGNED_URL_STARTS.map(|start| format!("{public_base_url}{start}"));
+                let url_starts = SIGNED_WEBHOOK_STARTS.map(|start| {
+                    format!(
+                        "{public_base_url}{}{start}",
+                        crate::handlers::voice::WEBHOOKS_PATH
+                    )
+                });
                 let url_starts = url_starts.each_ref().map(String::as_str);
                 let verifier =
                     Rc::new(WebhookVerifier::with_url_prefixes(auth_tokens, &url_starts));

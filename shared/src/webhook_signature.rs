@@ -189,15 +189,12 @@ impl KeyedSha1Mac {
         {
             return;
         }
-        let mut state = self.inner;
-        for block in blocks.chunks_exact(SHA1_BLOCK) {
-            if let Ok(block) = <&[u8; SHA1_BLOCK]>::try_from(block) {
-                compress_block(&mut state, block);
-            }
-        }
+        // Whole blocks only, so the stream holds nothing pending afterwards: its state is all.
+        let mut stream = Sha1Stream::resume(self.inner, SHA1_BLOCK as u64);
+        stream.update(blocks);
         self.after_prefixes.push(PrefixState {
             blocks: blocks.into(),
-            state,
+            state: stream.state,
         });
     }
 

@@ -30,10 +30,13 @@ const CALLBACK_RETRIES: &str = "#rc=3&rp=all";
 /// The events every dialled leg reports.
 pub const LEG_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
 
+/// Where the worker's Twilio webhooks live, under the public base URL.
+pub const WEBHOOKS_PATH: &str = "/api/v1/twilio/webhooks/";
+
 /// A webhook's URL (`webhook` may carry a query), with the fragment that asks Twilio to retry
 /// failed deliveries.
 pub fn webhook_url(public_base_url: &str, webhook: &str) -> String {
-    format!("{public_base_url}/api/v1/twilio/webhooks/{webhook}{CALLBACK_RETRIES}")
+    format!("{public_base_url}{WEBHOOKS_PATH}{webhook}{CALLBACK_RETRIES}")
 }
 
 /// A Twilio callback URL of this worker for an appointment, e.g. `…/webhooks/call-status?
