@@ -1,7 +1,7 @@
 //! The worker's one way to write a log line: structured JSON events with no phone numbers,
 //! names or tokens in them. Callers pass codes and ids only, and every value also passes through
-//! `shared::telemetry::redact` (the masking layer), so a number that slips into an error message
-//! is still never written. Native builds (tests) print to stderr, since the console binding
+//! `shared::telemetry::redact` (the masking layer), so a number or a JWT that slips into an error
+//! message is still never written. Native builds (tests) print to stderr, since the console binding
 //! exists only in the Workers runtime.
 
 /// Writes one structured log event, e.g. `log::event("token_issued", &[("practitioner", id)])`.

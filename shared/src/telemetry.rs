@@ -247,15 +247,58 @@ fn redact_in_token(token: &str) -> String {
     out
 }
 
+/// A character of a JWT's base64url segments or the dots between them.
+fn is_jwt_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Where the credential starting at `start` ends, if one does: a JWT (`eyJ…` with at least one
+/// dot: access tokens, Medplum's tokens) or the value after `Bearer `.
+fn credential_end(chars: &[char], start: usize) -> Option<usize> {
+    let rest = &chars[start..];
+    let run_end = |from: usize| {
+        from + chars[from..]
+            .iter()
+            .take_while(|c| is_jwt_char(**c) || matches!(c, '+' | '/' | '='))
+            .count()
+    };
+    if rest.starts_with(&['e', 'y', 'J']) {
+        let end = start + rest.iter().take_while(|c| is_jwt_char(**c)).count();
+        return chars[start..end].contains(&'.').then_some(end);
+    }
+    let bearer: Vec<char> = "bearer ".chars().collect();
+    let is_bearer = rest.len() > bearer.len()
+        && rest[..bearer.len()]
+            .iter()
+            .zip(&bearer)
+            .all(|(c, b)| c.to_ascii_lowercase() == *b);
+    if is_bearer {
+        let value_end = run_end(start + bearer.len());
+        return (value_end > start + bearer.len()).then_some(value_end);
+    }
+    None
+}
+
 /// Replaces anything that looks like a phone number (a run of at least [`PHONE_DIGITS`] digits,
-/// possibly with `+`, spaces, dashes, dots or brackets between them) with `[number]`. Tokens that
-/// start with a letter (Twilio SIDs, words, hashes such as `CA9f…`) are copied untouched.
+/// possibly with `+`, spaces, dashes, dots or brackets between them) with `[number]`, and any
+/// credential (a JWT, a `Bearer` value) with `[token]`. Other tokens that start with a letter
+/// (Twilio SIDs, words, hashes such as `CA9f…`) are copied untouched.
 pub fn redact(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
+        let at_word_start = i == 0 || !is_jwt_char(chars[i - 1]);
+        if let Some(end) = credential_end(&chars, i).filter(|_| at_word_start) {
+            if chars[i] != 'e' {
+                // `Bearer ` itself stays: it says what was there.
+                out.extend(&chars[i..i + 7]);
+            }
+            out.push_str("[token]");
+            i = end;
+            continue;
+        }
         if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {

@@ -316,6 +316,30 @@ fn still_unresolved<'a>(
     unresolved.filter(|_| !derived.is_some_and(|p| p.status.is_terminal()))
 }
 
+/// What is known of one attempt's progress, the same for the API and for its Appointment.
+/// Nothing heard from Twilio: an attempt whose end could not be learned was placed (it may have
+/// reached the patient), so its progress is the last status known, initiated, from when it was
+/// placed; a refused attempt never reached the phone network, and a placed one not yet heard of
+/// has no progress yet.
+fn attempt_progress(
+    attempt: &AttemptRow,
+    events: &[StatusEvent],
+    unresolved: Option<&str>,
+) -> Option<CallProgress> {
+    progress(events).or_else(|| {
+        (attempt.refused_code.is_none() && unresolved.is_some()).then(|| CallProgress {
+            status: CallStatus::Initiated,
+            started_at_unix: Some(attempt.created_ms / 1000),
+            answered_at_unix: None,
+            ended_at_unix: None,
+            duration_seconds: 0,
+            last_sequence: None,
+            error_code: None,
+            timeline: Vec::new(),
+        })
+    })
+}
+
 /// The record of one attempt as the API shows it. `unresolved`: why its end could not be
 /// learned, if so: unless a final status came after all, the record is then over, with status
 /// `unknown`.
@@ -325,7 +349,7 @@ fn record_json(
     fhir_pending: bool,
     unresolved: Option<&str>,
 ) -> Value {
-    let derived = progress(events);
+    let derived = attempt_progress(attempt, events, unresolved);
     let ended = derived.as_ref().is_some_and(|p| p.status.is_terminal());
     let unresolved =
         still_unresolved(unresolved, derived.as_ref()).filter(|_| attempt.refused_code.is_none());
@@ -950,24 +974,9 @@ impl CallLedger {
         let unresolved = self
             .unresolved(&attempt.parent_sid)
             .map_err(|e| WriteFailure::Retry(e.to_string()))?;
-        let derived = match progress(&events) {
-            Some(derived) => derived,
-            // Nothing heard from Twilio. An attempt whose end could not be learned was placed
-            // (it may have reached the patient): its record goes on the Appointment with the
-            // last status known, initiated, and the reason.
-            None if attempt.refused_code.is_none() && unresolved.is_some() => CallProgress {
-                status: CallStatus::Initiated,
-                started_at_unix: Some(attempt.created_ms / 1000),
-                answered_at_unix: None,
-                ended_at_unix: None,
-                duration_seconds: 0,
-                last_sequence: None,
-                error_code: None,
-                timeline: Vec::new(),
-            },
-            // A refused attempt never reached the phone network; a placed one not yet heard of
-            // has nothing to write yet.
-            None => return Ok(true),
+        // A refused attempt, or a placed one not yet heard of, has nothing to write yet.
+        let Some(derived) = attempt_progress(&attempt, &events, unresolved.as_deref()) else {
+            return Ok(true);
         };
         let practitioner = attempt
             .practitioner
@@ -1386,6 +1395,11 @@ mod tests {
         assert_eq!(unknown["terminal"], true);
         assert_eq!(unknown["outcomeUnknown"], "unknown-to-twilio");
         assert_eq!(unknown["timeline"].as_array().map(Vec::len), Some(1));
+        // Given up with nothing heard: placed when created, as on its Appointment.
+        let silent = record_json(&attempt(None), &[], false, Some("unknown-to-twilio"));
+        assert_eq!(silent["status"], "unknown");
+        assert_eq!(silent["startedAt"], "2026-11-25T06:08:02Z");
+        assert_eq!(silent["startedAt"], silent["createdAt"]);
         // A final callback that still came outranks it.
         let late = record_json(&attempt(None), &events, false, Some("check-abandoned"));
         assert_eq!(late["status"], "completed");

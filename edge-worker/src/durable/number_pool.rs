@@ -406,22 +406,22 @@ impl NumberPool {
                 &[("table", "placed_calls"), ("error", &error.to_string())],
             );
         }
+        // (table, statement, until, whether it may run now)
         let deletions = [
             (
                 "pool_call_log",
                 "DELETE FROM pool_call_log WHERE at_ms <= ?",
                 expired.call_log_until_ms,
+                kept.is_ok(),
             ),
             (
                 "patient_stickiness",
                 "DELETE FROM patient_stickiness WHERE last_called_ms <= ?",
                 expired.stickiness_until_ms,
+                true,
             ),
         ];
-        for (table, statement, until_ms) in deletions {
-            if table == "pool_call_log" && kept.is_err() {
-                continue;
-            }
+        for (table, statement, until_ms, _) in deletions.into_iter().filter(|d| d.3) {
             if let Err(error) = sql.exec(statement, vec![until_ms.into()]) {
                 crate::log::event(
                     "pool_prune_failed",

@@ -30,6 +30,22 @@ fn redact_removes_phone_numbers_in_every_format_and_keeps_the_rest() {
         ("clinician-ada", "clinician-ada"),
         ("", ""),
         ("(call)", "(call)"),
+        // Credentials: JWTs and Bearer values, wherever they stand.
+        (
+            "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl expired",
+            "token [token] expired",
+        ),
+        (
+            "authorization=Bearer abc/DEF+123=, retry",
+            "authorization=Bearer [token], retry",
+        ),
+        ("bearer eyJhbGciOi.x", "bearer [token]"),
+        ("(eyJhbGciOiJub25lIn0.)", "([token])"),
+        // Not credentials: no dot, inside a word, a bare "Bearer".
+        ("eyJust", "eyJust"),
+        ("keyJ.x", "keyJ.x"),
+        ("Bearer", "Bearer"),
+        ("Bearer ", "Bearer "),
         // 34 bytes starting with a multi-byte character: not a SID, and no panic.
         (
             "\u{20ac}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
@@ -72,7 +88,22 @@ proptest! {
     }
 
     #[test]
+    fn no_jwt_survives_redaction(
+        header in "[A-Za-z0-9_-]{4,40}",
+        claims in "[A-Za-z0-9_-]{4,80}",
+        signature in "[A-Za-z0-9_-]{0,60}",
+        before in "([a-z:=,]{0,12} )?",
+        after in "( [a-z ,.;:]{0,12})?",
+    ) {
+        let jwt = format!("eyJ{header}.{claims}.{signature}");
+        let text = format!("{before}{jwt}{after}");
+        prop_assert_eq!(redact(&text), format!("{before}[token]{after}"));
+    }
+
+    #[test]
     fn redaction_never_grows_a_clean_text(text in "[a-zA-Z ,.:_-]{0,60}") {
+        // (What reads as a credential is the one thing a clean text may lose.)
+        prop_assume!(!text.contains("eyJ") && !text.to_ascii_lowercase().contains("bearer "));
         prop_assert_eq!(redact(&text), text);
     }
 }
