@@ -15,12 +15,11 @@ const CALL_HINTS = {
   elsewhere: "In a call in another window",
 };
 
-/** Alt + letter → the panel button that must be usable, and the CallClient method it runs. */
-const SHORTCUTS = {
-  C: { action: "call", method: "call" },
-  M: { action: "mute", method: "toggleMute" },
-  E: { action: "end", method: "hangup" },
-};
+/**
+ * Alt + letter → the panel button it presses. The shortcut does what the button says at the
+ * time ("Call now", "Try again now", "End that call", …), since it presses that very button.
+ */
+const SHORTCUTS = { C: "call", M: "mute", E: "end" };
 
 /** Snapshot `reason`s meaning the calling token could not be had: the page then asks the worker why. */
 const TOKEN_PROBLEMS = new Set(["token-refused", "service-unreachable"]);
@@ -408,15 +407,12 @@ function onShortcut(event) {
   if (!event.altKey || event.ctrlKey || event.metaKey || event.shiftKey || event.repeat) return;
   // The letter typed, or (Option on macOS types another character) the physical key's letter.
   const letter = /^[a-z]$/i.test(event.key) ? event.key.toUpperCase() : event.code.replace(/^Key/, "");
-  const shortcut = SHORTCUTS[letter];
-  const client = session?.client;
-  if (!shortcut || !client || isTextEntry(event.target)) return;
-  const button = document.querySelector(`#call-area [data-action="${shortcut.action}"]`);
+  const action = SHORTCUTS[letter];
+  if (!action || !session?.client || isTextEntry(event.target)) return;
+  const button = document.querySelector(`#call-area [data-action="${action}"]`);
   if (!button || button.disabled || button.closest("[hidden]")) return;
   event.preventDefault();
-  Promise.resolve()
-    .then(() => client[shortcut.method]())
-    .catch((error) => console.warn(`shortcut ${shortcut.action} failed`, error?.code ?? "unknown"));
+  button.click();
 }
 
 /** Forgets the signed-in clinician: frees their CallClient and clears the list and the panel. */

@@ -97,6 +97,9 @@ fn refusal(status: u16) -> TwilioRestError {
     }
 }
 
+/// How long one request to Twilio's REST API may take, answer and body.
+const TWILIO_REQUEST_TIMEOUT_MS: u32 = 10_000;
+
 /// Sends one request under `/2010-04-01/Accounts/{AC}/`; the status and body text.
 async fn send(
     config: &Config,
@@ -136,8 +139,13 @@ async fn send(
         .with_headers(headers.clone())
         .with_body(form.map(Into::into));
     let request = Request::new_with_init(&url, &init).map_err(|_| TwilioRestError::Retryable)?;
+    // A Twilio that hangs is asked again later rather than holding the ledger's alarm (its
+    // hang-ups, releases and checks) or a clinician's End until the platform gives up.
+    let deadline = worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(
+        TWILIO_REQUEST_TIMEOUT_MS,
+    ));
     let mut response = Fetch::Request(request)
-        .send()
+        .send_with_signal(&deadline)
         .await
         .map_err(|_| TwilioRestError::Retryable)?;
     let status = response.status_code();

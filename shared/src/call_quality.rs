@@ -65,8 +65,11 @@ pub const JITTER_LIMIT_SECONDS: f64 = 0.030;
 pub const ROUND_TRIP_LIMIT_SECONDS: f64 = 0.400;
 /// Below this level the microphone is silent (Chromium reports 0..1).
 pub const SILENCE_LEVEL: f64 = 0.0005;
-/// Consecutive samples needed to raise or clear a warning.
-pub const SAMPLES_TO_CHANGE: u8 = 2;
+/// Consecutive bad samples (one a second) needed to raise a warning.
+pub const SAMPLES_TO_RAISE: u8 = 2;
+/// Consecutive good samples needed to clear one: longer than to raise, so that a connection on
+/// the edge does not make the warning come and go (and be read out) every few seconds.
+pub const SAMPLES_TO_CLEAR: u8 = 10;
 /// A silent microphone is reported after this many consecutive silent samples (people pause).
 pub const SILENT_SAMPLES: u8 = 5;
 
@@ -88,7 +91,7 @@ impl Track {
         } else {
             self.good_run = self.good_run.saturating_add(1);
             self.bad_run = 0;
-            if self.good_run >= SAMPLES_TO_CHANGE {
+            if self.good_run >= SAMPLES_TO_CLEAR {
                 self.active = false;
             }
         }
@@ -122,16 +125,16 @@ impl Monitor {
         };
         self.last = Some(sample);
         let bad = [
-            (loss, SAMPLES_TO_CHANGE),
+            (loss, SAMPLES_TO_RAISE),
             (
                 sample.jitter_seconds > JITTER_LIMIT_SECONDS,
-                SAMPLES_TO_CHANGE,
+                SAMPLES_TO_RAISE,
             ),
             (
                 sample
                     .round_trip_seconds
                     .is_some_and(|rtt| rtt > ROUND_TRIP_LIMIT_SECONDS),
-                SAMPLES_TO_CHANGE,
+                SAMPLES_TO_RAISE,
             ),
             (
                 !sample.muted && sample.microphone_level.is_some_and(|l| l < SILENCE_LEVEL),
@@ -171,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn warnings_rise_after_two_bad_samples_and_clear_after_two_good() {
+    fn warnings_rise_after_two_bad_samples_and_clear_after_ten_good() {
         // (samples, warnings after the last one)
         let good = |n: u64| sample(n * 50, 0, 0.005, 0.05, 0.2);
         let table: Vec<(Vec<Sample>, Vec<Warning>)> = vec![
@@ -198,21 +201,37 @@ mod tests {
                 vec![Warning::RoundTrip],
             ),
             (
-                vec![
+                [
                     sample(50, 0, 0.05, 0.05, 0.2),
                     sample(100, 0, 0.05, 0.05, 0.2),
-                    good(3),
-                ],
+                ]
+                .into_iter()
+                .chain((3..12).map(good))
+                .collect(),
                 vec![Warning::Jitter],
             ),
             (
-                vec![
+                [
                     sample(50, 0, 0.05, 0.05, 0.2),
                     sample(100, 0, 0.05, 0.05, 0.2),
-                    good(3),
-                    good(4),
-                ],
+                ]
+                .into_iter()
+                .chain((3..13).map(good))
+                .collect(),
                 vec![],
+            ),
+            // One bad sample in the good run starts the count again.
+            (
+                [
+                    sample(50, 0, 0.05, 0.05, 0.2),
+                    sample(100, 0, 0.05, 0.05, 0.2),
+                ]
+                .into_iter()
+                .chain((3..8).map(good))
+                .chain([sample(400, 0, 0.05, 0.05, 0.2)])
+                .chain((9..14).map(good))
+                .collect(),
+                vec![Warning::Jitter],
             ),
             (
                 (1..=4).map(|n| sample(n * 50, 0, 0.0, 0.05, 0.0)).collect(),

@@ -107,7 +107,7 @@ impl CallRefusal {
             Self::PatientLimitReached => {
                 "This patient has been called the maximum number of times this hour. Dial by hand if the call is urgent."
             }
-            Self::CallAlreadyPlaced => "This call was already placed. Press Call now to call again.",
+            Self::CallAlreadyPlaced => "This call was already placed. Press Call again to place a new call.",
             Self::ServiceUnavailable => {
                 "The call service is temporarily unavailable. Dial the patient by hand."
             }

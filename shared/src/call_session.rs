@@ -19,8 +19,18 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 5_000;
 pub const HEARTBEAT_TIMEOUT_MS: u64 = crate::signaling::HEARTBEAT_TIMEOUT_SECONDS as u64 * 1_000;
 /// Reconnect delays, in order; the last repeats.
 pub const RECONNECT_BACKOFF_MS: [u64; 7] = [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
-/// Failed link attempts after which the panel offers manual dialing while it keeps retrying.
+/// Failed link attempts after which the panel offers manual dialing while it keeps retrying (and
+/// goes on offering it through later attempts, until one succeeds).
 pub const ATTEMPTS_BEFORE_UNREACHABLE: u32 = 3;
+/// Milliseconds the browser gives one request to the worker before it aborts it (so a token
+/// fetch always ends, with an answer or a failure, within this).
+pub const REQUEST_DEADLINE_MS: u64 = 20_000;
+/// Beyond [`REQUEST_DEADLINE_MS`], how long a token retry's answer is awaited before another is
+/// sent regardless (the abort's failure normally comes first).
+const RETRY_BACKSTOP_MARGIN_MS: u64 = 5_000;
+/// Milliseconds a signaling socket may take to open before the attempt counts as failed (a
+/// browser's own limit for an unanswered connection can be minutes).
+pub const SOCKET_OPEN_TIMEOUT_MS: u64 = 10_000;
 /// Seconds Twilio keeps a call up after the signaling link drops, waiting for the client to
 /// reconnect (`listen.reconnectTimeout`; 0 would end the call with the link). Twilio's maximum.
 pub const SIGNALING_RECONNECT_SECONDS: u32 = 30;
@@ -317,6 +327,9 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRecord {
     pub parent_call_sid: String,
+    /// The id the placing page gave the call (`TJS…`), when it sent one: a call being placed
+    /// adopts only the record that carries its own id.
+    pub client_call_id: Option<String>,
     /// The appointment the call is for (`None` from a record without one): a call being placed
     /// only ever adopts a record of its own appointment.
     pub appointment: Option<String>,
@@ -333,6 +346,7 @@ impl LedgerRecord {
         let text = |name: &str| record.get(name).and_then(Json::as_str).map(str::to_owned);
         Some(Self {
             parent_call_sid: text("parentCallSid")?,
+            client_call_id: text("clientCallId"),
             appointment: text("appointmentId"),
             status: text("status")?,
             terminal: record.get("terminal").and_then(Json::as_bool)?,
@@ -465,6 +479,8 @@ pub struct Session {
     last_sent_ms: u64,
     last_received_ms: u64,
     failed_link_attempts: u32,
+    /// When the current socket was asked to open (meaningful while `Link::Connecting`).
+    connecting_since_ms: u64,
     browser_info: Json,
     now_ms: u64,
 }
@@ -563,6 +579,7 @@ impl Session {
             last_sent_ms: 0,
             last_received_ms: 0,
             failed_link_attempts: 0,
+            connecting_since_ms: 0,
             browser_info,
             now_ms: 0,
         }
@@ -608,7 +625,9 @@ impl Session {
         }
         match self.link {
             Link::Ready => None,
-            Link::Retrying { .. } if self.failed_link_attempts >= ATTEMPTS_BEFORE_UNREACHABLE => {
+            // Between attempts and during them alike: the way to dial by hand stays on screen
+            // until the link works again.
+            _ if self.failed_link_attempts >= ATTEMPTS_BEFORE_UNREACHABLE => {
                 Some(Blocker::SignalingUnreachable)
             }
             _ => Some(Blocker::SignalingConnecting),
@@ -637,6 +656,9 @@ impl Session {
             Input::TokenIssued { token, ttl_seconds } => {
                 self.token_issued(token, ttl_seconds, &mut out)
             }
+            // A failure from an earlier fetch, answered after a later one issued a token: the
+            // token stands.
+            Input::TokenRefused { .. } if matches!(self.token, TokenState::Valid { .. }) => {}
             Input::TokenRefused {
                 code,
                 message,
@@ -773,10 +795,7 @@ impl Session {
         };
         self.token_value = Some(token);
         match self.link {
-            Link::Offline => {
-                self.link = Link::Connecting;
-                out.push(Effect::OpenSocket);
-            }
+            Link::Offline => self.open_socket(out),
             // A refreshed token is presented on the open link, as the official SDK does.
             Link::Authenticating | Link::Ready => self.send_listen(out),
             Link::Connecting | Link::Retrying { .. } => {}
@@ -799,6 +818,12 @@ impl Session {
                 out,
             );
         }
+    }
+
+    fn open_socket(&mut self, out: &mut Vec<Effect>) {
+        self.link = Link::Connecting;
+        self.connecting_since_ms = self.now_ms;
+        out.push(Effect::OpenSocket);
     }
 
     fn link_lost(&mut self, out: &mut Vec<Effect>) {
@@ -1109,10 +1134,11 @@ impl Session {
         let Some(sdp) = call.local_sdp.clone() else {
             return;
         };
-        let params = call
-            .appointment
-            .as_deref()
-            .map(|id| crate::form::encode([("AppointmentId", id)]));
+        // The appointment, for the worker; our own id for the call, which the worker keeps on
+        // the call's record so that this page knows that record as this call's.
+        let params = call.appointment.as_deref().map(|id| {
+            crate::form::encode([("AppointmentId", id), ("ClientCallId", &call.local_sid)])
+        });
         let message = ClientMessage::Invite(Invite {
             callsid: call.local_sid.clone(),
             sdp,
@@ -1212,16 +1238,27 @@ impl Session {
                 }
             }
             (_, Some(call)) => {
-                let same_appointment = match (&record.appointment, &call.appointment) {
-                    (Some(recorded), Some(placed)) => recorded == placed,
-                    _ => true,
+                // The record of the call this page placed: the one carrying its id. (A record
+                // without one, from a worker before client ids, is taken by its appointment.)
+                let placed_here = match (&record.client_call_id, &record.appointment) {
+                    (Some(id), _) => *id == call.local_sid,
+                    (None, Some(recorded)) => call.appointment.as_ref() == Some(recorded),
+                    (None, None) => true,
                 };
                 let adopt = call.call_sid.is_none()
                     && call.direction == Direction::Outgoing
-                    && same_appointment
+                    && placed_here
                     && matches!(phase, Phase::Connecting | Phase::Ended { .. });
                 if !(call.matches(&record.parent_call_sid) || adopt) {
                     return;
+                }
+                // Ended here before Twilio said a word (End pressed while connecting, or no
+                // answer in time), yet the worker has it placed: it ends it, so no line stays
+                // held and no other window shows it live.
+                if adopt && matches!(phase, Phase::Ended { .. }) && !record.terminal {
+                    out.push(Effect::EndOnServer {
+                        call_sid: record.parent_call_sid.clone(),
+                    });
                 }
                 call.call_sid = Some(record.parent_call_sid.clone());
                 call.ledger_status = Some(record.status.clone());
@@ -1319,7 +1356,8 @@ impl Session {
                     _ => Outcome::Canceled,
                 };
                 if p != Phase::Preparing {
-                    if self.link == Link::Ready {
+                    let on_link = self.link == Link::Ready;
+                    if on_link {
                         self.send(
                             ClientMessage::Hangup {
                                 callsid: call.sid().to_owned(),
@@ -1327,7 +1365,13 @@ impl Session {
                             },
                             out,
                         );
-                    } else if let Some(call_sid) = call.call_sid {
+                    }
+                    // Before Twilio's first word the worker may hold the call as placed with
+                    // nothing dialled: no callback would ever tell it the call ended, so it is
+                    // told. (Once a call is recorded and not yet ringing; a call not yet recorded
+                    // is ended when its record comes, in `ledger`.)
+                    let tell_worker = !on_link || p == Phase::Connecting;
+                    if let Some(call_sid) = call.call_sid.filter(|_| tell_worker) {
                         out.push(Effect::EndOnServer { call_sid });
                     }
                 }
@@ -1373,15 +1417,29 @@ impl Session {
                 self.token = TokenState::Fetching;
                 out.push(Effect::FetchToken);
             }
-            TokenState::Unreachable { retry_at_ms, .. } if now >= retry_at_ms => {
+            // One retry at a time: the next is due only once this one has failed (or, should
+            // its answer never come, after the request's deadline).
+            TokenState::Unreachable {
+                retry_at_ms,
+                attempt,
+            } if now >= retry_at_ms => {
+                self.token = TokenState::Unreachable {
+                    retry_at_ms: now + REQUEST_DEADLINE_MS + RETRY_BACKSTOP_MARGIN_MS,
+                    attempt,
+                };
                 out.push(Effect::FetchToken);
             }
             _ => {}
         }
         match self.link {
             Link::Retrying { at_ms, .. } if now >= at_ms && self.token_value.is_some() => {
-                self.link = Link::Connecting;
-                out.push(Effect::OpenSocket);
+                self.open_socket(out);
+            }
+            Link::Connecting
+                if now.saturating_sub(self.connecting_since_ms) >= SOCKET_OPEN_TIMEOUT_MS =>
+            {
+                out.push(Effect::CloseSocket);
+                self.link_lost(out);
             }
             Link::Authenticating | Link::Ready => {
                 if now.saturating_sub(self.last_received_ms) >= HEARTBEAT_TIMEOUT_MS {

@@ -307,8 +307,18 @@ test("the appointment failing to load leaves the number to dial by hand, and loa
     await sleep(4_500); // two automatic retries would have happened by now
     assert.equal(loads["appt-landline"], 1, "a refusal is not retried by itself");
     await context.unroute(appointmentCall);
-    await page.click(`${PANEL} [data-action="call"]:has-text("Try again now")`);
+    await context.route(appointmentCall, (route) => {
+      const appointment = new URL(route.request().url()).pathname.split("/")[4];
+      if (route.request().method() === "GET") loads[appointment] = (loads[appointment] ?? 0) + 1;
+      return route.continue();
+    });
+    // Alt+C presses the button as it reads now: "Try again now" loads the appointment again (it
+    // does not place a call for an appointment the panel could not load).
+    await page.waitForSelector(`${PANEL} [data-action="call"]:has-text("Try again now")`);
+    await page.keyboard.press("Alt+C");
+    await waitFor("the appointment loaded again", async () => loads["appt-landline"] === 2);
     await waitState(page, "idle");
+    assert.equal(loads["appt-landline"], 2);
   } finally {
     await context.close();
   }
@@ -377,6 +387,41 @@ test("manual fallback: microphone denied, worker unreachable, number refused by 
   await page.close();
 });
 
+test("End pressed while the worker is still answering: the call it recorded is ended at once, its line freed, and no window shows it live", async () => {
+  const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
+  const pool = async () => (await (await fetch(`${worker.url}/api/v1/admin/number-pool`, { headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}` } })).json()).numbers;
+  const leased = async () => (await pool()).filter((n) => n.lease).map((n) => n.lease.callSid);
+  const before = await leased();
+  // Twilio holds the worker's answer for 6 s: the call is recorded and its line leased, but
+  // nothing is dialled yet when the clinician ends it.
+  await setFaults({ holdVoiceAnswerMs: 6_000 });
+  try {
+    const { page } = await signedInPage();
+    // (A patient of its own: appt-mobile's has had its hourly calls by the end of this file.)
+    await choose(page, "appt-intl-prefix");
+    await callNow(page);
+    const [callSid] = await waitFor("the call's line leased", async () => {
+      const fresh = (await leased()).filter((sid) => !before.includes(sid));
+      return fresh.length ? fresh : null;
+    });
+    assert.equal(await state(page), "connecting");
+    await page.click(`${PANEL} [data-action="end"]:has-text("Cancel call")`);
+    await waitState(page, "ended");
+    // The page ends on the server what the worker recorded: the line comes back now, not when
+    // the ledger next asks Twilio (10 minutes here).
+    await waitFor("the line given back", async () => !(await leased()).includes(callSid), 15_000);
+    const login = await (await fetch(`${medplum.url}/auth/dev-login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ practitioner: "clinician-ada" }) })).json();
+    const appointment = await (await fetch(`${worker.url}/api/v1/appointments/appt-intl-prefix/call`, { headers: { authorization: `Bearer ${login.access_token}` } })).json();
+    assert.equal(appointment.live, null, "no call shown live in another window");
+    const record = appointment.calls.find((c) => c.parentCallSid === callSid);
+    assert.equal(record?.terminal, true, JSON.stringify(record));
+    assert.match(record.clientCallId, /^TJS/, "the record carries the page's own id for the call");
+    await page.close();
+  } finally {
+    await setFaults({});
+  }
+});
+
 test("no free line: the call is refused, the panel says all lines are busy and offers the number", async () => {
   const admin = (path, method, body) => fetch(`${worker.url}/api/v1/admin/number-pool${path}`, {
     method, headers: { authorization: `Bearer ${TEST_SECRETS.ADMIN_TOKEN}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined,
@@ -422,7 +467,7 @@ test("a silent microphone is flagged in plain words during the call", async () =
     await waitState(page, "connected");
     await page.waitForSelector(`${PANEL} .call-warning:not([hidden])`, { timeout: 20_000 });
     assert.match(await page.textContent(`${PANEL} .call-warning`), /microphone is sending silence/);
-    assert.equal(await page.getAttribute(`${PANEL} .call-warning`, "role"), "alert");
+    assert.equal(await page.getAttribute(`${PANEL} .call-warning`, "role"), "status");
     await shot(page, "17-silent-microphone-warning");
     await page.click(`${PANEL} [data-action="end"]`);
     await waitState(page, "ended");

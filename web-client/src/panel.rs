@@ -131,6 +131,16 @@ pub fn show_load_failure(
     });
 }
 
+/// Said after the status while the microphone is muted (the Mute button's label stays "Mute": its
+/// pressed state says whether it is on, and this sentence says it in words).
+fn muted_note(muted: bool) -> &'static str {
+    if muted {
+        " Your microphone is muted."
+    } else {
+        ""
+    }
+}
+
 /// Seconds as (hours, minutes, seconds).
 fn hours_minutes_seconds(seconds: u32) -> (u32, u32, u32) {
     (seconds / 3_600, seconds / 60 % 60, seconds % 60)
@@ -334,14 +344,14 @@ pub fn view(
                 Phase::Preparing => "Starting the microphone…".into(),
                 Phase::Answering => "Answering…".into(),
                 _ => format!("Calling {name}…"),
-            };
-            v.mute = ButtonView::shown(if muted { "Unmute" } else { "Mute" }, true);
+            } + muted_note(muted);
+            v.mute = ButtonView::shown("Mute", true);
             v.end = ButtonView::shown("Cancel call", true);
         }
         Phase::Ringing => {
             v.state = "ringing";
-            v.status = format!("Ringing {name}…");
-            v.mute = ButtonView::shown(if muted { "Unmute" } else { "Mute" }, true);
+            v.status = format!("Ringing {name}…") + muted_note(muted);
+            v.mute = ButtonView::shown("Mute", true);
             v.end = ButtonView::shown("Cancel call", true);
         }
         Phase::Connected { .. } => {
@@ -350,14 +360,10 @@ pub fn view(
                 Some(Direction::Incoming) => "the patient".to_owned(),
                 _ => name.clone(),
             };
-            v.status = if muted {
-                format!("Connected with {who}. Your microphone is muted.")
-            } else {
-                format!("Connected with {who}.")
-            };
+            v.status = format!("Connected with {who}.") + muted_note(muted);
             v.timer = Some(clock(session.duration_seconds()));
             v.warning = warnings.first().map(|w| w.describe().to_owned());
-            v.mute = ButtonView::shown(if muted { "Unmute" } else { "Mute" }, true);
+            v.mute = ButtonView::shown("Mute", true);
             v.end = ButtonView::shown("End call", true);
             v.keypad = ButtonView::shown("Keypad", true);
         }

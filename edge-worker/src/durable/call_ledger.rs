@@ -44,7 +44,7 @@ use worker::{
 use crate::config::Config;
 use crate::medplum::{MedplumError, UpdateOutcome};
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "ledger_attempts",
     "ledger_events",
     "ledger_fhir_outbox",
@@ -53,8 +53,9 @@ const TABLES: [&str; 8] = [
     "ledger_pool_releases",
     "ledger_fhir_waiting",
     "ledger_unresolved",
+    "ledger_client_ids",
 ];
-const SCHEMA: [&str; 8] = [
+const SCHEMA: [&str; 9] = [
     "CREATE TABLE IF NOT EXISTS ledger_attempts (
         parent_sid TEXT PRIMARY KEY, child_sid TEXT, appointment_id TEXT NOT NULL,
         practitioner TEXT, direction TEXT NOT NULL, caller_id TEXT, patient_masked TEXT,
@@ -84,7 +85,14 @@ const SCHEMA: [&str; 8] = [
     // callback that still arrives outranks it.
     "CREATE TABLE IF NOT EXISTS ledger_unresolved (
         parent_sid TEXT PRIMARY KEY, reason TEXT NOT NULL, at_ms INTEGER NOT NULL)",
+    // The browser's own id for a call it placed (`TJS…`): the page that placed the call knows
+    // its record by this, and no other call's. (A table of its own: no migration.)
+    "CREATE TABLE IF NOT EXISTS ledger_client_ids (
+        parent_sid TEXT PRIMARY KEY, client_call_id TEXT NOT NULL)",
 ];
+/// Attempts with their browser's ids (followed by a `WHERE` or `ORDER BY` on `a.`).
+const ATTEMPTS_WITH_CLIENT_IDS: &str = "SELECT a.*, c.client_call_id FROM ledger_attempts a
+    LEFT JOIN ledger_client_ids c ON c.parent_sid = a.parent_sid";
 
 /// Checks Twilio refused (4xx) before the ledger stops asking about a call: about a day, at
 /// most hourly.
@@ -159,6 +167,8 @@ struct AttemptRow {
     refused_code: Option<String>,
     ended_by: Option<String>,
     created_ms: i64,
+    #[serde(default)]
+    client_call_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +245,9 @@ pub struct AttemptBody {
     pub caller_id: Option<String>,
     pub patient_masked: Option<String>,
     pub refused_code: Option<String>,
+    /// The browser's id for the call (`TJS…`), when the voice request carried one.
+    #[serde(default)]
+    pub client_call_id: Option<String>,
 }
 
 /// `POST /callback`.
@@ -362,6 +375,7 @@ fn record_json(
     json!({
         "callSid": attempt.child_sid.as_deref().unwrap_or(&attempt.parent_sid),
         "parentCallSid": attempt.parent_sid,
+        "clientCallId": attempt.client_call_id,
         "appointmentId": attempt.appointment_id,
         "status": status,
         "terminal": ended || attempt.refused_code.is_some() || unresolved.is_some(),
@@ -409,7 +423,7 @@ impl CallLedger {
         let rows: Vec<AttemptRow> = self
             .sql()
             .exec(
-                "SELECT * FROM ledger_attempts WHERE parent_sid = ?",
+                &format!("{ATTEMPTS_WITH_CLIENT_IDS} WHERE a.parent_sid = ?"),
                 vec![parent_sid.to_owned().into()],
             )?
             .to_array()?;
@@ -426,7 +440,7 @@ impl CallLedger {
         let rows: Vec<AttemptRow> = self
             .sql()
             .exec(
-                "SELECT * FROM ledger_attempts WHERE parent_sid = ? OR child_sid = ?",
+                &format!("{ATTEMPTS_WITH_CLIENT_IDS} WHERE a.parent_sid = ? OR a.child_sid = ?"),
                 vec![call_sid.to_owned().into(), call_sid.to_owned().into()],
             )?
             .to_array()?;
@@ -496,7 +510,9 @@ impl CallLedger {
         let attempts: Vec<AttemptRow> = self
             .sql()
             .exec(
-                "SELECT * FROM ledger_attempts ORDER BY created_ms DESC, parent_sid DESC",
+                &format!(
+                    "{ATTEMPTS_WITH_CLIENT_IDS} ORDER BY a.created_ms DESC, a.parent_sid DESC"
+                ),
                 None,
             )?
             .to_array()?;
@@ -571,6 +587,12 @@ impl CallLedger {
                 now_ms.into(),
             ],
         )?;
+        if let Some(client_call_id) = &body.client_call_id {
+            self.sql().exec(
+                "INSERT OR IGNORE INTO ledger_client_ids (parent_sid, client_call_id) VALUES (?, ?)",
+                vec![body.parent_sid.clone().into(), client_call_id.clone().into()],
+            )?;
+        }
         if body.refused_code.is_none() {
             self.schedule_check(&body.parent_sid, now_ms + self.check_ms)?;
             self.reschedule(now_ms).await?;
@@ -768,6 +790,13 @@ impl CallLedger {
                     Err(error) => Err(error),
                 },
             };
+            // The call's final callback may have come while Twilio was asked: then it has been
+            // released and counted already, and the check has nothing left to do.
+            let events = self.events(&row.parent_sid)?;
+            if progress(&events).is_some_and(|p| p.status.is_terminal()) {
+                self.drop_check(&row.parent_sid)?;
+                continue;
+            }
             let (leg, fetched) = match asked {
                 Ok(Some(found)) => found,
                 Ok(None) => {
@@ -1344,6 +1373,7 @@ mod tests {
             refused_code: refused.map(Into::into),
             ended_by: None,
             created_ms: 1_795_586_882_000,
+            client_call_id: Some("TJS0f8e2a3c".into()),
         }
     }
 
@@ -1378,6 +1408,7 @@ mod tests {
         let done = record_json(&attempt(None), &events, false, None);
         assert_eq!(done["status"], "completed");
         assert_eq!(done["callSid"], "CAchild");
+        assert_eq!(done["clientCallId"], "TJS0f8e2a3c");
         assert_eq!(done["durationSeconds"], 50);
         assert_eq!(done["endedAt"], "2026-11-25T06:09:10Z");
         assert_eq!(done["timeline"].as_array().map(Vec::len), Some(2));

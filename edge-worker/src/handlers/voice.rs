@@ -247,8 +247,20 @@ pub(super) async fn record_attempt(
     }
 }
 
+/// The browser's own id for the call it placed (`TJS…`, its `ClientCallId` parameter), when it
+/// sent a well-formed one: its page knows the call's record by it.
+fn client_call_id(raw: Option<&str>) -> Option<&str> {
+    raw.filter(|id| {
+        id.len() <= 64
+            && id.strip_prefix("TJS").is_some_and(|rest| {
+                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+    })
+}
+
 async fn refuse(
     env: &Env,
+    client_id: Option<&str>,
     appointment: Option<&AppointmentId>,
     parent_sid: &str,
     practitioner: Option<&PractitionerId>,
@@ -260,6 +272,7 @@ async fn refuse(
             "parentSid": parent_sid, "appointmentId": appointment.as_str(),
             "practitioner": practitioner.map(PractitionerId::as_str),
             "direction": "outbound-browser", "refusedCode": refusal.code(),
+            "clientCallId": client_id,
         });
         if record_attempt(env, appointment, body).await.is_err() {
             crate::log::event("ledger_write_failed", &[("code", refusal.code())]);
@@ -271,6 +284,7 @@ async fn refuse(
 pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Reply, AppError> {
     let form = verified_form(req, config).await?;
     let parent_sid = form.require("CallSid")?.to_owned();
+    let client_id = client_call_id(form.get("ClientCallId"));
     let public_base_url = config
         .public_base_url
         .require("PUBLIC_BASE_URL")?
@@ -282,6 +296,7 @@ pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Repl
     else {
         return Ok(refuse(
             env,
+            client_id,
             None,
             &parent_sid,
             None,
@@ -294,6 +309,7 @@ pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Repl
         Err(_) => {
             return Ok(refuse(
                 env,
+                client_id,
                 Some(&appointment),
                 &parent_sid,
                 None,
@@ -314,6 +330,7 @@ pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Repl
         Err((refusal, practitioner)) => {
             return Ok(refuse(
                 env,
+                client_id,
                 Some(&appointment),
                 &parent_sid,
                 practitioner.as_ref(),
@@ -327,6 +344,7 @@ pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Repl
         Err(refusal) => {
             return Ok(refuse(
                 env,
+                client_id,
                 Some(&appointment),
                 &parent_sid,
                 Some(&plan.practitioner),
@@ -339,6 +357,7 @@ pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Repl
         "parentSid": parent_sid, "appointmentId": appointment.as_str(),
         "practitioner": plan.practitioner.as_str(), "direction": "outbound-browser",
         "callerId": caller_id, "patientMasked": plan.number.masked(),
+        "clientCallId": client_id,
     });
     if record_attempt(env, &appointment, attempt).await.is_err() {
         // No record, no call: give the line back and refuse.
@@ -357,6 +376,27 @@ pub async fn voice(req: &mut Request, env: &Env, config: &Config) -> Result<Repl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_well_formed_client_call_id_is_kept() {
+        let uuid = "TJS0f8e2a3c-5b1d-4e7f-9a2b-3c4d5e6f7a8b";
+        let table: &[(Option<&str>, Option<&str>)] = &[
+            (Some(uuid), Some(uuid)),
+            (None, None),
+            (Some(""), None),
+            (Some("TJS"), None),
+            (Some("CA0123"), None),
+            (Some("TJS<script>"), None),
+            (Some("TJS abc"), None),
+            (Some("TJS0123456789"), Some("TJS0123456789")),
+        ];
+        for (raw, kept) in table {
+            assert_eq!(client_call_id(*raw), *kept, "{raw:?}");
+        }
+        let long = format!("TJS{}", "a".repeat(62));
+        assert_eq!(client_call_id(Some(&long)), None);
+        assert_eq!(client_call_id(Some(&long[..64])), Some(&long[..64]));
+    }
 
     #[test]
     fn dial_twiml_dials_the_number_with_callbacks_for_the_appointment() {

@@ -131,7 +131,7 @@ fn dialling() -> Session {
     assert_eq!(invite["payload"]["sdp"], "v=0 offer");
     assert_eq!(
         invite["payload"]["twilio"]["params"],
-        "AppointmentId=appt-mobile"
+        "AppointmentId=appt-mobile&ClientCallId=TJSlocal"
     );
     assert_eq!(s.phase, Phase::Connecting);
     s
@@ -175,6 +175,7 @@ fn connected() -> Session {
 fn ledger(status: &str, terminal: bool, refused: Option<&str>) -> Input {
     Input::Ledger(LedgerRecord {
         parent_call_sid: "CAparent".into(),
+        client_call_id: None,
         appointment: None,
         status: status.into(),
         terminal,
@@ -308,6 +309,7 @@ fn frames_for_other_calls_are_ignored() {
     s.handle(
         Input::Ledger(LedgerRecord {
             parent_call_sid: "CAother".into(),
+            client_call_id: None,
             appointment: None,
             status: "busy".into(),
             terminal: true,
@@ -611,6 +613,50 @@ fn a_refused_token_is_final_and_an_outage_is_retried() {
 }
 
 #[test]
+fn an_unreachable_service_gets_one_token_request_at_a_time() {
+    let unreachable = || Input::TokenRefused {
+        code: "service_unavailable".into(),
+        message: "x".into(),
+        retryable: true,
+    };
+    let mut s = Session::new(Json::from(json!({})));
+    s.handle(Input::Start, 0);
+    s.handle(unreachable(), 10);
+    // The worker hangs: one retry is sent, and none other while it is out (a tick a second).
+    let mut fetches: Vec<u64> = Vec::new();
+    for now in (1_000..=40_000).step_by(1_000) {
+        if s.handle(Input::Tick, now).contains(&Effect::FetchToken) {
+            fetches.push(now);
+        }
+        if fetches.first().map(|at| at + REQUEST_DEADLINE_MS) == Some(now) {
+            // The retry's deadline: the browser aborted it, and says so.
+            s.handle(unreachable(), now);
+        }
+    }
+    assert_eq!(fetches.len(), 2, "{fetches:?}");
+    assert!(fetches[1] > fetches[0] + REQUEST_DEADLINE_MS, "{fetches:?}");
+    // The fallback stayed offered throughout.
+    assert_eq!(s.blocker(), Some(Blocker::ServiceUnreachable));
+}
+
+#[test]
+fn a_failure_answered_after_a_token_was_issued_leaves_the_token() {
+    let mut s = ready();
+    let before = s.token.clone();
+    assert!(matches!(before, TokenState::Valid { .. }));
+    s.handle(
+        Input::TokenRefused {
+            code: "service_unavailable".into(),
+            message: "x".into(),
+            retryable: true,
+        },
+        2_000,
+    );
+    assert_eq!(s.token, before);
+    assert_eq!(s.blocker(), None);
+}
+
+#[test]
 fn tokens_are_refreshed_before_expiry_on_the_open_link_through_a_clinic_day() {
     let mut s = ready();
     let mut now = 310;
@@ -747,6 +793,68 @@ fn heartbeats_are_sent_and_silence_drops_the_link() {
     s.handle(Input::Tick, 17_200);
     s.handle(Input::SocketClosed, 17_300);
     assert_eq!(s.blocker(), Some(Blocker::SignalingUnreachable));
+}
+
+#[test]
+fn manual_dialing_stays_offered_through_later_attempts_until_the_link_works() {
+    let mut s = ready();
+    let mut now = 20_000;
+    // Three attempts fail (the socket closes each time).
+    s.handle(Input::SocketClosed, now);
+    for _ in 1..ATTEMPTS_BEFORE_UNREACHABLE {
+        now += 5_000;
+        assert_eq!(s.handle(Input::Tick, now), vec![Effect::OpenSocket]);
+        s.handle(Input::SocketClosed, now + 100);
+    }
+    assert_eq!(s.blocker(), Some(Blocker::SignalingUnreachable));
+    // The next attempt: opening, then open and waiting for `connected`. The panel keeps the
+    // number on screen throughout (a flip back to "connecting" would hide it every 30 s).
+    now += 5_000;
+    assert_eq!(s.handle(Input::Tick, now), vec![Effect::OpenSocket]);
+    assert_eq!(s.link, Link::Connecting);
+    assert_eq!(s.blocker(), Some(Blocker::SignalingUnreachable));
+    s.handle(Input::SocketOpened, now + 100);
+    assert_eq!(s.link, Link::Authenticating);
+    assert_eq!(s.blocker(), Some(Blocker::SignalingUnreachable));
+    // Connected: browser calls are back.
+    s.handle(
+        frame(ServerMessage::Connected {
+            token: None,
+            region: None,
+            edge: None,
+        }),
+        now + 200,
+    );
+    assert_eq!(s.blocker(), None);
+}
+
+#[test]
+fn a_socket_that_never_opens_counts_as_a_failed_attempt() {
+    let mut s = Session::new(Json::from(json!({})));
+    s.handle(Input::Start, 0);
+    s.handle(
+        Input::TokenIssued {
+            token: "tok".into(),
+            ttl_seconds: 3_600,
+        },
+        10,
+    );
+    assert_eq!(s.link, Link::Connecting);
+    // The browser neither opens nor closes it: the session gives up on it and retries.
+    assert!(s
+        .handle(Input::Tick, 10 + SOCKET_OPEN_TIMEOUT_MS - 1)
+        .is_empty());
+    assert_eq!(
+        s.handle(Input::Tick, 10 + SOCKET_OPEN_TIMEOUT_MS),
+        vec![Effect::CloseSocket]
+    );
+    assert!(matches!(s.link, Link::Retrying { attempt: 0, .. }));
+    // The closed socket's own close event, if it still comes, changes nothing.
+    let link = s.link;
+    assert!(s
+        .handle(Input::SocketClosed, 20 + SOCKET_OPEN_TIMEOUT_MS)
+        .is_empty());
+    assert_eq!(s.link, link);
 }
 
 #[test]
@@ -1093,6 +1201,7 @@ fn ledger_records_are_read_from_the_worker_json() {
         record,
         Some(LedgerRecord {
             parent_call_sid: "CA1".into(),
+            client_call_id: None,
             appointment: None,
             status: "refused".into(),
             terminal: true,
@@ -1248,6 +1357,7 @@ fn a_call_being_placed_adopts_only_a_record_of_its_own_appointment() {
     let record = |appointment: Option<&str>, sid: &str| {
         Input::Ledger(LedgerRecord {
             parent_call_sid: sid.into(),
+            client_call_id: None,
             appointment: appointment.map(str::to_owned),
             status: "ringing".into(),
             terminal: false,
@@ -1276,4 +1386,101 @@ fn a_call_being_placed_adopts_only_a_record_of_its_own_appointment() {
         .and_then(|r| r.appointment),
         Some("appt-mobile".to_owned())
     );
+}
+
+/// A ledger record of a call placed for appt-mobile by the page whose call id is `client`.
+fn record_of(client: Option<&str>, sid: &str, status: &str, terminal: bool) -> Input {
+    Input::Ledger(LedgerRecord {
+        parent_call_sid: sid.into(),
+        client_call_id: client.map(str::to_owned),
+        appointment: Some("appt-mobile".into()),
+        status: status.into(),
+        terminal,
+        refused_code: None,
+        direction: "outbound-browser".into(),
+        duration_seconds: 0,
+    })
+}
+
+#[test]
+fn a_call_being_placed_adopts_only_the_record_carrying_its_own_id() {
+    let adopted = |s: &Session| s.call.as_ref().and_then(|c| c.call_sid.clone());
+    // The previous call's late news (a retried callback; or another window's call for this
+    // appointment), final or not: not this call's, although it is for the same appointment.
+    for (status, terminal) in [("busy", true), ("ringing", false)] {
+        let mut s = connecting();
+        let effects = s.handle(
+            record_of(Some("TJSearlier"), "CAearlier", status, terminal),
+            1_300,
+        );
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!(adopted(&s), None);
+        assert_eq!(s.phase, Phase::Connecting);
+    }
+    // Its own record is adopted, and the call goes on under Twilio's id.
+    let mut s = connecting();
+    s.handle(
+        record_of(Some("TJSlocal"), "CAmine", "initiated", false),
+        1_300,
+    );
+    assert_eq!(adopted(&s).as_deref(), Some("CAmine"));
+    assert_eq!(s.phase, Phase::Connecting);
+    // A record naming no page's id (a worker from before the ids) is taken by its appointment.
+    let mut s = connecting();
+    s.handle(record_of(None, "CAold", "initiated", false), 1_300);
+    assert_eq!(adopted(&s).as_deref(), Some("CAold"));
+}
+
+#[test]
+fn a_call_ended_here_before_twilio_spoke_is_ended_on_the_server_once_its_record_comes() {
+    // End pressed while connecting: the hangup goes out on the link, but the worker's voice
+    // request was already under way and records the call as placed.
+    let mut s = connecting();
+    s.handle(Input::Hangup, 1_300);
+    assert!(matches!(s.phase, Phase::Ended { .. }));
+    let effects = s.handle(
+        record_of(Some("TJSlocal"), "CAmine", "initiated", false),
+        1_400,
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::EndOnServer {
+            call_sid: "CAmine".into()
+        }]
+    );
+    // Its end, when it comes, asks nothing more.
+    let effects = s.handle(
+        record_of(Some("TJSlocal"), "CAmine", "canceled", true),
+        1_500,
+    );
+    assert!(!effects
+        .iter()
+        .any(|e| matches!(e, Effect::EndOnServer { .. })));
+    // Another page's live call for the appointment is never ended from here.
+    let mut s = connecting();
+    s.handle(Input::Hangup, 1_300);
+    let effects = s.handle(
+        record_of(Some("TJSother"), "CAother", "in-progress", false),
+        1_400,
+    );
+    assert!(effects.is_empty(), "{effects:?}");
+    // Its record came before End: ended on the link and on the server alike.
+    let mut s = connecting();
+    s.handle(
+        record_of(Some("TJSlocal"), "CAmine", "initiated", false),
+        1_300,
+    );
+    let effects = s.handle(Input::Hangup, 1_400);
+    assert_eq!(sent_types(&effects), vec!["hangup"]);
+    assert!(effects.contains(&Effect::EndOnServer {
+        call_sid: "CAmine".into()
+    }));
+    // A refusal recorded for it is final: nothing to end.
+    let mut s = connecting();
+    s.handle(Input::Hangup, 1_300);
+    let effects = s.handle(
+        record_of(Some("TJSlocal"), "CAmine", "refused", true),
+        1_400,
+    );
+    assert!(effects.is_empty(), "{effects:?}");
 }

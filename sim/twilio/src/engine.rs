@@ -101,6 +101,10 @@ pub struct Faults {
     /// The REST API knows no call: 404 for one, an empty list for a search (as with another
     /// account's credentials). Calls themselves go on.
     pub forget_calls: bool,
+    /// Hold the voice webhook's answer this long (ms) before acting on it, as when the worker is
+    /// slow to answer: a hang-up meanwhile ends the call before anything is dialled, after the
+    /// worker has recorded it.
+    pub hold_voice_answer_ms: u64,
 }
 
 /// One signaling frame, as logged (tokens redacted).
@@ -501,6 +505,10 @@ impl Sim {
         } else {
             self.post_signed(&self.config.voice_url, &webhook).await
         };
+        let hold = self.lock().faults.hold_voice_answer_ms;
+        if hold > 0 {
+            tokio::time::sleep(Duration::from_millis(hold)).await;
+        }
         let verbs = match answer {
             Ok((200, body)) => twiml::parse(&body),
             Ok((status, _)) => Err(format!("11200 HTTP retrieval failure ({status})")),

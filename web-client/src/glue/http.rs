@@ -11,7 +11,11 @@ use web_sys::{AbortController, ReadableStreamDefaultReader, Response};
 
 /// How long a JSON request to the worker may take, answer and body (the worker gives up on
 /// Medplum after 8 s a request, and a token takes a few of them).
-const REQUEST_TIMEOUT_MS: u32 = 20_000;
+const REQUEST_TIMEOUT_MS: u32 = {
+    let deadline = shared::call_session::REQUEST_DEADLINE_MS;
+    assert!(deadline <= u32::MAX as u64);
+    deadline as u32
+};
 
 /// A worker's answer: status and parsed JSON body (`Null` when it was not JSON).
 #[derive(Debug, Clone)]

@@ -197,6 +197,14 @@ impl Panel {
             toggle_attr(button, "disabled", !view.enabled);
             if !view.label.is_empty() {
                 set_text(button, &view.label);
+                // The tooltip names what the button does now, and its keys.
+                if let Some(keys) = button.get_attribute("aria-keyshortcuts") {
+                    set_attr(
+                        button,
+                        "title",
+                        &[view.label.as_str(), " (", &keys, ")"].concat(),
+                    );
+                }
             }
         }
     }

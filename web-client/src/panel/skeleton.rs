@@ -89,7 +89,8 @@ pub const SKELETON: [Part; 44] = [
         ROOT,
         "p",
         "call-warning",
-        &[("role", "alert"), ("hidden", "")],
+        // Polite: read when the clinician pauses, not over the patient.
+        &[("role", "status"), ("hidden", "")],
         "",
     ),
     part(ROOT, "ul", "call-readiness", &[], ""),

@@ -112,6 +112,7 @@ fn every_state_shows_the_right_words_and_buttons() {
     busy.handle(
         Input::Ledger(LedgerRecord {
             parent_call_sid: "CA1".into(),
+            client_call_id: None,
             appointment: None,
             status: "busy".into(),
             terminal: true,
@@ -239,6 +240,29 @@ fn every_state_shows_the_right_words_and_buttons() {
 }
 
 #[test]
+fn muting_before_the_patient_answers_is_said_in_the_status() {
+    let mut s = ready();
+    placed(&mut s);
+    s.handle(
+        frame(ServerMessage::Ringing {
+            callsid: "CA1".into(),
+            sdp: None,
+        }),
+        100,
+    );
+    let before = view(&s, Some(&appointment()), false, &[]);
+    assert!(!before.status.contains("muted"));
+    s.handle(Input::ToggleMute, 200);
+    let v = view(&s, Some(&appointment()), false, &[]);
+    assert!(v.muted);
+    assert_eq!(v.mute.label, "Mute");
+    assert_eq!(
+        v.status,
+        [before.status.as_str(), " Your microphone is muted."].concat()
+    );
+}
+
+#[test]
 fn the_connected_panel_has_a_timer_mute_keypad_and_a_quality_warning() {
     let mut s = ready();
     answered(&mut s);
@@ -247,8 +271,9 @@ fn the_connected_panel_has_a_timer_mute_keypad_and_a_quality_warning() {
     let v = view(&s, Some(&appointment()), false, &[Warning::PacketLoss]);
     assert_eq!(v.timer.as_deref(), Some("01:15"));
     assert!(v.muted);
-    assert_eq!(v.mute.label, "Unmute");
-    assert!(v.status.contains("muted"));
+    // A toggle keeps its name; its pressed state (and the status) say that it is on.
+    assert_eq!(v.mute.label, "Mute");
+    assert!(v.status.ends_with("Your microphone is muted."));
     assert!(v.keypad.visible);
     assert!(v
         .warning
@@ -346,6 +371,7 @@ fn incoming_loading_and_elsewhere_states() {
     s.handle(
         Input::Ledger(LedgerRecord {
             parent_call_sid: "CA9".into(),
+            client_call_id: None,
             appointment: None,
             status: "in-progress".into(),
             terminal: false,
@@ -420,6 +446,7 @@ fn fallback_reasons_are_codes_most_specific_first() {
     busy.handle(
         Input::Ledger(LedgerRecord {
             parent_call_sid: "CA1".into(),
+            client_call_id: None,
             appointment: None,
             status: "refused".into(),
             terminal: true,
