@@ -494,7 +494,7 @@ async function signIn(event) {
   if (Number.isFinite(lifetime) && lifetime > 0) {
     current.expiry = setTimeout(() => showSignInExpired(current), Math.min(lifetime * 1000, 2 ** 31 - 1));
   }
-  setSession("fetching-token", "Signed in. Getting a calling token…");
+  setSession("fetching-token", "Signed in. Checking you may place calls…");
   await Promise.all([showAppointments(current), startCalling(current)]);
 }
 

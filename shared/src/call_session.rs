@@ -171,7 +171,7 @@ impl Outcome {
             } => "The call could not be started: the connection to the phone service was lost."
                 .into(),
             Self::Failed { code: Some(code) } => {
-                format!("The call could not be connected (Twilio error {code}).")
+                format!("The call could not be connected (phone service code {code}).")
             }
             Self::Failed { code: None } => "The call could not be connected.".into(),
             Self::Canceled => "Call cancelled before the patient answered.".into(),

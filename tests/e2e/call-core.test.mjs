@@ -374,6 +374,21 @@ test("a manually dialled call's outcome is recorded on the Appointment", async (
     body: JSON.stringify({ manual: { outcome: "ringing" } }),
   });
   assert.equal(bad.status, 400);
+  // The same outcome sent again with its key (its first reply lost) is stored once and answered
+  // with the first record; a malformed key is refused.
+  const keyed = (key, durationSeconds = 47) => fetch(`${worker.url}/api/v1/appointments/appt-dashes/call/end`, {
+    method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ manual: { outcome: "busy", durationSeconds, key } }),
+  });
+  const first = await keyed("TJS0f8e2a3c-5b1d-4e7f-9a2b-3c4d5e6f7a8b");
+  const again = await keyed("TJS0f8e2a3c-5b1d-4e7f-9a2b-3c4d5e6f7a8b");
+  assert.deepEqual([first.status, again.status], [201, 201]);
+  const [a, b] = [(await first.json()).record, (await again.json()).record];
+  assert.equal(b.callSid, a.callSid, "the first record, not a second");
+  await waitForExtension("appt-dashes", (e) => e.callSid === a.callSid, "the keyed outcome");
+  const ledger = (await callRecords("appt-dashes")).body.calls;
+  assert.equal(ledger.filter((c) => c.callSid === a.callSid).length, 1);
+  assert.equal((await keyed("TJS bad key")).status, 400);
 });
 
 test("only the appointment's clinicians read or end its calls", async () => {

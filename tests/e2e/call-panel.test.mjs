@@ -357,6 +357,28 @@ test("manual fallback: microphone denied, worker unreachable, number refused by 
     await waitFor("the manual record in FHIR", async () => (await manualRecords()) > before);
     await sleep(1500); // a second record would be written by now
     assert.equal(await manualRecords(), before + 1, "one record for one outcome");
+    // A reply lost on its way back: the worker stored the outcome, the panel says it is not
+    // saved, and Save again stores nothing more (the same key).
+    await context.unroute("**/api/v1/appointments/*/call/end");
+    const savedTwiceRecords = async () => (await extensions("appt-mobile")).filter((e) => e.direction === "manual" && Number(e.durationSeconds) === 180).length;
+    const savedTwiceBefore = await savedTwiceRecords();
+    let forwarded = 0;
+    await context.route("**/api/v1/appointments/*/call/end", async (route) => {
+      await route.fetch();
+      forwarded += 1;
+      await route.abort("connectionreset");
+    });
+    await page.selectOption(`${PANEL} .manual-outcome select`, "completed");
+    await page.fill(`${PANEL} .manual-outcome input[name="minutes"]`, "3");
+    await page.click(`${PANEL} .manual-outcome button[type="submit"]`);
+    await page.waitForSelector(`${PANEL} .manual-outcome-status:has-text("Not saved")`);
+    assert.equal(forwarded, 1);
+    await context.unroute("**/api/v1/appointments/*/call/end");
+    await page.click(`${PANEL} .manual-outcome button[type="submit"]`);
+    await page.waitForSelector(`${PANEL} .manual-outcome-status:has-text("Outcome saved")`);
+    await waitFor("the outcome saved twice in FHIR", async () => (await savedTwiceRecords()) > savedTwiceBefore);
+    await sleep(1500); // a second record would be written by now
+    assert.equal(await savedTwiceRecords(), savedTwiceBefore + 1, "one record for an outcome saved twice");
   } finally {
     await denyingBrowser.close();
   }

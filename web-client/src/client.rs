@@ -57,6 +57,9 @@ struct Inner {
     manual_status: Option<String>,
     /// A manual outcome is being saved: another Save (a double click) is not sent again.
     manual_saving: bool,
+    /// The outcome last sent but not known saved, with its key: saved again (after a reply that
+    /// was lost), it is sent with the same key and stored once.
+    manual_unconfirmed: Option<(String, u32, String)>,
     monitor: Monitor,
     warnings: Vec<Warning>,
     sampling: bool,
@@ -640,7 +643,7 @@ async fn record_manual(weak: Weak<Shared>, outcome: String, seconds: u32) -> Res
     let Some(shared) = weak.upgrade() else {
         return Err(JsValue::from_str("no appointment is mounted"));
     };
-    let (api, appointment) = {
+    let (api, appointment, key) = {
         let mut inner = shared.inner.borrow_mut();
         let Some(appointment) = inner.appointment_id.clone() else {
             return Err(JsValue::from_str("no appointment is mounted"));
@@ -650,7 +653,14 @@ async fn record_manual(weak: Weak<Shared>, outcome: String, seconds: u32) -> Res
         }
         inner.manual_saving = true;
         inner.manual_status = Some("Saving the outcome…".to_owned());
-        (inner.api.clone(), appointment)
+        let key = match &inner.manual_unconfirmed {
+            Some((sent, sent_seconds, key)) if *sent == outcome && *sent_seconds == seconds => {
+                key.clone()
+            }
+            _ => events::new_local_call_sid(),
+        };
+        inner.manual_unconfirmed = Some((outcome.clone(), seconds, key.clone()));
+        (inner.api.clone(), appointment, key)
     };
     render(&shared);
     drop(shared);
@@ -659,6 +669,7 @@ async fn record_manual(weak: Weak<Shared>, outcome: String, seconds: u32) -> Res
         Json::object([
             ("outcome", outcome.into()),
             ("durationSeconds", seconds.into()),
+            ("key", key.into()),
         ]),
     )]);
     let path = format!("/api/v1/appointments/{appointment}/call/end");
@@ -689,6 +700,9 @@ async fn record_manual(weak: Weak<Shared>, outcome: String, seconds: u32) -> Res
             let mut inner = shared.inner.borrow_mut();
             inner.manual_saving = false;
             inner.manual_status = Some(message);
+            if answer.is_ok() {
+                inner.manual_unconfirmed = None;
+            }
         }
         render(&shared);
     }
@@ -812,6 +826,7 @@ impl CallClient {
             keypad_open: false,
             manual_status: None,
             manual_saving: false,
+            manual_unconfirmed: None,
             monitor: Monitor::new(),
             warnings: Vec::new(),
             sampling: false,
@@ -897,6 +912,7 @@ impl CallClient {
                     inner.load_error = None;
                     inner.load_failures = 0;
                     inner.manual_status = None;
+                    inner.manual_unconfirmed = None;
                     inner.ledger = None;
                     inner.loading = true;
                 }

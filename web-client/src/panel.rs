@@ -188,8 +188,8 @@ fn readiness(session: &Session) -> Vec<ReadinessItem> {
     };
     let token = match &session.token {
         TokenState::Valid { .. } => (true, "Signed in for calls."),
-        TokenState::Missing | TokenState::Fetching => (false, "Getting a calling token…"),
-        TokenState::Refused { .. } => (false, "Calling token refused."),
+        TokenState::Missing | TokenState::Fetching => (false, "Checking you may place calls…"),
+        TokenState::Refused { .. } => (false, "Browser calls not allowed for this account."),
         TokenState::Unreachable { .. } => (false, "Call service unreachable; retrying."),
     };
     let signaling = match session.link {

@@ -288,6 +288,10 @@ pub struct ManualBody {
     pub outcome: CallStatus,
     pub duration_seconds: u32,
     pub at_unix: i64,
+    /// The browser's key for the outcome (checked by the worker): the record is
+    /// `manual-key-{key}`, stored once however often it is sent.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 fn ended_by_code(ended_by: EndedBy) -> &'static str {
@@ -960,6 +964,15 @@ impl CallLedger {
     }
 
     async fn manual(&self, body: ManualBody, now_ms: i64) -> Result<Response> {
+        if let Some(key) = &body.key {
+            let parent_sid = format!("manual-key-{key}");
+            if self.attempt(&parent_sid)?.is_some() {
+                return Response::from_json(
+                    &json!({"record": self.record(&parent_sid)?, "repeated": true}),
+                );
+            }
+            return self.store_manual(parent_sid, body, now_ms).await;
+        }
         // Two outcomes saved in one millisecond (a double click, a coarse clock) are two records.
         let same_moment: Vec<CountRow> = self
             .sql()
@@ -972,6 +985,15 @@ impl CallLedger {
             0 => format!("manual-{now_ms}"),
             taken => format!("manual-{now_ms}-{taken}"),
         };
+        self.store_manual(parent_sid, body, now_ms).await
+    }
+
+    async fn store_manual(
+        &self,
+        parent_sid: String,
+        body: ManualBody,
+        now_ms: i64,
+    ) -> Result<Response> {
         self.sql().exec(
             "INSERT INTO ledger_attempts (parent_sid, appointment_id, practitioner, direction, ended_by, created_ms) VALUES (?, ?, ?, 'manual', 'clinician', ?)",
             vec![parent_sid.clone().into(), body.appointment_id.into(), body.practitioner.into(), now_ms.into()],

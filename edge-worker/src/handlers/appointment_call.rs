@@ -140,6 +140,15 @@ struct ManualOutcome {
     outcome: String,
     #[serde(default)]
     duration_seconds: u32,
+    /// The browser's key for this outcome: saving it again with the same key (after a reply
+    /// that was lost) stores it once.
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// Whether a manual outcome's key is 1–64 letters, digits or dashes.
+fn is_outcome_key(key: &str) -> bool {
+    (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 #[derive(Deserialize)]
@@ -183,13 +192,32 @@ pub async fn end(
             if manual.duration_seconds > 24 * 3600 {
                 return Err(AppError::BadRequest("durationSeconds is at most one day"));
             }
+            if manual
+                .key
+                .as_deref()
+                .is_some_and(|key| !is_outcome_key(key))
+            {
+                return Err(AppError::BadRequest(
+                    "key is 1 to 64 letters, digits or dashes",
+                ));
+            }
             let body = json!({
                 "appointmentId": appointment.as_str(), "practitioner": practitioner.as_str(),
                 "outcome": outcome, "durationSeconds": manual.duration_seconds, "atUnix": now_unix,
+                "key": manual.key,
             });
             let answer = ledger(env, appointment, Method::Post, "/manual", Some(&body)).await?;
-            crate::log::event("manual_call_recorded", &[("outcome", outcome.as_str())]);
-            if let Some(record) = answer.get("record") {
+            let repeated = answer.get("repeated") == Some(&Value::Bool(true));
+            crate::log::event(
+                "manual_call_recorded",
+                &[
+                    ("outcome", outcome.as_str()),
+                    ("repeated", if repeated { "true" } else { "false" }),
+                ],
+            );
+            // The same outcome saved again is answered as the first time, and counted once.
+            let answer = json!({"record": answer.get("record")});
+            if let Some(record) = answer.get("record").filter(|_| !repeated) {
                 crate::telemetry::emit(crate::handlers::call_status::outcome_event(
                     record,
                     &config.telemetry_salt(),
@@ -254,4 +282,27 @@ async fn end_live(
         if hangup_pending { 202 } else { 200 },
         &json!({"hangupPending": hangup_pending, "record": answer.get("record")}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_outcome_key;
+
+    #[test]
+    fn an_outcome_key_is_short_plain_text() {
+        let long = "a".repeat(65);
+        let table: &[(&str, bool)] = &[
+            ("TJS0f8e2a3c-5b1d-4e7f-9a2b-3c4d5e6f7a8b", true),
+            ("k", true),
+            (&long[..64], true),
+            (&long, false),
+            ("", false),
+            ("a b", false),
+            ("a/b", false),
+            ("ключ", false),
+        ];
+        for (key, ok) in table {
+            assert_eq!(is_outcome_key(key), *ok, "{key:?}");
+        }
+    }
 }

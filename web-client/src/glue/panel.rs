@@ -220,6 +220,10 @@ impl Panel {
         set_text(&self.appointment, &view.appointment_line);
         set_text(&self.status, &view.status);
         set_text(&self.timer, view.timer.as_deref().unwrap_or(""));
+        // Out of the page while there is no call to time (else read as an empty timer).
+        if self.timer.hidden() != view.timer.is_none() {
+            self.timer.set_hidden(view.timer.is_none());
+        }
         set_attr(
             &self.timer,
             "data-running",

@@ -243,7 +243,12 @@ pub const SKELETON: [Part; 44] = [
         KEYPAD,
         "button",
         "",
-        &[("type", "button"), ("data-digit", "*")],
+        // Named in words: a screen reader may skip "*" and "#" as punctuation.
+        &[
+            ("type", "button"),
+            ("data-digit", "*"),
+            ("aria-label", "Star"),
+        ],
         "*",
     ),
     part(
@@ -257,7 +262,11 @@ pub const SKELETON: [Part; 44] = [
         KEYPAD,
         "button",
         "",
-        &[("type", "button"), ("data-digit", "#")],
+        &[
+            ("type", "button"),
+            ("data-digit", "#"),
+            ("aria-label", "Hash"),
+        ],
         "#",
     ),
     // FALLBACK (27): the reason, the number with its copy button, and the manual outcome form.
