@@ -321,24 +321,35 @@ async function load(token) {
   return true;
 }
 
+/** Marks the token field wrong (or right again); when wrong, the status that says why describes it. */
+function markToken(input, invalid) {
+  if (invalid) {
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", "token-hint stats-status");
+  } else {
+    input.removeAttribute("aria-invalid");
+    input.setAttribute("aria-describedby", "token-hint");
+  }
+}
+
 async function submitToken(event) {
   event.preventDefault();
   const input = $("admin-token");
   const typed = input.value.trim();
   const token = typed || adminToken;
   if (!token) {
-    input.setAttribute("aria-invalid", "true");
+    markToken(input, true);
     setStatus("error", "Enter the admin token first.");
     input.focus();
     return;
   }
-  input.removeAttribute("aria-invalid");
+  markToken(input, false);
   if (await load(token)) {
     // Accepted: the token now lives only in `adminToken`.
     input.value = "";
     $("overview-title").focus();
   } else if (typed) {
-    input.setAttribute("aria-invalid", "true");
+    markToken(input, true);
     input.focus();
     input.select();
   }
@@ -366,7 +377,7 @@ function toggleTable(event) {
 }
 
 $("token-form").addEventListener("submit", submitToken);
-$("admin-token").addEventListener("input", (event) => event.target.removeAttribute("aria-invalid"));
+$("admin-token").addEventListener("input", (event) => markToken(event.target, false));
 $("refresh").addEventListener("click", async () => {
   if (!adminToken) return forget();
   // A refused token hides the statistics, and this button with them: focus goes back to the input.

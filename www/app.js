@@ -16,10 +16,11 @@ const CALL_HINTS = {
 };
 
 /**
- * Alt + letter → the panel button it presses. The shortcut does what the button says at the
- * time ("Call now", "Try again now", "End that call", …), since it presses that very button.
+ * Alt + letter → the panel buttons it may press: the first one shown and enabled. The shortcut
+ * does what the button says at the time ("Call now", "Try again now", "End that call", …), since
+ * it presses that very button. Alt+E declines a call-back that is ringing (End is not shown then).
  */
-const SHORTCUTS = { C: "call", M: "mute", E: "end" };
+const SHORTCUTS = { C: ["call"], M: ["mute"], E: ["end", "decline"], A: ["accept"] };
 
 /** Snapshot `reason`s meaning the calling token could not be had: the page then asks the worker why. */
 const TOKEN_PROBLEMS = new Set(["token-refused", "service-unreachable"]);
@@ -402,15 +403,17 @@ function isTextEntry(target) {
   return target instanceof HTMLInputElement && !NON_TEXT_INPUTS.has(target.type);
 }
 
-/** Alt+C call, Alt+M mute, Alt+E end: only when the panel offers that button right now. */
+/** Alt+C call, Alt+M mute, Alt+E end or decline, Alt+A accept: only when the panel offers that button right now. */
 function onShortcut(event) {
   if (!event.altKey || event.ctrlKey || event.metaKey || event.shiftKey || event.repeat) return;
   // The letter typed, or (Option on macOS types another character) the physical key's letter.
   const letter = /^[a-z]$/i.test(event.key) ? event.key.toUpperCase() : event.code.replace(/^Key/, "");
-  const action = SHORTCUTS[letter];
-  if (!action || !session?.client || isTextEntry(event.target)) return;
-  const button = document.querySelector(`#call-area [data-action="${action}"]`);
-  if (!button || button.disabled || button.closest("[hidden]")) return;
+  const actions = SHORTCUTS[letter];
+  if (!actions || !session?.client || isTextEntry(event.target)) return;
+  const button = actions
+    .map((action) => document.querySelector(`#call-area [data-action="${action}"]`))
+    .find((candidate) => candidate && !candidate.disabled && !candidate.closest("[hidden]"));
+  if (!button) return;
   event.preventDefault();
   button.click();
 }

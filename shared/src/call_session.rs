@@ -728,7 +728,13 @@ impl Session {
             Input::MediaFailed | Input::NetworkChanged => self.restart_ice(&mut out),
             Input::Ledger(record) => self.ledger(record, &mut out),
             Input::LedgerSnapshot(record) => {
-                if !record.terminal || matches!(self.phase, Phase::Elsewhere { .. }) {
+                // A snapshot's ended records are history, except the one of the call on screen
+                // (its end, missed while the stream was down and its hangup lost).
+                let ours = self.call.as_ref().is_some_and(|call| {
+                    call.call_sid.as_deref() == Some(record.parent_call_sid.as_str())
+                        || record.client_call_id.as_deref() == Some(call.local_sid.as_str())
+                });
+                if !record.terminal || ours || matches!(self.phase, Phase::Elsewhere { .. }) {
                     self.ledger(record, &mut out);
                 }
             }

@@ -214,6 +214,8 @@ test("a wrong token is not accepted, and forgetting the token hides the statisti
   assert.equal(await submitToken(page, "not-the-admin-token"), "That admin token was not accepted.");
   assert.equal(await page.locator("#stats").isVisible(), false);
   assert.equal(await page.getByLabel("Admin token", { exact: true }).getAttribute("aria-invalid"), "true");
+  // The reason is tied to the field: a screen reader reads it with the field.
+  assert.equal(await page.getByLabel("Admin token", { exact: true }).getAttribute("aria-describedby"), "token-hint stats-status");
   assert.equal(await page.evaluate(() => document.activeElement?.id), "admin-token", "focus stays on the token to retype it");
   assert.match(await submitToken(page, TEST_SECRETS.ADMIN_TOKEN), /^Statistics loaded/);
   await page.getByRole("button", { name: "Forget the token" }).click();

@@ -518,7 +518,9 @@ test("a patient calling back rings in the panel; accepted, it connects with audi
   await shot(page, "13-incoming");
   // Media of the earlier calls stays in the simulator's report: the call-back's is the new entry.
   const before = new Set(Object.keys((await sim("/__sim/media")).media));
-  await page.click(`${PANEL} [data-action="accept"]`);
+  // Alt+A accepts (the shortcut the button names).
+  assert.equal(await page.getAttribute(`${PANEL} [data-action="accept"]`, "aria-keyshortcuts"), "Alt+A");
+  await page.keyboard.press("Alt+A");
   await waitState(page, "connected");
   const callSid = await liveCallSid(page);
   await waitFor("audio on the call-back", async () =>

@@ -30,9 +30,15 @@ impl ButtonView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadinessItem {
     pub check: &'static str,
-    pub ok: bool,
+    /// `"true"` ready, `"false"` a problem, `"pending"` still being checked (the page's
+    /// `data-ok`, which the stylesheet marks ✓, ✕ or …).
+    pub ok: &'static str,
     pub text: String,
 }
+
+const READY: &str = "true";
+const PROBLEM: &str = "false";
+const PENDING: &str = "pending";
 
 /// The manual-dial section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,24 +184,24 @@ pub fn spoken_duration(seconds: u32) -> String {
 
 fn readiness(session: &Session) -> Vec<ReadinessItem> {
     let microphone = match session.microphone {
-        Microphone::Granted => (true, "Microphone allowed."),
+        Microphone::Granted => (READY, "Microphone allowed."),
         Microphone::Prompt | Microphone::Unknown => {
-            (true, "The browser will ask to use the microphone.")
+            (READY, "The browser will ask to use the microphone.")
         }
-        Microphone::Denied => (false, "Microphone blocked for this site."),
-        Microphone::Absent => (false, "No microphone found."),
-        Microphone::InUse => (false, "Microphone in use by another application."),
+        Microphone::Denied => (PROBLEM, "Microphone blocked for this site."),
+        Microphone::Absent => (PROBLEM, "No microphone found."),
+        Microphone::InUse => (PROBLEM, "Microphone in use by another application."),
     };
     let token = match &session.token {
-        TokenState::Valid { .. } => (true, "Signed in for calls."),
-        TokenState::Missing | TokenState::Fetching => (false, "Checking you may place calls…"),
-        TokenState::Refused { .. } => (false, "Browser calls not allowed for this account."),
-        TokenState::Unreachable { .. } => (false, "Call service unreachable; retrying."),
+        TokenState::Valid { .. } => (READY, "Signed in for calls."),
+        TokenState::Missing | TokenState::Fetching => (PENDING, "Checking you may place calls…"),
+        TokenState::Refused { .. } => (PROBLEM, "Browser calls not allowed for this account."),
+        TokenState::Unreachable { .. } => (PROBLEM, "Call service unreachable; retrying."),
     };
     let signaling = match session.link {
-        Link::Ready => (true, "Connected to the phone network."),
-        Link::Retrying { .. } => (false, "Phone network unreachable; reconnecting."),
-        _ => (false, "Connecting to the phone network…"),
+        Link::Ready => (READY, "Connected to the phone network."),
+        Link::Retrying { .. } => (PROBLEM, "Phone network unreachable; reconnecting."),
+        _ => (PENDING, "Connecting to the phone network…"),
     };
     [
         ("microphone", microphone),

@@ -1189,6 +1189,19 @@ fn a_snapshot_ends_the_call_from_before_the_reload_but_never_reopens_history() {
     let mut s = ready();
     s.handle(snapshot("completed", true), 1_000);
     assert_eq!(s.phase, Phase::Idle);
+    // The call on screen, whose end came while the stream was down and whose hangup was lost:
+    // the reopened stream's snapshot ends it.
+    let mut s = connected();
+    s.handle(snapshot("completed", true), 70_000);
+    assert!(matches!(s.phase, Phase::Ended { .. }), "{:?}", s.phase);
+    // Another call's end in the snapshot leaves the call on screen alone.
+    let mut s = connected();
+    let other = match record_of(Some("TJSother"), "CAother", "completed", true) {
+        Input::Ledger(record) => Input::LedgerSnapshot(record),
+        _ => unreachable!("record_of() makes a ledger input"),
+    };
+    assert!(s.handle(other, 70_000).is_empty());
+    assert!(matches!(s.phase, Phase::Connected { .. }));
 }
 
 #[test]

@@ -313,8 +313,8 @@ impl Panel {
                 },
             };
             set_attr(&li, "data-check", item.check);
-            set_attr(&li, "data-ok", if item.ok { "true" } else { "false" });
-            // The stylesheet marks each line (✓/✗) from data-ok; the words say it too.
+            set_attr(&li, "data-ok", item.ok);
+            // The stylesheet marks each line (✓, ✕ or …) from data-ok; the words say it too.
             set_text(&li, &item.text);
         }
     }

@@ -153,6 +153,8 @@ pub const SKELETON: [Part; 44] = [
         &[
             ("type", "button"),
             ("data-action", "accept"),
+            ("aria-keyshortcuts", "Alt+A"),
+            ("title", "Accept (Alt+A)"),
             ("hidden", ""),
         ],
         "Accept",
@@ -164,6 +166,8 @@ pub const SKELETON: [Part; 44] = [
         &[
             ("type", "button"),
             ("data-action", "decline"),
+            ("aria-keyshortcuts", "Alt+E"),
+            ("title", "Decline (Alt+E)"),
             ("hidden", ""),
         ],
         "Decline",
@@ -278,7 +282,8 @@ pub const SKELETON: [Part; 44] = [
         "",
     ),
     part(FALLBACK, "p", "fallback-reason", &[], ""),
-    part(FALLBACK, "p", "", &[], ""),
+    // The number line, labelled (its link and copy button follow the label).
+    part(FALLBACK, "p", "", &[], "Patient's number: "),
     part(NUMBER_LINE, "a", "fallback-number", &[], ""),
     part(NUMBER_LINE, "", "", &[], " "),
     part(

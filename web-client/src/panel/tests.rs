@@ -552,3 +552,41 @@ fn a_failed_load_shows_the_host_number_and_try_again_but_never_hides_a_live_call
     assert_eq!(v, before);
     assert_eq!(v.state, "connected");
 }
+
+#[test]
+fn readiness_checks_still_under_way_are_pending_not_failed() {
+    let states = |s: &Session| -> Vec<(&'static str, &'static str)> {
+        view(s, Some(&appointment()), false, &[])
+            .readiness
+            .iter()
+            .map(|item| (item.check, item.ok))
+            .collect()
+    };
+    let mut s = Session::new(Json::from(json!({})));
+    s.handle(Input::Start, 0);
+    assert_eq!(
+        states(&s),
+        [
+            ("microphone", "true"),
+            ("token", "pending"),
+            ("signaling", "pending")
+        ]
+    );
+    s.handle(
+        Input::TokenRefused {
+            code: "permission_missing".into(),
+            message: "no".into(),
+            retryable: false,
+        },
+        10,
+    );
+    assert_eq!(states(&s)[1], ("token", "false"));
+    assert_eq!(
+        states(&ready()),
+        [
+            ("microphone", "true"),
+            ("token", "true"),
+            ("signaling", "true")
+        ]
+    );
+}
