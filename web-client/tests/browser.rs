@@ -91,7 +91,7 @@ fn sample_view() -> PanelView {
         warning: None,
         readiness: vec![ReadinessItem {
             check: "microphone",
-            ok: true,
+            ok: "true",
             text: "Microphone allowed.".into(),
         }],
         call: ButtonView {
@@ -178,6 +178,26 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
         call.get_attribute("aria-keyshortcuts").as_deref(),
         Some("Alt+C")
     );
+    // The tooltip names what the button does now, with its keys.
+    assert_eq!(
+        call.get_attribute("title").as_deref(),
+        Some("Call again (Alt+C)")
+    );
+    let readiness = host
+        .query_selector(".call-readiness li")
+        .ok()
+        .flatten()
+        .expect("readiness line");
+    assert_eq!(readiness.get_attribute("data-ok").as_deref(), Some("true"));
+    // No call timed: the timer is out of the page.
+    let timer: web_sys::HtmlElement = host
+        .query_selector(".call-timer")
+        .ok()
+        .flatten()
+        .expect("timer")
+        .dyn_into()
+        .expect("element");
+    assert!(timer.hidden());
     let end: web_sys::HtmlElement = host
         .query_selector("[data-action=end]")
         .ok()
