@@ -146,11 +146,6 @@ struct ManualOutcome {
     key: Option<String>,
 }
 
-/// Whether a manual outcome's key is 1–64 letters, digits or dashes.
-fn is_outcome_key(key: &str) -> bool {
-    (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct EndRequest {
@@ -195,7 +190,7 @@ pub async fn end(
             if manual
                 .key
                 .as_deref()
-                .is_some_and(|key| !is_outcome_key(key))
+                .is_some_and(|key| !super::is_browser_id(key))
             {
                 return Err(AppError::BadRequest(
                     "key is 1 to 64 letters, digits or dashes",
@@ -286,7 +281,7 @@ async fn end_live(
 
 #[cfg(test)]
 mod tests {
-    use super::is_outcome_key;
+    use crate::handlers::is_browser_id;
 
     #[test]
     fn an_outcome_key_is_short_plain_text() {
@@ -302,7 +297,7 @@ mod tests {
             ("ключ", false),
         ];
         for (key, ok) in table {
-            assert_eq!(is_outcome_key(key), *ok, "{key:?}");
+            assert_eq!(is_browser_id(key), *ok, "{key:?}");
         }
     }
 }

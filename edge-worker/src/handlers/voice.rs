@@ -250,12 +250,7 @@ pub(super) async fn record_attempt(
 /// The browser's own id for the call it placed (`TJS…`, its `ClientCallId` parameter), when it
 /// sent a well-formed one: its page knows the call's record by it.
 fn client_call_id(raw: Option<&str>) -> Option<&str> {
-    raw.filter(|id| {
-        id.len() <= 64
-            && id.strip_prefix("TJS").is_some_and(|rest| {
-                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
-    })
+    raw.filter(|id| id.len() > "TJS".len() && id.starts_with("TJS") && super::is_browser_id(id))
 }
 
 async fn refuse(
