@@ -252,6 +252,9 @@ fn is_jwt_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
 }
 
+/// `Bearer ` as [`credential_end`] compares it, case aside.
+const BEARER: [char; 7] = ['b', 'e', 'a', 'r', 'e', 'r', ' '];
+
 /// Where the credential starting at `start` ends, if one does: a JWT (`eyJ…` with at least one
 /// dot: access tokens, Medplum's tokens) or the value after `Bearer `.
 fn credential_end(chars: &[char], start: usize) -> Option<usize> {
@@ -266,15 +269,14 @@ fn credential_end(chars: &[char], start: usize) -> Option<usize> {
         let end = start + rest.iter().take_while(|c| is_jwt_char(**c)).count();
         return chars[start..end].contains(&'.').then_some(end);
     }
-    let bearer: Vec<char> = "bearer ".chars().collect();
-    let is_bearer = rest.len() > bearer.len()
-        && rest[..bearer.len()]
+    let is_bearer = rest.len() > BEARER.len()
+        && rest[..BEARER.len()]
             .iter()
-            .zip(&bearer)
+            .zip(&BEARER)
             .all(|(c, b)| c.to_ascii_lowercase() == *b);
     if is_bearer {
-        let value_end = run_end(start + bearer.len());
-        return (value_end > start + bearer.len()).then_some(value_end);
+        let value_end = run_end(start + BEARER.len());
+        return (value_end > start + BEARER.len()).then_some(value_end);
     }
     None
 }
@@ -289,11 +291,16 @@ pub fn redact(text: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        let at_word_start = i == 0 || !is_jwt_char(chars[i - 1]);
-        if let Some(end) = credential_end(&chars, i).filter(|_| at_word_start) {
-            if chars[i] != 'e' {
+        // Only a word starting with `e` (`eyJ…`) or `b` (`Bearer`) can be a credential.
+        let may_be_credential =
+            matches!(c, 'e' | 'b' | 'B') && (i == 0 || !is_jwt_char(chars[i - 1]));
+        if let Some(end) = may_be_credential
+            .then(|| credential_end(&chars, i))
+            .flatten()
+        {
+            if c != 'e' {
                 // `Bearer ` itself stays: it says what was there.
-                out.extend(&chars[i..i + 7]);
+                out.extend(&chars[i..i + BEARER.len()]);
             }
             out.push_str("[token]");
             i = end;
