@@ -36,6 +36,14 @@ pub const SOCKET_OPEN_TIMEOUT_MS: u64 = 10_000;
 pub const SIGNALING_RECONNECT_SECONDS: u32 = 30;
 /// ICE restarts tried for one call before it is given up as failed.
 pub const MAX_ICE_RESTARTS: u32 = 3;
+/// How often registration for call-backs is renewed on the open link (the official SDK's
+/// `REGISTRATION_INTERVAL`, `device.ts`).
+pub const REGISTER_INTERVAL_MS: u64 = 30_000;
+/// Tokens Twilio may refuse in a row (each answered by fetching a fresh one) before the
+/// session stops asking: a fresh token refused again and again means wrong Twilio credentials.
+pub const FRESH_TOKENS_REJECTED_LIMIT: u32 = 2;
+/// The [`TokenState::Refused`] code when Twilio, not the worker, keeps refusing the tokens.
+pub const TWILIO_REJECTED_TOKEN: &str = "twilio-rejected-token";
 /// How long a placed call may wait for Twilio's first word (`ringing`, `answer`, `hangup`)
 /// once its offer is ready, including a wait for the signaling link to come back, before it is
 /// given up as failed and the panel offers dialing by hand. Twilio answers an invite within
@@ -481,9 +489,20 @@ pub struct Session {
     failed_link_attempts: u32,
     /// When the current socket was asked to open (meaningful while `Link::Connecting`).
     connecting_since_ms: u64,
+    /// Calls the ledger has reported over (newest last, at most [`FINISHED_REMEMBERED`]): a
+    /// record of one that is not over is older news (the appointment's load racing its event
+    /// stream) and is ignored, as a call never comes back from its end.
+    finished: Vec<String>,
+    /// Tokens Twilio refused since the link was last accepted ([`FRESH_TOKENS_REJECTED_LIMIT`]).
+    token_rejections: u32,
+    /// When `register` was last sent (renewed every [`REGISTER_INTERVAL_MS`]).
+    last_registered_ms: u64,
     browser_info: Json,
     now_ms: u64,
 }
+
+/// How many finished calls a session remembers for [`Session::finished`]'s check.
+const FINISHED_REMEMBERED: usize = 16;
 
 /// Why the panel can't place a call right now, in the order the clinician should fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -580,6 +599,9 @@ impl Session {
             last_received_ms: 0,
             failed_link_attempts: 0,
             connecting_since_ms: 0,
+            finished: Vec::new(),
+            token_rejections: 0,
+            last_registered_ms: 0,
             browser_info,
             now_ms: 0,
         }
@@ -808,9 +830,39 @@ impl Session {
         }
     }
 
+    /// Twilio refused the token: a new one is fetched (the call, if any, carries on over its
+    /// media). A fresh token refused again means the service's Twilio credentials are wrong, and
+    /// fetching more would only hammer it: the clinician is told to dial by hand instead.
+    fn token_rejected(&mut self, code: u32, out: &mut Vec<Effect>) {
+        self.token_rejections = self.token_rejections.saturating_add(1);
+        if self.token_rejections > FRESH_TOKENS_REJECTED_LIMIT {
+            self.token = TokenState::Refused {
+                code: TWILIO_REJECTED_TOKEN.to_owned(),
+                message: format!(
+                    "Twilio refused this service's calling token ({code}), so its Twilio \
+                     settings need fixing: tell your administrator."
+                ),
+            };
+        } else if self.token != TokenState::Fetching {
+            self.token = TokenState::Fetching;
+            out.push(Effect::FetchToken);
+        }
+    }
+
     fn send(&mut self, message: ClientMessage, out: &mut Vec<Effect>) {
         self.last_sent_ms = self.now_ms;
         out.push(Effect::Send(message.encode()));
+    }
+
+    /// Registers this client for call-backs (renewed while the link is open, as the SDK does).
+    fn register(&mut self, out: &mut Vec<Effect>) {
+        self.last_registered_ms = self.now_ms;
+        self.send(
+            ClientMessage::Register {
+                media: Json::object([("audio", true.into())]),
+            },
+            out,
+        );
     }
 
     fn send_listen(&mut self, out: &mut Vec<Effect>) {
@@ -858,16 +910,12 @@ impl Session {
                 let first = self.link != Link::Ready;
                 self.link = Link::Ready;
                 self.failed_link_attempts = 0;
+                self.token_rejections = 0;
                 if let Some(info) = token {
                     self.identity = Some(info.identity);
                 }
                 if first {
-                    self.send(
-                        ClientMessage::Register {
-                            media: Json::object([("audio", true.into())]),
-                        },
-                        out,
-                    );
+                    self.register(out);
                     self.resume_call(out);
                     self.send_invite(out);
                 }
@@ -878,13 +926,7 @@ impl Session {
                 self.link_lost(out);
             }
             ServerMessage::Error { error, callsid } => match error.code {
-                codes::TOKEN_EXPIRED | codes::TOKEN_INVALID => {
-                    // Get a new token; the call (if any) carries on over its media.
-                    if self.token != TokenState::Fetching {
-                        self.token = TokenState::Fetching;
-                        out.push(Effect::FetchToken);
-                    }
-                }
+                code if codes::is_token_rejection(code) => self.token_rejected(code, out),
                 code => {
                     if let Some(sid) = callsid {
                         if self.call.as_ref().is_some_and(|c| c.matches(&sid)) {
@@ -950,6 +992,7 @@ impl Session {
                 callsid,
                 sdp,
                 parameters,
+                reconnect,
             } => {
                 if self.phase.in_call() || self.phase == Phase::Incoming {
                     // One call at a time: a second caller hears busy and is routed onwards.
@@ -970,6 +1013,7 @@ impl Session {
                     .and_then(Json::as_str)
                     .map(str::to_owned);
                 call.remote_offer = Some(sdp);
+                call.reconnect = reconnect;
                 call.offered_at_ms = Some(self.now_ms);
                 self.call = Some(call);
                 self.phase = Phase::Incoming;
@@ -1000,15 +1044,31 @@ impl Session {
         out: &mut Vec<Effect>,
     ) {
         let now = self.now_ms;
-        let Some(call) = self.outgoing_call_for(&callsid) else {
+        // A call-back the clinician answered hears `answer` too: Twilio's confirmation (with a
+        // reconnect token), and the reply to an ICE restart's `reinvite`.
+        let answered_here = matches!(self.phase, Phase::Connected { .. })
+            && self
+                .call
+                .as_ref()
+                .is_some_and(|c| c.direction == Direction::Incoming && c.matches(&callsid));
+        let call = if answered_here {
+            self.call.as_mut()
+        } else {
+            self.outgoing_call_for(&callsid)
+        };
+        let Some(call) = call else {
             return;
         };
         call.call_sid = Some(callsid);
         if reconnect.is_some() {
             call.reconnect = reconnect;
         }
+        // An incoming call's remote description is the caller's offer: only a restart's answer
+        // is applied to it.
+        let awaits_answer =
+            call.restarting || (call.direction == Direction::Outgoing && !call.remote_applied);
         let apply = match sdp {
-            Some(sdp) if !call.remote_applied || call.restarting => {
+            Some(sdp) if awaits_answer => {
                 call.remote_applied = true;
                 call.restarting = false;
                 Some(sdp)
@@ -1224,6 +1284,16 @@ impl Session {
     fn ledger(&mut self, record: LedgerRecord, out: &mut Vec<Effect>) {
         if record.direction != "outbound-browser" && record.direction != "inbound" {
             return;
+        }
+        if self.finished.contains(&record.parent_call_sid) {
+            if !record.terminal {
+                return;
+            }
+        } else if record.terminal {
+            if self.finished.len() == FINISHED_REMEMBERED {
+                self.finished.remove(0);
+            }
+            self.finished.push(record.parent_call_sid.clone());
         }
         let phase = self.phase.clone();
         match (&phase, self.call.as_mut()) {
@@ -1451,6 +1521,10 @@ impl Session {
                 if now.saturating_sub(self.last_received_ms) >= HEARTBEAT_TIMEOUT_MS {
                     out.push(Effect::CloseSocket);
                     self.link_lost(out);
+                } else if self.link == Link::Ready
+                    && now.saturating_sub(self.last_registered_ms) >= REGISTER_INTERVAL_MS
+                {
+                    self.register(out);
                 } else if now.saturating_sub(self.last_sent_ms) >= HEARTBEAT_INTERVAL_MS {
                     self.last_sent_ms = now;
                     out.push(Effect::Send(HEARTBEAT.to_owned()));

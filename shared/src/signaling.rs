@@ -156,6 +156,9 @@ pub enum ServerMessage {
         callsid: String,
         sdp: String,
         parameters: Option<Json>,
+        /// A token to resume the call after a signaling drop, when Twilio gives one with the
+        /// offer (the official SDK keeps it: `device.ts` `_onSignalingInvite`).
+        reconnect: Option<String>,
     },
     Ack {
         callsid: String,
@@ -210,6 +213,7 @@ impl std::fmt::Debug for ServerMessage {
                 callsid,
                 sdp,
                 parameters,
+                reconnect,
             } => {
                 let names: Option<Vec<&str>> =
                     parameters.as_ref().map(|parameters| match parameters {
@@ -222,6 +226,7 @@ impl std::fmt::Debug for ServerMessage {
                     .field("callsid", callsid)
                     .field("sdp", sdp)
                     .field("parameter_names", &names)
+                    .field("reconnect", &reconnect.as_ref().map(|_| "[token]"))
                     .finish()
             }
             Self::Ack {
@@ -575,12 +580,14 @@ impl ServerMessage {
                 callsid,
                 sdp,
                 parameters,
+                reconnect,
             } => (
                 "invite",
                 present([
                     ("callsid", callsid.into()),
                     ("sdp", sdp.into()),
                     ("parameters", parameters.clone().unwrap_or_default()),
+                    ("reconnect", string(reconnect)),
                 ]),
             ),
             Self::Ack {
@@ -639,6 +646,7 @@ impl ServerMessage {
                 callsid: required_string(p, "callsid", "invite")?,
                 sdp: required_string(p, "sdp", "invite")?,
                 parameters: optional_value(p, "parameters"),
+                reconnect: opt_string(p, "reconnect"),
             },
             "ack" => Self::Ack {
                 callsid: required_string(p, "callsid", "ack")?,
@@ -657,6 +665,19 @@ pub mod codes {
     pub const TOKEN_INVALID: u32 = 20101;
     /// The access token has expired.
     pub const TOKEN_EXPIRED: u32 = 20104;
+    /// The signaling gateway's own code for an invalid token (the official SDK reports it as
+    /// 20101: `device.ts` `_onSignalingError`).
+    pub const SIGNALING_TOKEN_INVALID: u32 = 31204;
+    /// The signaling gateway's own code for an expired token (reported as 20104 by the SDK).
+    pub const SIGNALING_TOKEN_EXPIRED: u32 = 31205;
+
+    /// Whether `code` says Twilio refused the access token, in either numbering.
+    pub fn is_token_rejection(code: u32) -> bool {
+        matches!(
+            code,
+            TOKEN_INVALID | TOKEN_EXPIRED | SIGNALING_TOKEN_INVALID | SIGNALING_TOKEN_EXPIRED
+        )
+    }
     /// Generic connection error from the gateway.
     pub const CONNECTION_ERROR: u32 = 31005;
     /// Transport (WebSocket) failure.
@@ -714,6 +735,7 @@ mod tests {
                 ("From", "+447700900123".into()),
                 ("Params", "AppointmentId=appt-mobile".into()),
             ])),
+            reconnect: Some("invite-secret".into()),
         };
         let printed = format!("{answer:?} {invite:?}");
         assert!(!printed.contains("secret"), "{printed}");
@@ -882,6 +904,13 @@ mod tests {
                 callsid: "CA2".into(),
                 sdp: "v=0".into(),
                 parameters: Some(Json::from(json!({"From": "+447700900123"}))),
+                reconnect: None,
+            },
+            ServerMessage::Invite {
+                callsid: "CA3".into(),
+                sdp: "v=0".into(),
+                parameters: None,
+                reconnect: Some("r".into()),
             },
             ServerMessage::Ack {
                 callsid: "CA1".into(),

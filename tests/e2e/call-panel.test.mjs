@@ -127,6 +127,8 @@ test("answered call: connecting → ringing → connected, timer runs, mute meas
 
   await page.click(`${PANEL} [data-action="keypad"]`);
   for (const digit of ["1", "2", "#"]) await page.click(`${PANEL} [data-digit="${digit}"]`);
+  // The keypad shows what was sent, as a phone does.
+  await page.waitForSelector(`${PANEL} .call-keypad .keypad-digits:not([hidden]):has-text("Sent: 12#")`);
   await shot(page, "05-keypad");
   await waitFor("the digits at Twilio", async () => (await sim("/__sim/calls")).calls.some((c) => c.sid === callSid && c.digits === "12#"));
 
@@ -289,7 +291,7 @@ test("the appointment failing to load leaves the number to dial by hand, and loa
     assert.match(await statusText(page), /Medplum is not answering.*Trying again/);
     // Copy number copies the number shown (the host page's here), and says so.
     await page.click(`${PANEL} [data-action="copy-number"]`);
-    await page.waitForSelector(`${PANEL} .manual-outcome-status:has-text("Number copied.")`);
+    await page.waitForSelector(`${PANEL} .copy-status:has-text("Number copied.")`);
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), (await page.textContent(`${PANEL} a.fallback-number`)).trim());
     // A 503 may pass: the panel tries again by itself (after 2 s, then 4 s) ...
     await waitFor("a second load by the panel itself", async () => loads["appt-mobile"] >= 2);
@@ -407,6 +409,29 @@ test("manual fallback: microphone denied, worker unreachable, number refused by 
   await waitState(page, "unavailable");
   assert.match(await page.textContent(`${PANEL} .fallback-reason`), /no phone number/i);
   await page.close();
+});
+
+test("Twilio refusing every fresh token (wrong credentials): the panel stops asking after two new tokens and offers the number with a plain reason", async () => {
+  const setFaults = (faults) => fetch(`${twilio.url}/__sim/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(faults) });
+  const listens = async () => (await sim("/__sim/frames")).frames.filter((f) => f.direction === "client" && f.frame?.type === "listen").length;
+  await setFaults({ expireTokens: true });
+  try {
+    const before = await listens();
+    const { page } = await signedInPage();
+    await choose(page, "appt-landline");
+    await waitState(page, "fallback", 30_000);
+    assert.match(await statusText(page), /Twilio refused .*31205.*administrator/);
+    await page.waitForSelector(`${PANEL} .call-fallback:not([hidden]) a.fallback-number[href^="tel:"]`);
+    // The first token and two fresh ones, each refused; then no more (a loop would hammer the
+    // worker and Twilio while the page stays open).
+    const sent = (await listens()) - before;
+    assert.equal(sent, 3, `${sent} listen frames`);
+    await sleep(5_000);
+    assert.equal((await listens()) - before, sent, "no token presented after giving up");
+    await page.close();
+  } finally {
+    await setFaults({});
+  }
 });
 
 test("End pressed while the worker is still answering: the call it recorded is ended at once, its line freed, and no window shows it live", async () => {
@@ -552,6 +577,8 @@ test("a reload during a call shows the call's real state from the server and let
 });
 
 test("a clinic day's token: refreshed before expiry on the open link, and calls still connect", async () => {
+  // Only this test's frames (an earlier test had tokens refused on purpose).
+  const earlier = (await sim("/__sim/frames")).frames.length;
   const { page } = await signedInPage();
   await choose(page, "appt-mobile");
   await page.waitForSelector(`${PANEL} [data-action="call"]:not([disabled])`);
@@ -562,7 +589,8 @@ test("a clinic day's token: refreshed before expiry on the open link, and calls 
   // The token lives 60 s and is refreshed at 30 s; after 65 s it has been replaced at least once.
   await sleep(65_000);
   assert.ok((await listens()) > before, "a fresh token was presented with listen");
-  const errors = (await sim("/__sim/frames")).frames.filter((f) => f.direction === "server" && f.frame?.type === "error" && f.frame.payload?.error?.code === 20104);
+  // Twilio's gateway says 31205 (the SDK's 20104) for an expired token.
+  const errors = (await sim("/__sim/frames")).frames.slice(earlier).filter((f) => f.direction === "server" && f.frame?.type === "error" && [20104, 31205].includes(f.frame.payload?.error?.code));
   assert.equal(errors.length, 0, "the token never expired on the link");
   await callNow(page);
   await waitState(page, "connected");

@@ -68,9 +68,9 @@ async function extensions(appointment) {
 }
 
 
-test("listen validates the token as Twilio does: forged 20101, expired 20104, valid → connected and ready", async () => {
+test("listen validates the token as Twilio's gateway does: forged 31204, expired 31205, valid → connected and ready", async () => {
   const forged = await signedIn(jwt.sign({ grants: { identity: "x", voice: {} } }, "not-the-secret", { header: { cty: "twilio-fpa;v=1", typ: "JWT" }, issuer: TEST_SECRETS.TWILIO_API_KEY, subject: TEST_SECRETS.TWILIO_ACCOUNT_SID, expiresIn: 60 }));
-  assert.equal((await forged.next("error")).payload.error.code, 20101);
+  assert.equal((await forged.next("error")).payload.error.code, 31204);
   forged.socket.close();
 
   const expired = jwt.sign(
@@ -79,7 +79,7 @@ test("listen validates the token as Twilio does: forged 20101, expired 20104, va
     { header: { cty: "twilio-fpa;v=1", typ: "JWT" }, issuer: TEST_SECRETS.TWILIO_API_KEY, subject: TEST_SECRETS.TWILIO_ACCOUNT_SID, noTimestamp: true },
   );
   const late = await signedIn(expired);
-  assert.equal((await late.next("error")).payload.error.code, 20104);
+  assert.equal((await late.next("error")).payload.error.code, 31205);
   late.socket.close();
 
   const client = await signedIn(await twilioToken());

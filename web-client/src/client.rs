@@ -20,7 +20,7 @@ use crate::glue::browser;
 use crate::glue::events::{self, Listeners, WindowListener};
 use crate::glue::http::{to_js, Api, EventStream, RequestError};
 use crate::glue::media::{self, Media, MicrophoneError};
-use crate::glue::panel::{copy_to_clipboard, Panel, PanelAction};
+use crate::glue::panel::{copy_to_clipboard, Panel, PanelAction, PanelNotes};
 use crate::glue::signaling::Socket;
 use crate::glue::task::{promise, spawn};
 use crate::glue::timer::{now_ms, sleep, Interval};
@@ -54,6 +54,8 @@ struct Inner {
     /// appointment itself could not be loaded: (shown, `tel:` link if written as a number).
     host_number: Option<(String, Option<String>)>,
     keypad_open: bool,
+    /// Said next to Copy number until the clinician does something else in the panel.
+    copy_status: Option<&'static str>,
     manual_status: Option<String>,
     /// A manual outcome is being saved: another Save (a double click) is not sent again.
     manual_saving: bool,
@@ -542,7 +544,11 @@ fn render(shared: &Rc<Shared>) {
         if inner.panel.is_some() {
             let view = panel_view(&inner);
             if let Some(panel) = &inner.panel {
-                panel.update(&view, inner.keypad_open, inner.manual_status.as_deref());
+                let notes = PanelNotes {
+                    copied: inner.copy_status,
+                    manual_outcome: inner.manual_status.as_deref(),
+                };
+                panel.update(&view, inner.keypad_open, &notes);
             }
             if !inner.loading {
                 report_fallback(&mut inner, &view);
@@ -561,6 +567,9 @@ fn render(shared: &Rc<Shared>) {
 
 fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
     let Some(shared) = weak.upgrade() else { return };
+    if action != PanelAction::CopyNumber {
+        shared.inner.borrow_mut().copy_status = None;
+    }
     match action {
         PanelAction::Call if shared.inner.borrow().load_error.is_some() => {
             let appointment = {
@@ -594,7 +603,7 @@ fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
                 .fallback
                 .and_then(|fallback| fallback.number);
             if let Some((shown, _)) = number {
-                // Said in the section's status line, so that a screen reader hears it too.
+                // Said in the status next to the button, so that a screen reader hears it too.
                 let weak = Rc::downgrade(&shared);
                 spawn(async move {
                     let said = if copy_to_clipboard(&shown).await {
@@ -603,7 +612,7 @@ fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
                         "The browser did not allow copying: select the number instead."
                     };
                     if let Some(shared) = weak.upgrade() {
-                        shared.inner.borrow_mut().manual_status = Some(said.to_owned());
+                        shared.inner.borrow_mut().copy_status = Some(said);
                         render(&shared);
                     }
                 });
@@ -824,6 +833,7 @@ impl CallClient {
             load_generation: 0,
             host_number: None,
             keypad_open: false,
+            copy_status: None,
             manual_status: None,
             manual_saving: false,
             manual_unconfirmed: None,
@@ -911,6 +921,7 @@ impl CallClient {
                     inner.appointment = None;
                     inner.load_error = None;
                     inner.load_failures = 0;
+                    inner.copy_status = None;
                     inner.manual_status = None;
                     inner.manual_unconfirmed = None;
                     inner.ledger = None;

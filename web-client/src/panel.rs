@@ -4,6 +4,7 @@
 use shared::call_quality::Warning;
 use shared::call_session::{
     Blocker, Direction, Link, Microphone, Outcome, Phase, Session, TokenState,
+    TWILIO_REJECTED_TOKEN,
 };
 
 use crate::appointment::AppointmentInfo;
@@ -69,6 +70,8 @@ pub struct PanelView {
     pub muted: bool,
     pub end: ButtonView,
     pub keypad: ButtonView,
+    /// Above the keypad: the digits sent during this call, e.g. `Sent: 12#` (`None` before any).
+    pub digits_sent: Option<String>,
     pub accept: ButtonView,
     pub decline: ButtonView,
     pub fallback: Option<FallbackView>,
@@ -195,6 +198,9 @@ fn readiness(session: &Session) -> Vec<ReadinessItem> {
     let token = match &session.token {
         TokenState::Valid { .. } => (READY, "Signed in for calls."),
         TokenState::Missing | TokenState::Fetching => (PENDING, "Checking you may place calls…"),
+        TokenState::Refused { code, .. } if code == TWILIO_REJECTED_TOKEN => {
+            (PROBLEM, "Twilio refused the calling token.")
+        }
         TokenState::Refused { .. } => (PROBLEM, "Browser calls not allowed for this account."),
         TokenState::Unreachable { .. } => (PROBLEM, "Call service unreachable; retrying."),
     };
@@ -276,6 +282,7 @@ pub fn view(
         muted,
         end: ButtonView::default(),
         keypad: ButtonView::default(),
+        digits_sent: None,
         accept: ButtonView::default(),
         decline: ButtonView::default(),
         fallback: None,
@@ -372,6 +379,9 @@ pub fn view(
             v.mute = ButtonView::shown("Mute", true);
             v.end = ButtonView::shown("End call", true);
             v.keypad = ButtonView::shown("Keypad", true);
+            v.digits_sent = call
+                .filter(|c| !c.digits.is_empty())
+                .map(|c| format!("Sent: {}", c.digits));
         }
         Phase::Incoming => {
             v.state = "incoming";

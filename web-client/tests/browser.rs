@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_client::glue::http::Api;
 use web_client::glue::media::{self, Media};
-use web_client::glue::panel::{Panel, PanelAction};
+use web_client::glue::panel::{Panel, PanelAction, PanelNotes};
 use web_client::glue::timer::{sleep, Interval};
 use web_client::panel::{ButtonView, FallbackView, PanelView, ReadinessItem};
 
@@ -103,6 +103,7 @@ fn sample_view() -> PanelView {
         muted: false,
         end: ButtonView::default(),
         keypad: ButtonView::default(),
+        digits_sent: None,
         accept: ButtonView::default(),
         decline: ButtonView::default(),
         fallback: Some(FallbackView {
@@ -123,7 +124,11 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
     let actions = Rc::new(RefCell::new(Vec::new()));
     let seen = actions.clone();
     let panel = Panel::mount(&host, move |action| seen.borrow_mut().push(action)).expect("mount");
-    panel.update(&sample_view(), false, Some("Outcome saved."));
+    let saved = PanelNotes {
+        copied: Some("Number copied."),
+        manual_outcome: Some("Outcome saved."),
+    };
+    panel.update(&sample_view(), false, &saved);
 
     let root = host
         .query_selector(".call-panel")
@@ -157,14 +162,69 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
         reason: "The patient's line is busy.".into(),
         number: Some(("07700 9OO123".into(), None)),
     });
-    panel.update(&unlinked, false, None);
+    panel.update(&unlinked, false, &PanelNotes::default());
     assert_eq!(number.text_content().as_deref(), Some("07700 9OO123"));
     assert_eq!(number.get_attribute("href"), None);
-    panel.update(&sample_view(), false, Some("Outcome saved."));
+    panel.update(&sample_view(), false, &saved);
     assert_eq!(
         number.get_attribute("href").as_deref(),
         Some("tel:+447700900123")
     );
+    // Each note is said where it belongs: the copy's next to its button, the outcome's under
+    // the form.
+    let said_after = |selector: &str| {
+        host.query_selector(selector)
+            .ok()
+            .flatten()
+            .and_then(|e| e.text_content())
+    };
+    assert_eq!(
+        said_after("[data-action=copy-number] ~ .copy-status").as_deref(),
+        Some("Number copied.")
+    );
+    assert_eq!(
+        said_after(".manual-outcome ~ .manual-outcome-status").as_deref(),
+        Some("Outcome saved.")
+    );
+    // The reason is not said twice: hidden while the status line says the same.
+    let reason: web_sys::HtmlElement = host
+        .query_selector(".call-fallback h4 ~ .fallback-reason")
+        .ok()
+        .flatten()
+        .expect("reason under the section's heading")
+        .dyn_into()
+        .expect("element");
+    assert!(reason.hidden());
+    let mut other_status = sample_view();
+    other_status.status = "Call ended.".into();
+    panel.update(&other_status, false, &saved);
+    assert!(!reason.hidden());
+    assert_eq!(
+        reason.text_content().as_deref(),
+        Some("The patient's line is busy.")
+    );
+    // The digits sent are shown above an open keypad, and out of the page before any.
+    let digits: web_sys::HtmlElement = host
+        .query_selector(".call-keypad .keypad-digits")
+        .ok()
+        .flatten()
+        .expect("digits line")
+        .dyn_into()
+        .expect("element");
+    assert!(digits.hidden());
+    let mut connected = sample_view();
+    connected.state = "connected";
+    connected.keypad = ButtonView {
+        visible: true,
+        enabled: true,
+        label: "Keypad".into(),
+    };
+    connected.digits_sent = Some("Sent: 12#".into());
+    panel.update(&connected, true, &saved);
+    assert!(!digits.hidden());
+    assert_eq!(digits.text_content().as_deref(), Some("Sent: 12#"));
+    panel.update(&sample_view(), false, &saved);
+    assert!(digits.hidden());
     let call: web_sys::HtmlElement = host
         .query_selector("[data-action=call]")
         .ok()

@@ -722,6 +722,220 @@ fn an_expired_token_mid_call_is_replaced_without_ending_the_call() {
     assert!(matches!(s.phase, Phase::Connected { .. }));
 }
 
+/// Twilio's `error` frame refusing the token with `code`.
+fn token_error(code: u32) -> Input {
+    frame(ServerMessage::Error {
+        error: SignalingError {
+            code,
+            message: "Token rejected".into(),
+        },
+        callsid: None,
+    })
+}
+
+#[test]
+fn the_gateways_own_token_codes_are_answered_with_a_new_token_as_the_platform_codes_are() {
+    for code in [
+        codes::TOKEN_INVALID,
+        codes::TOKEN_EXPIRED,
+        codes::SIGNALING_TOKEN_INVALID,
+        codes::SIGNALING_TOKEN_EXPIRED,
+    ] {
+        let mut s = connected();
+        assert_eq!(
+            s.handle(token_error(code), 7_000),
+            vec![Effect::FetchToken],
+            "{code}"
+        );
+        assert!(matches!(s.phase, Phase::Connected { .. }), "{code}");
+    }
+    // Any other error without a call is not about the token.
+    let mut s = ready();
+    assert!(s.handle(token_error(31005), 7_000).is_empty());
+}
+
+#[test]
+fn fresh_tokens_refused_again_and_again_stop_the_fetching_and_offer_manual_dial() {
+    let mut s = ready();
+    let mut now = 5_000;
+    let mut fetches = 0;
+    for round in 0..10 {
+        now += 100;
+        let effects = s.handle(token_error(codes::SIGNALING_TOKEN_INVALID), now);
+        if effects.contains(&Effect::FetchToken) {
+            fetches += 1;
+            now += 100;
+            let listen = s.handle(
+                Input::TokenIssued {
+                    token: format!("tok-{round}"),
+                    ttl_seconds: TOKEN_TTL,
+                },
+                now,
+            );
+            assert_eq!(sent_types(&listen), vec!["listen"]);
+        }
+    }
+    assert_eq!(fetches, FRESH_TOKENS_REJECTED_LIMIT);
+    let Some(Blocker::TokenRefused { message }) = s.blocker() else {
+        panic!("refused: {:?}", s.blocker());
+    };
+    assert!(
+        message.contains("31204") && message.contains("administrator"),
+        "{message}"
+    );
+    assert!(s.blocker().is_some_and(|b| b.needs_manual_dial()));
+    assert!(matches!(
+        &s.token,
+        TokenState::Refused { code, .. } if code == TWILIO_REJECTED_TOKEN
+    ));
+
+    // A token Twilio accepted in between starts the count again: an expiry each hour of a
+    // clinic day is always answered.
+    let mut s = ready();
+    let mut now = 5_000;
+    for hour in 0..8 {
+        now += 3_600_000;
+        assert_eq!(
+            s.handle(token_error(codes::SIGNALING_TOKEN_EXPIRED), now),
+            vec![Effect::FetchToken],
+            "hour {hour}"
+        );
+        s.handle(
+            Input::TokenIssued {
+                token: format!("tok-{hour}"),
+                ttl_seconds: TOKEN_TTL,
+            },
+            now + 100,
+        );
+        s.handle(
+            frame(ServerMessage::Connected {
+                token: None,
+                region: None,
+                edge: None,
+            }),
+            now + 200,
+        );
+    }
+    assert_eq!(s.blocker(), None);
+}
+
+#[test]
+fn registration_for_call_backs_is_renewed_every_thirty_seconds_on_the_open_link() {
+    let mut s = ready();
+    let mut registers = Vec::new();
+    let mut now = 300;
+    while now <= 300 + 4 * REGISTER_INTERVAL_MS {
+        now += 1_000;
+        // Twilio's own heartbeats keep the link alive meanwhile.
+        s.handle(Input::Received("\n".into()), now);
+        let effects = s.handle(Input::Tick, now);
+        if sent_types(&effects).contains(&"register".to_owned()) {
+            registers.push(now);
+        }
+    }
+    assert_eq!(
+        registers,
+        (1..=4)
+            .map(|n| 300 + n * REGISTER_INTERVAL_MS)
+            .collect::<Vec<_>>()
+    );
+    // Not while the link is down.
+    s.handle(Input::SocketClosed, now);
+    let effects = s.handle(Input::Tick, now + REGISTER_INTERVAL_MS);
+    assert!(!sent_types(&effects).contains(&"register".to_owned()));
+}
+
+#[test]
+fn an_answered_call_back_keeps_its_reconnect_token_and_survives_a_dropped_link_and_ice_restart() {
+    let mut s = ready();
+    s.handle(
+        frame(ServerMessage::Invite {
+            callsid: "CAin".into(),
+            sdp: "v=0 remote offer".into(),
+            reconnect: Some("rc-invite".into()),
+            parameters: None,
+        }),
+        1_000,
+    );
+    s.handle(Input::Accept, 1_100);
+    s.handle(Input::MicrophoneReady, 1_200);
+    s.handle(
+        Input::AnswerReady {
+            sdp: "v=0 local answer".into(),
+        },
+        1_300,
+    );
+    // Twilio confirms the answer with a newer token; nothing is applied to the connection.
+    let effects = s.handle(
+        frame(ServerMessage::Answer {
+            callsid: "CAin".into(),
+            sdp: None,
+            reconnect: Some("rc-answer".into()),
+        }),
+        1_400,
+    );
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(s.phase, Phase::Connected { since_ms: 1_300 });
+
+    // The link drops and comes back: the call is resumed with the newest token.
+    s.handle(Input::SocketClosed, 10_000);
+    s.handle(Input::Tick, 10_500);
+    s.handle(Input::SocketOpened, 10_600);
+    let effects = s.handle(
+        frame(ServerMessage::Connected {
+            token: None,
+            region: None,
+            edge: None,
+        }),
+        10_700,
+    );
+    let frames = sent(&effects);
+    assert_eq!(sent_types(&effects), vec!["register", "invite"]);
+    assert_eq!(frames[1]["payload"]["callsid"], "CAin");
+    assert_eq!(frames[1]["payload"]["reconnect"], "rc-answer");
+    assert_eq!(frames[1]["payload"]["sdp"], "v=0 local answer");
+    assert_eq!(s.phase, Phase::Connected { since_ms: 1_300 });
+
+    // The media fails: an ICE restart's reinvite, and Twilio's answer to it is applied.
+    assert_eq!(
+        s.handle(Input::MediaFailed, 20_000),
+        vec![Effect::CreateOffer { ice_restart: true }]
+    );
+    let effects = s.handle(
+        Input::OfferReady {
+            sdp: "v=0 restart offer".into(),
+        },
+        20_100,
+    );
+    assert_eq!(sent_types(&effects), vec!["reinvite"]);
+    let effects = s.handle(
+        frame(ServerMessage::Answer {
+            callsid: "CAin".into(),
+            sdp: Some("v=0 restart answer".into()),
+            reconnect: None,
+        }),
+        20_200,
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::ApplyAnswer {
+            sdp: "v=0 restart answer".into()
+        }]
+    );
+    s.handle(Input::MediaConnected { rtp_dtmf: true }, 20_300);
+    assert_eq!(s.phase, Phase::Connected { since_ms: 1_300 });
+    // Another call's answer is none of this call's business.
+    let effects = s.handle(
+        frame(ServerMessage::Answer {
+            callsid: "CAother".into(),
+            sdp: Some("v=0 other".into()),
+            reconnect: Some("rc-other".into()),
+        }),
+        20_400,
+    );
+    assert!(effects.is_empty());
+}
+
 #[test]
 fn a_dropped_link_reconnects_with_backoff_and_resumes_the_call() {
     let mut s = connected();
@@ -910,6 +1124,7 @@ fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
         frame(ServerMessage::Invite {
             callsid: "CAin".into(),
             sdp: "v=0 remote offer".into(),
+            reconnect: None,
             parameters: Some(Json::from(json!({
                 "From": "+447700900123", "CallSid": "CAin",
                 "Params": "AppointmentId=appt-mobile&Other=x%20y",
@@ -1027,6 +1242,7 @@ fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
             frame(ServerMessage::Invite {
                 callsid: "CAin".into(),
                 sdp: "o".into(),
+                reconnect: None,
                 parameters: Some(Json::from(json!({ "Params": params }))),
             }),
             1_000,
@@ -1044,6 +1260,7 @@ fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
         frame(ServerMessage::Invite {
             callsid: "CAin".into(),
             sdp: "o".into(),
+            reconnect: None,
             parameters: Some(Json::from(json!({"Params": "Other=1"}))),
         }),
         1_000,
@@ -1097,6 +1314,35 @@ fn a_live_call_seen_after_a_reload_is_shown_and_can_be_ended_on_the_server() {
     let mut s = ready();
     s.handle(ledger("completed", true, None), 1_000);
     assert_eq!(s.phase, Phase::Idle);
+}
+
+#[test]
+fn a_record_of_a_call_already_over_never_brings_it_back() {
+    // The appointment's load carried the call as ringing, but its event stream said it was over
+    // first: the older news is ignored, whether the page was idle or showing the call.
+    let mut s = ready();
+    s.handle(ledger("completed", true, None), 1_000);
+    assert_eq!(s.handle(ledger("ringing", false, None), 1_100), vec![]);
+    assert_eq!(s.phase, Phase::Idle);
+    assert!(s.call.is_none());
+
+    let mut s = ready();
+    s.handle(ledger("ringing", false, None), 1_000);
+    s.handle(ledger("completed", true, None), 2_000);
+    assert!(matches!(s.phase, Phase::Ended { .. }));
+    assert_eq!(s.handle(ledger("in-progress", false, None), 2_100), vec![]);
+    assert!(matches!(s.phase, Phase::Ended { .. }));
+    assert!(s.call.as_ref().is_some_and(|c| c.ledger_terminal));
+
+    // Another call is not affected, and only the newest finished calls are remembered.
+    let mut s = ready();
+    for n in 0..=FINISHED_REMEMBERED {
+        s.handle(record_of(None, &format!("CA{n}"), "completed", true), 1_000);
+    }
+    s.handle(record_of(None, "CAlive", "ringing", false), 1_100);
+    assert!(matches!(s.phase, Phase::Elsewhere { .. }));
+    assert_eq!(s.finished.len(), FINISHED_REMEMBERED);
+    assert!(!s.finished.contains(&"CA0".to_owned()));
 }
 
 #[test]
@@ -1269,6 +1515,7 @@ fn any_input() -> impl Strategy<Value = Input> {
         Just(ServerMessage::Invite {
             callsid: "CAin".into(),
             sdp: "o".into(),
+            reconnect: Some("rc-in".into()),
             parameters: None
         }),
         Just(ServerMessage::Connected {

@@ -357,10 +357,12 @@ impl Sim {
         self.lock().log(direction, text);
     }
 
-    /// Validates an access token as Twilio's gateway does. `Ok((identity, seconds left))`.
+    /// Validates an access token as Twilio's gateway does. `Ok((identity, seconds left))`; a
+    /// refusal carries the gateway's own codes, 31204 (invalid) and 31205 (expired), which the
+    /// official SDK translates to 20101 and 20104 (`device.ts` `_onSignalingError`).
     pub fn validate_token(&self, token: &str) -> Result<(String, i64), SignalingError> {
         let invalid = |message: &str| SignalingError {
-            code: codes::TOKEN_INVALID,
+            code: codes::SIGNALING_TOKEN_INVALID,
             message: message.to_owned(),
         };
         let jwt = UnverifiedJwt::parse(token).map_err(|_| invalid("Invalid Access Token"))?;
@@ -381,7 +383,7 @@ impl Sim {
         let left = claims.exp - now_unix();
         if left <= 0 || self.lock().faults.expire_tokens {
             return Err(SignalingError {
-                code: codes::TOKEN_EXPIRED,
+                code: codes::SIGNALING_TOKEN_EXPIRED,
                 message: "Access Token expired or expiration date invalid".into(),
             });
         }
@@ -1025,6 +1027,7 @@ impl Sim {
             ServerMessage::Invite {
                 callsid: child.sid.clone(),
                 sdp: offerer.offer_sdp().to_owned(),
+                reconnect: None,
                 parameters: Some(parameters.into()),
             },
         );
@@ -1213,7 +1216,7 @@ pub(crate) mod tests {
                     ),
                     "wrong-secret",
                 ),
-                codes::TOKEN_INVALID,
+                codes::SIGNALING_TOKEN_INVALID,
             ),
             (
                 token(
@@ -1224,7 +1227,7 @@ pub(crate) mod tests {
                     ),
                     "fake-twilio-api-secret",
                 ),
-                codes::TOKEN_INVALID,
+                codes::SIGNALING_TOKEN_INVALID,
             ),
             (
                 token(
@@ -1235,7 +1238,7 @@ pub(crate) mod tests {
                     ),
                     "fake-twilio-api-secret",
                 ),
-                codes::TOKEN_INVALID,
+                codes::SIGNALING_TOKEN_INVALID,
             ),
             (
                 token(
@@ -1246,9 +1249,9 @@ pub(crate) mod tests {
                     ),
                     "fake-twilio-api-secret",
                 ),
-                codes::TOKEN_EXPIRED,
+                codes::SIGNALING_TOKEN_EXPIRED,
             ),
-            ("not.a.token".to_owned(), codes::TOKEN_INVALID),
+            ("not.a.token".to_owned(), codes::SIGNALING_TOKEN_INVALID),
         ];
         for (token, code) in table {
             assert_eq!(sim.validate_token(&token).map_err(|e| e.code), Err(code));
@@ -1256,7 +1259,7 @@ pub(crate) mod tests {
         sim.lock().faults.expire_tokens = true;
         assert_eq!(
             sim.validate_token(&good).map_err(|e| e.code),
-            Err(codes::TOKEN_EXPIRED)
+            Err(codes::SIGNALING_TOKEN_EXPIRED)
         );
     }
 

@@ -234,7 +234,7 @@ async fn session(app: Shared, socket: WebSocket) {
                 } else {
                     send(ServerMessage::Error {
                         error: SignalingError {
-                            code: 31204,
+                            code: codes::SIGNALING_TOKEN_INVALID,
                             message: "Register before listen".into(),
                         },
                         callsid: None,

@@ -28,6 +28,15 @@ pub enum PanelAction {
     },
 }
 
+/// Sentences the page says beside the view, each until something replaces or clears it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PanelNotes<'a> {
+    /// Next to Copy number: whether the number was copied.
+    pub copied: Option<&'a str>,
+    /// Under the manual outcome form: saving, saved, or why not.
+    pub manual_outcome: Option<&'a str>,
+}
+
 /// The mounted panel.
 pub struct Panel {
     root: HtmlElement,
@@ -39,10 +48,12 @@ pub struct Panel {
     readiness: HtmlElement,
     buttons: Vec<(&'static str, HtmlElement)>,
     keypad: HtmlElement,
+    digits_sent: HtmlElement,
     fallback: HtmlElement,
     reason: HtmlElement,
     number: HtmlElement,
     copy: HtmlElement,
+    copy_status: HtmlElement,
     manual_status: HtmlElement,
     _on_click: Closure<dyn FnMut(Event)>,
     _on_submit: Closure<dyn FnMut(Event)>,
@@ -94,6 +105,16 @@ fn set_text(element: &Element, text: &str) {
 fn set_attr(element: &Element, name: &str, value: &str) {
     if element.get_attribute(name).as_deref() != Some(value) {
         let _ = element.set_attribute(name, value);
+    }
+}
+
+/// Shows `text` in `element`, or hides the element when there is none.
+fn show_text(element: &HtmlElement, text: Option<&str>) {
+    if let Some(text) = text {
+        set_text(element, text);
+    }
+    if element.hidden() != text.is_none() {
+        element.set_hidden(text.is_none());
     }
 }
 
@@ -179,10 +200,12 @@ impl Panel {
             readiness: handle(&built, "call-readiness")?,
             buttons,
             keypad: handle(&built, "call-keypad")?,
+            digits_sent: handle(&built, "keypad-digits")?,
             fallback: handle(&built, "call-fallback")?,
             reason: handle(&built, "fallback-reason")?,
             number: handle(&built, "fallback-number")?,
             copy: handle(&built, "copy-number")?,
+            copy_status: handle(&built, "copy-status")?,
             manual_status: handle(&built, "manual-outcome-status")?,
             _on_click: on_click,
             _on_submit: on_submit,
@@ -209,8 +232,9 @@ impl Panel {
         }
     }
 
-    /// Copies the view into the DOM, touching only what changed.
-    pub fn update(&self, view: &PanelView, keypad_open: bool, manual_status: Option<&str>) {
+    /// Copies the view into the DOM, touching only what changed; `notes` are the page's own
+    /// sentences beside it.
+    pub fn update(&self, view: &PanelView, keypad_open: bool, notes: &PanelNotes) {
         set_attr(&self.root, "data-state", view.state);
         match view.outcome {
             Some(outcome) => set_attr(&self.root, "data-outcome", outcome),
@@ -219,11 +243,8 @@ impl Panel {
         set_text(&self.heading, &view.heading);
         set_text(&self.appointment, &view.appointment_line);
         set_text(&self.status, &view.status);
-        set_text(&self.timer, view.timer.as_deref().unwrap_or(""));
         // Out of the page while there is no call to time (else read as an empty timer).
-        if self.timer.hidden() != view.timer.is_none() {
-            self.timer.set_hidden(view.timer.is_none());
-        }
+        show_text(&self.timer, view.timer.as_deref());
         set_attr(
             &self.timer,
             "data-running",
@@ -233,13 +254,8 @@ impl Panel {
                 "false"
             },
         );
-        match &view.warning {
-            Some(text) => {
-                set_text(&self.warning, text);
-                self.warning.set_hidden(false);
-            }
-            None => self.warning.set_hidden(true),
-        }
+        show_text(&self.warning, view.warning.as_deref());
+        show_text(&self.digits_sent, view.digits_sent.as_deref());
         self.readiness_items(view);
         self.button("call", &view.call);
         self.button("mute", &view.mute);
@@ -268,6 +284,11 @@ impl Panel {
         match &view.fallback {
             Some(fallback) => {
                 set_text(&self.reason, &fallback.reason);
+                // Said once: not again under the status line that already says it.
+                let repeats = fallback.reason == view.status;
+                if self.reason.hidden() != repeats {
+                    self.reason.set_hidden(repeats);
+                }
                 match &fallback.number {
                     Some((shown, href)) => {
                         set_text(&self.number, shown);
@@ -293,7 +314,8 @@ impl Panel {
                 }
             }
         }
-        set_text(&self.manual_status, manual_status.unwrap_or(""));
+        set_text(&self.copy_status, notes.copied.unwrap_or(""));
+        set_text(&self.manual_status, notes.manual_outcome.unwrap_or(""));
     }
 
     fn readiness_items(&self, view: &PanelView) {

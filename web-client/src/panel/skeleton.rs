@@ -54,15 +54,15 @@ pub const ACTIONS: [&str; 6] = ["call", "mute", "end", "keypad", "accept", "decl
 const ROOT: usize = 0;
 const CONTROLS: usize = 7;
 const KEYPAD: usize = 14;
-const FALLBACK: usize = 27;
-const NUMBER_LINE: usize = 29;
-const FORM: usize = 33;
-const OUTCOME_LABEL: usize = 34;
-const OUTCOME_SELECT: usize = 35;
-const MINUTES_LABEL: usize = 40;
+const FALLBACK: usize = 28;
+const NUMBER_LINE: usize = 31;
+const FORM: usize = 37;
+const OUTCOME_LABEL: usize = 38;
+const OUTCOME_SELECT: usize = 39;
+const MINUTES_LABEL: usize = 44;
 
 /// Every node of the panel. Hidden parts carry the `hidden` attribute until a view shows them.
-pub const SKELETON: [Part; 44] = [
+pub const SKELETON: [Part; 48] = [
     part(ROOT, "div", "call-panel", &[("data-state", "loading")], ""),
     part(ROOT, "h3", "call-heading", &[], ""),
     part(ROOT, "p", "call-appointment", &[], ""),
@@ -172,7 +172,7 @@ pub const SKELETON: [Part; 44] = [
         ],
         "Decline",
     ),
-    // KEYPAD (14) and its twelve keys.
+    // KEYPAD (14): the digits sent so far, then its twelve keys.
     part(
         ROOT,
         "div",
@@ -180,6 +180,7 @@ pub const SKELETON: [Part; 44] = [
         &[("role", "group"), ("aria-label", "Keypad"), ("hidden", "")],
         "",
     ),
+    part(KEYPAD, "p", "keypad-digits", &[("hidden", "")], ""),
     part(
         KEYPAD,
         "button",
@@ -273,7 +274,8 @@ pub const SKELETON: [Part; 44] = [
         ],
         "#",
     ),
-    // FALLBACK (27): the reason, the number with its copy button, and the manual outcome form.
+    // FALLBACK (28): its heading, the reason, the number with its copy button, and the manual
+    // outcome form.
     part(
         ROOT,
         "section",
@@ -281,6 +283,8 @@ pub const SKELETON: [Part; 44] = [
         &[("aria-label", "Dial by hand"), ("hidden", "")],
         "",
     ),
+    part(FALLBACK, "h4", "", &[], "Dial by hand"),
+    // Hidden while it says what the status line above already says.
     part(FALLBACK, "p", "fallback-reason", &[], ""),
     // The number line, labelled (its link and copy button follow the label).
     part(FALLBACK, "p", "", &[], "Patient's number: "),
@@ -292,6 +296,15 @@ pub const SKELETON: [Part; 44] = [
         "",
         &[("type", "button"), ("data-action", "copy-number")],
         "Copy number",
+    ),
+    part(NUMBER_LINE, "", "", &[], " "),
+    // Whether the copy worked, said next to the button (and read out).
+    part(
+        NUMBER_LINE,
+        "span",
+        "copy-status",
+        &[("role", "status")],
+        "",
     ),
     part(FALLBACK, "form", "manual-outcome", &[], ""),
     part(FORM, "label", "", &[], "Outcome of the call you dialled "),
@@ -375,6 +388,23 @@ mod tests {
     }
 
     #[test]
+    fn each_named_parent_is_the_part_it_names() {
+        let named = [
+            (CONTROLS, "call-controls"),
+            (KEYPAD, "call-keypad"),
+            (FALLBACK, "call-fallback"),
+            (FORM, "manual-outcome"),
+        ];
+        for (index, class) in named {
+            assert_eq!(SKELETON[index].class, class, "part {index}");
+        }
+        assert_eq!(SKELETON[NUMBER_LINE].text, "Patient's number: ");
+        assert_eq!(SKELETON[OUTCOME_LABEL].tag, "label");
+        assert_eq!(SKELETON[OUTCOME_SELECT].tag, "select");
+        assert_eq!(SKELETON[MINUTES_LABEL].text, "Minutes ");
+    }
+
+    #[test]
     fn the_glue_finds_each_handle_it_keeps_exactly_once() {
         let handles = [
             "call-heading",
@@ -388,6 +418,8 @@ mod tests {
             "fallback-reason",
             "fallback-number",
             "copy-number",
+            "copy-status",
+            "keypad-digits",
             "manual-outcome",
             "manual-outcome-status",
         ];
@@ -428,7 +460,7 @@ mod tests {
     fn the_keypad_has_the_twelve_keys_of_a_phone_in_order() {
         let keys: String = SKELETON
             .iter()
-            .filter(|part| part.parent == KEYPAD)
+            .filter(|part| part.parent == KEYPAD && part.tag == "button")
             .map(|part| part.text)
             .collect();
         assert_eq!(keys, "123456789*0#");

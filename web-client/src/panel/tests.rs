@@ -279,6 +279,13 @@ fn the_connected_panel_has_a_timer_mute_keypad_and_a_quality_warning() {
         .warning
         .as_deref()
         .is_some_and(|w| w.contains("Poor connection")));
+    // The keypad shows the digits sent during the call, once there are any.
+    assert_eq!(v.digits_sent, None);
+    s.handle(Input::Digits("12".into()), 77_000);
+    s.handle(Input::Digits("#".into()), 78_000);
+    s.handle(Input::Digits("x".into()), 78_500);
+    let v = view(&s, Some(&appointment()), false, &[]);
+    assert_eq!(v.digits_sent.as_deref(), Some("Sent: 12#"));
 }
 
 #[test]
@@ -355,6 +362,7 @@ fn incoming_loading_and_elsewhere_states() {
         frame(ServerMessage::Invite {
             callsid: "CAin".into(),
             sdp: "o".into(),
+            reconnect: None,
             parameters: Some(Json::from(json!({"From": "+447700900123"}))),
         }),
         10,
@@ -588,5 +596,44 @@ fn readiness_checks_still_under_way_are_pending_not_failed() {
             ("token", "true"),
             ("signaling", "true")
         ]
+    );
+}
+
+#[test]
+fn tokens_twilio_keeps_refusing_offer_the_number_and_say_whom_to_tell() {
+    let mut s = ready();
+    let refused = || {
+        frame(ServerMessage::Error {
+            error: shared::signaling::SignalingError {
+                code: 31204,
+                message: "Invalid Access Token signature".into(),
+            },
+            callsid: None,
+        })
+    };
+    for n in 0..5u64 {
+        let effects = s.handle(refused(), 100 + n * 10);
+        if effects.contains(&shared::call_session::Effect::FetchToken) {
+            s.handle(
+                Input::TokenIssued {
+                    token: format!("t{n}"),
+                    ttl_seconds: 3_600,
+                },
+                105 + n * 10,
+            );
+        }
+    }
+    let v = view(&s, Some(&appointment()), false, &[]);
+    assert_eq!(v.state, "fallback");
+    assert!(v.status.contains("administrator"), "{}", v.status);
+    assert!(v.fallback.and_then(|f| f.number).is_some());
+    let token = v
+        .readiness
+        .iter()
+        .find(|r| r.check == "token")
+        .expect("token");
+    assert_eq!(
+        (token.ok, token.text.as_str()),
+        ("false", "Twilio refused the calling token.")
     );
 }
