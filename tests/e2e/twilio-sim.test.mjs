@@ -312,8 +312,10 @@ test("media: a real WebRTC peer answers the browser's offer; the clinician hears
       send("listen", { token, reconnectTimeout: 0 });
       await next("ready");
       send("invite", { callsid: "TJS-media", sdp: pc.localDescription.sdp, twilio: { params: "AppointmentId=appt-mobile" } });
+      // answerOnBridge: the SDP arrives as early media with ringing, as from Twilio.
+      const ringing = await next("ringing");
+      await pc.setRemoteDescription({ type: "answer", sdp: ringing.payload.sdp });
       const answer = await next("answer");
-      await pc.setRemoteDescription({ type: "answer", sdp: answer.payload.sdp });
       await new Promise((resolve) => {
         const check = () => (pc.connectionState === "connected" ? resolve() : setTimeout(check, 50));
         check();
@@ -475,8 +477,10 @@ test("fault: with ICE failing, the browser's connection fails instead of connect
       ws.send(JSON.stringify({ type: "listen", version: "1.6", payload: { token } }));
       await next("ready");
       ws.send(JSON.stringify({ type: "invite", version: "1.6", payload: { callsid: "TJS-ice", sdp: pc.localDescription.sdp, twilio: { params: "AppointmentId=appt-two-numbers" } } }));
+      // answerOnBridge: the SDP arrives as early media with ringing, as from Twilio.
+      const ringing = await next("ringing");
+      await pc.setRemoteDescription({ type: "answer", sdp: ringing.payload.sdp });
       const answer = await next("answer");
-      await pc.setRemoteDescription({ type: "answer", sdp: answer.payload.sdp });
       const started = Date.now();
       await new Promise((r) => { const c = () => (["failed", "connected"].includes(pc.connectionState) || Date.now() - started > 45000 ? r() : setTimeout(c, 100)); c(); });
       ws.send(JSON.stringify({ type: "hangup", version: "1.6", payload: { callsid: answer.payload.callsid } }));
@@ -547,9 +551,10 @@ test("an ICE restart (reinvite) is answered and media keeps flowing; user messag
       send("listen", { token });
       await next("ready");
       send("invite", { callsid: "TJS-restart", sdp: pc.localDescription.sdp, twilio: { params: "AppointmentId=appt-two-numbers" } });
+      const ringing = await next("ringing");
+      await pc.setRemoteDescription({ type: "answer", sdp: ringing.payload.sdp });
       const answer = await next("answer");
       const callsid = answer.payload.callsid;
-      await pc.setRemoteDescription({ type: "answer", sdp: answer.payload.sdp });
       await connected(pc);
       // ICE restart, as the panel does on a network change.
       await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));

@@ -540,7 +540,10 @@ impl Sim {
                 break;
             }
             match verb {
-                Verb::Say(_) | Verb::Pause(_) => tokio::time::sleep(self.scaled(1_000)).await,
+                Verb::Say(_) | Verb::Pause(_) => {
+                    self.answer_before_speaking(&parent);
+                    tokio::time::sleep(self.scaled(1_000)).await
+                }
                 Verb::Hangup | Verb::Reject => break,
                 Verb::Dial(dial) => {
                     self.clone().run_dial(&parent, dial).await;
@@ -549,6 +552,25 @@ impl Sim {
             }
         }
         self.finish_parent(&parent, "completed", None);
+    }
+
+    /// Twilio answers the browser's leg before it speaks (`<Say>`, `<Pause>`), so that the
+    /// words are heard: `answer` with the SDP and a reconnect token, once, and the call is
+    /// in progress. A `<Dial>` after it then answers with no SDP.
+    fn answer_before_speaking(&self, parent: &str) {
+        let Some(sdp) = self.lock().answers.remove(parent) else {
+            return;
+        };
+        self.set_status(parent, "in-progress");
+        let reconnect = self.issue_token(parent);
+        self.send_call(
+            parent,
+            ServerMessage::Answer {
+                callsid: parent.to_owned(),
+                sdp: Some(sdp),
+                reconnect,
+            },
+        );
     }
 
     fn finish_parent(&self, parent: &str, status: &str, error: Option<SignalingError>) {
@@ -713,11 +735,18 @@ impl Sim {
         let notify = self.notify_for(parent);
         let mut held = Vec::new();
         self.announce_leg(&dial, &child, &mut held).await;
+        // With answerOnBridge the browser's leg is not answered until the callee is, but its
+        // ringback is early media: `ringing` carries the SDP and the later `answer` none.
+        let early_media = if dial.answer_on_bridge {
+            self.lock().answers.remove(parent)
+        } else {
+            None
+        };
         self.send_call(
             parent,
             ServerMessage::Ringing {
                 callsid: parent.to_owned(),
-                sdp: None,
+                sdp: early_media,
             },
         );
 
