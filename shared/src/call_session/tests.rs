@@ -897,31 +897,7 @@ fn an_answered_call_back_keeps_its_reconnect_token_and_survives_a_dropped_link_a
     assert_eq!(s.phase, Phase::Connected { since_ms: 1_300 });
 
     // The media fails: an ICE restart's reinvite, and Twilio's answer to it is applied.
-    assert_eq!(
-        s.handle(Input::MediaFailed, 20_000),
-        vec![Effect::CreateOffer { ice_restart: true }]
-    );
-    let effects = s.handle(
-        Input::OfferReady {
-            sdp: "v=0 restart offer".into(),
-        },
-        20_100,
-    );
-    assert_eq!(sent_types(&effects), vec!["reinvite"]);
-    let effects = s.handle(
-        frame(ServerMessage::Answer {
-            callsid: "CAin".into(),
-            sdp: Some("v=0 restart answer".into()),
-            reconnect: None,
-        }),
-        20_200,
-    );
-    assert_eq!(
-        effects,
-        vec![Effect::ApplyAnswer {
-            sdp: "v=0 restart answer".into()
-        }]
-    );
+    ice_restart_completes(&mut s, Input::MediaFailed, "CAin", 20_000, |_| {});
     s.handle(Input::MediaConnected { rtp_dtmf: true }, 20_300);
     assert_eq!(s.phase, Phase::Connected { since_ms: 1_300 });
     // Another call's answer is none of this call's business.
@@ -1071,36 +1047,51 @@ fn a_socket_that_never_opens_counts_as_a_failed_attempt() {
     assert_eq!(s.link, link);
 }
 
-#[test]
-fn ice_failure_restarts_with_a_reinvite_then_gives_up() {
-    let mut s = connected();
+/// An ICE restart of the connected call `callsid`, started by `cause` at `at_ms`: the new offer
+/// goes out as a `reinvite` (`while_restarting` runs before it is ready), and Twilio's answer to
+/// it is applied.
+fn ice_restart_completes(
+    s: &mut Session,
+    cause: Input,
+    callsid: &str,
+    at_ms: u64,
+    while_restarting: impl FnOnce(&mut Session),
+) {
     assert_eq!(
-        s.handle(Input::NetworkChanged, 8_000),
+        s.handle(cause, at_ms),
         vec![Effect::CreateOffer { ice_restart: true }]
     );
-    // A second failure while restarting does not start another restart.
-    assert!(s.handle(Input::MediaFailed, 8_050).is_empty());
+    while_restarting(s);
     let effects = s.handle(
         Input::OfferReady {
-            sdp: "v=0 restart".into(),
+            sdp: "v=0 restart offer".into(),
         },
-        8_100,
+        at_ms + 100,
     );
     assert_eq!(sent_types(&effects), vec!["reinvite"]);
     let effects = s.handle(
         frame(ServerMessage::Answer {
-            callsid: "CAparent".into(),
-            sdp: Some("v=0 new answer".into()),
+            callsid: callsid.into(),
+            sdp: Some("v=0 restart answer".into()),
             reconnect: None,
         }),
-        8_200,
+        at_ms + 200,
     );
     assert_eq!(
         effects,
         vec![Effect::ApplyAnswer {
-            sdp: "v=0 new answer".into()
+            sdp: "v=0 restart answer".into()
         }]
     );
+}
+
+#[test]
+fn ice_failure_restarts_with_a_reinvite_then_gives_up() {
+    let mut s = connected();
+    ice_restart_completes(&mut s, Input::NetworkChanged, "CAparent", 8_000, |s| {
+        // A second failure while restarting does not start another restart.
+        assert!(s.handle(Input::MediaFailed, 8_050).is_empty());
+    });
     for i in 0..(MAX_ICE_RESTARTS - 1) {
         s.handle(Input::MediaFailed, 9_000 + u64::from(i) * 100);
         s.handle(
