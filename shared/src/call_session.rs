@@ -44,6 +44,9 @@ pub const REGISTER_INTERVAL_MS: u64 = 30_000;
 pub const FRESH_TOKENS_REJECTED_LIMIT: u32 = 2;
 /// The [`TokenState::Refused`] code when Twilio, not the worker, keeps refusing the tokens.
 pub const TWILIO_REJECTED_TOKEN: &str = "twilio-rejected-token";
+/// After giving up on tokens Twilio kept refusing, the session tries again this much later (the
+/// credentials may have been fixed meanwhile): a few requests per open page every 5 minutes.
+pub const TWILIO_REFUSAL_RETRY_MS: u64 = 300_000;
 /// How long a placed call may wait for Twilio's first word (`ringing`, `answer`, `hangup`)
 /// once its offer is ready, including a wait for the signaling link to come back, before it is
 /// given up as failed and the panel offers dialing by hand. Twilio answers an invite within
@@ -278,6 +281,9 @@ pub struct Call {
     reconnect: Option<String>,
     rtp_dtmf: bool,
     restarting: bool,
+    /// A restart's `reinvite` awaits Twilio's answer (which must be applied even if the media
+    /// recovered by itself meanwhile: the connection holds the restart's offer).
+    reinvite_pending: bool,
     ice_restarts: u32,
     /// When our offer was ready (the start of [`CONNECT_TIMEOUT_MS`]), or, for a call-back,
     /// when its offer arrived (the start of [`INCOMING_RING_LIMIT_MS`]).
@@ -306,6 +312,7 @@ impl Call {
             reconnect: None,
             rtp_dtmf: false,
             restarting: false,
+            reinvite_pending: false,
             ice_restarts: 0,
             offered_at_ms: None,
             ledger_status: None,
@@ -495,6 +502,13 @@ pub struct Session {
     finished: Vec<String>,
     /// Tokens Twilio refused since the link was last accepted ([`FRESH_TOKENS_REJECTED_LIMIT`]).
     token_rejections: u32,
+    /// Bumped by every token issued, so that a token refused again (a stale one presented on a
+    /// reconnect, or a `register` after its `listen` was refused) is counted once.
+    token_generation: u32,
+    /// The generation of the token Twilio last refused.
+    rejected_generation: Option<u32>,
+    /// When the session gave up on tokens Twilio kept refusing ([`TWILIO_REFUSAL_RETRY_MS`]).
+    twilio_refused_at_ms: u64,
     /// When `register` was last sent (renewed every [`REGISTER_INTERVAL_MS`]).
     last_registered_ms: u64,
     browser_info: Json,
@@ -601,6 +615,9 @@ impl Session {
             connecting_since_ms: 0,
             finished: Vec::new(),
             token_rejections: 0,
+            token_generation: 0,
+            rejected_generation: None,
+            twilio_refused_at_ms: 0,
             last_registered_ms: 0,
             browser_info,
             now_ms: 0,
@@ -817,6 +834,7 @@ impl Session {
 
     fn token_issued(&mut self, token: String, ttl_seconds: u32, out: &mut Vec<Effect>) {
         let ttl_ms = u64::from(ttl_seconds) * 1_000;
+        self.token_generation = self.token_generation.wrapping_add(1);
         self.token = TokenState::Valid {
             expires_at_ms: self.now_ms + ttl_ms,
             refresh_at_ms: refresh_at(self.now_ms, ttl_ms),
@@ -834,8 +852,14 @@ impl Session {
     /// media). A fresh token refused again means the service's Twilio credentials are wrong, and
     /// fetching more would only hammer it: the clinician is told to dial by hand instead.
     fn token_rejected(&mut self, code: u32, out: &mut Vec<Effect>) {
+        // This token was refused already: its replacement is being fetched (or given up on).
+        if self.rejected_generation == Some(self.token_generation) {
+            return;
+        }
+        self.rejected_generation = Some(self.token_generation);
         self.token_rejections = self.token_rejections.saturating_add(1);
         if self.token_rejections > FRESH_TOKENS_REJECTED_LIMIT {
+            self.twilio_refused_at_ms = self.now_ms;
             self.token = TokenState::Refused {
                 code: TWILIO_REJECTED_TOKEN.to_owned(),
                 message: format!(
@@ -1065,12 +1089,14 @@ impl Session {
         }
         // An incoming call's remote description is the caller's offer: only a restart's answer
         // is applied to it.
-        let awaits_answer =
-            call.restarting || (call.direction == Direction::Outgoing && !call.remote_applied);
+        let awaits_answer = call.restarting
+            || call.reinvite_pending
+            || (call.direction == Direction::Outgoing && !call.remote_applied);
         let apply = match sdp {
             Some(sdp) if awaits_answer => {
                 call.remote_applied = true;
                 call.restarting = false;
+                call.reinvite_pending = false;
                 Some(sdp)
             }
             _ => None,
@@ -1183,6 +1209,7 @@ impl Session {
             self.send_invite(out);
         } else if call.restarting && phase.in_call() {
             if let Some(callsid) = call.call_sid.clone() {
+                call.reinvite_pending = true;
                 self.send(ClientMessage::Reinvite { callsid, sdp }, out);
             }
         }
@@ -1493,6 +1520,14 @@ impl Session {
                 self.token = TokenState::Fetching;
                 out.push(Effect::FetchToken);
             }
+            TokenState::Refused { ref code, .. }
+                if code == TWILIO_REJECTED_TOKEN
+                    && now.saturating_sub(self.twilio_refused_at_ms) >= TWILIO_REFUSAL_RETRY_MS =>
+            {
+                self.token_rejections = 0;
+                self.token = TokenState::Fetching;
+                out.push(Effect::FetchToken);
+            }
             // One retry at a time: the next is due only once this one has failed (or, should
             // its answer never come, after the request's deadline).
             TokenState::Unreachable {
@@ -1522,6 +1557,7 @@ impl Session {
                     out.push(Effect::CloseSocket);
                     self.link_lost(out);
                 } else if self.link == Link::Ready
+                    && matches!(self.token, TokenState::Valid { .. })
                     && now.saturating_sub(self.last_registered_ms) >= REGISTER_INTERVAL_MS
                 {
                     self.register(out);

@@ -543,6 +543,10 @@ fn render(shared: &Rc<Shared>) {
         let mut inner = shared.inner.borrow_mut();
         if inner.panel.is_some() {
             let view = panel_view(&inner);
+            // The copy's note goes with the number it was about.
+            if view.fallback.is_none() {
+                inner.copy_status = None;
+            }
             if let Some(panel) = &inner.panel {
                 let notes = PanelNotes {
                     copied: inner.copy_status,
@@ -603,8 +607,10 @@ fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
                 .fallback
                 .and_then(|fallback| fallback.number);
             if let Some((shown, _)) = number {
-                // Said in the status next to the button, so that a screen reader hears it too.
+                // Said in the status next to the button, so that a screen reader hears it too
+                // (unless another appointment was opened meanwhile).
                 let weak = Rc::downgrade(&shared);
+                let copied_for = shared.inner.borrow().appointment_id.clone();
                 spawn(async move {
                     let said = if copy_to_clipboard(&shown).await {
                         "Number copied."
@@ -612,6 +618,9 @@ fn on_panel_action(weak: &Weak<Shared>, action: PanelAction) {
                         "The browser did not allow copying: select the number instead."
                     };
                     if let Some(shared) = weak.upgrade() {
+                        if shared.inner.borrow().appointment_id != copied_for {
+                            return;
+                        }
                         shared.inner.borrow_mut().copy_status = Some(said);
                         render(&shared);
                     }

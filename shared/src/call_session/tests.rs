@@ -820,6 +820,141 @@ fn fresh_tokens_refused_again_and_again_stop_the_fetching_and_offer_manual_dial(
 }
 
 #[test]
+fn a_token_refused_again_counts_once_and_never_doubles_the_fetch() {
+    // The refused token is presented again (a reconnect while its replacement cannot be
+    // fetched; a register after the refused listen): one refusal, one fetch at a time.
+    let mut s = ready();
+    assert_eq!(
+        s.handle(token_error(codes::SIGNALING_TOKEN_EXPIRED), 5_000),
+        vec![Effect::FetchToken]
+    );
+    s.handle(
+        Input::TokenRefused {
+            code: "unreachable".into(),
+            message: "offline".into(),
+            retryable: true,
+        },
+        5_100,
+    );
+    assert!(matches!(s.token, TokenState::Unreachable { .. }));
+    for n in 0..10 {
+        let effects = s.handle(token_error(codes::SIGNALING_TOKEN_INVALID), 6_000 + n * 100);
+        assert!(effects.is_empty(), "{effects:?}");
+    }
+    assert!(
+        matches!(s.token, TokenState::Unreachable { .. }),
+        "{:?}",
+        s.token
+    );
+    // No register renewal is sent for a token Twilio refused.
+    let effects = s.handle(Input::Tick, 5_000 + REGISTER_INTERVAL_MS);
+    assert!(!sent_types(&effects).contains(&"register".to_owned()));
+    // The worker answers again: the new token is presented and accepted.
+    s.handle(
+        Input::TokenIssued {
+            token: "tok-2".into(),
+            ttl_seconds: TOKEN_TTL,
+        },
+        40_000,
+    );
+    s.handle(
+        frame(ServerMessage::Connected {
+            token: None,
+            region: None,
+            edge: None,
+        }),
+        40_100,
+    );
+    assert_eq!(s.blocker(), None);
+}
+
+#[test]
+fn after_giving_up_on_refused_tokens_the_session_tries_again_five_minutes_later() {
+    let mut s = ready();
+    let mut now = 5_000;
+    while !matches!(s.token, TokenState::Refused { .. }) {
+        now += 100;
+        if s.handle(token_error(codes::SIGNALING_TOKEN_INVALID), now)
+            .contains(&Effect::FetchToken)
+        {
+            s.handle(
+                Input::TokenIssued {
+                    token: format!("tok-{now}"),
+                    ttl_seconds: TOKEN_TTL,
+                },
+                now + 10,
+            );
+        }
+    }
+    // (The silent link is closed and retried meanwhile; the token is not asked for.)
+    assert!(!s
+        .handle(Input::Tick, now + TWILIO_REFUSAL_RETRY_MS - 1)
+        .contains(&Effect::FetchToken));
+    assert!(s
+        .handle(Input::Tick, now + TWILIO_REFUSAL_RETRY_MS)
+        .contains(&Effect::FetchToken));
+    // The credentials were fixed: the next token is accepted and calls work again.
+    let later = now + TWILIO_REFUSAL_RETRY_MS + 100;
+    s.handle(
+        Input::TokenIssued {
+            token: "tok-fixed".into(),
+            ttl_seconds: TOKEN_TTL,
+        },
+        later,
+    );
+    s.handle(
+        frame(ServerMessage::Connected {
+            token: None,
+            region: None,
+            edge: None,
+        }),
+        later + 100,
+    );
+    assert_eq!(s.blocker(), None);
+}
+
+#[test]
+fn a_restarts_answer_is_applied_even_if_the_media_recovered_before_it_came() {
+    let mut s = connected();
+    assert_eq!(
+        s.handle(Input::NetworkChanged, 8_000),
+        vec![Effect::CreateOffer { ice_restart: true }]
+    );
+    let effects = s.handle(
+        Input::OfferReady {
+            sdp: "v=0 restart offer".into(),
+        },
+        8_100,
+    );
+    assert_eq!(sent_types(&effects), vec!["reinvite"]);
+    s.handle(Input::MediaConnected { rtp_dtmf: true }, 8_150);
+    let effects = s.handle(
+        frame(ServerMessage::Answer {
+            callsid: "CAparent".into(),
+            sdp: Some("v=0 restart answer".into()),
+            reconnect: None,
+        }),
+        8_200,
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::ApplyAnswer {
+            sdp: "v=0 restart answer".into()
+        }]
+    );
+    // Only once: a repeated answer is not applied again.
+    let effects = s.handle(
+        frame(ServerMessage::Answer {
+            callsid: "CAparent".into(),
+            sdp: Some("v=0 restart answer".into()),
+            reconnect: None,
+        }),
+        8_300,
+    );
+    assert!(effects.is_empty(), "{effects:?}");
+}
+
+#[test]
 fn registration_for_call_backs_is_renewed_every_thirty_seconds_on_the_open_link() {
     let mut s = ready();
     let mut registers = Vec::new();
