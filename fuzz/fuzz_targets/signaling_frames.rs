@@ -152,6 +152,7 @@ fn server_message(u: &mut Unstructured<'_>) -> Result<ServerMessage> {
             callsid: u.arbitrary()?,
             sdp: u.arbitrary()?,
             parameters: optional_value(u)?,
+            reconnect: u.arbitrary()?,
         },
         _ => ServerMessage::Ack {
             callsid: u.arbitrary()?,
