@@ -828,6 +828,11 @@ impl Session {
             return;
         }
         self.started = true;
+        self.fetch_token(out);
+    }
+
+    /// Asks the worker for a token (the fetch in flight until it is issued or refused).
+    fn fetch_token(&mut self, out: &mut Vec<Effect>) {
         self.token = TokenState::Fetching;
         out.push(Effect::FetchToken);
     }
@@ -868,8 +873,7 @@ impl Session {
                 ),
             };
         } else if self.token != TokenState::Fetching {
-            self.token = TokenState::Fetching;
-            out.push(Effect::FetchToken);
+            self.fetch_token(out);
         }
     }
 
@@ -1517,16 +1521,14 @@ impl Session {
         }
         match self.token {
             TokenState::Valid { refresh_at_ms, .. } if now >= refresh_at_ms => {
-                self.token = TokenState::Fetching;
-                out.push(Effect::FetchToken);
+                self.fetch_token(out);
             }
             TokenState::Refused { ref code, .. }
                 if code == TWILIO_REJECTED_TOKEN
                     && now.saturating_sub(self.twilio_refused_at_ms) >= TWILIO_REFUSAL_RETRY_MS =>
             {
                 self.token_rejections = 0;
-                self.token = TokenState::Fetching;
-                out.push(Effect::FetchToken);
+                self.fetch_token(out);
             }
             // One retry at a time: the next is due only once this one has failed (or, should
             // its answer never come, after the request's deadline).

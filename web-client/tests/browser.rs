@@ -80,6 +80,16 @@ async fn an_offer_prefers_pcmu_carries_candidates_and_teardown_releases_everythi
     );
 }
 
+/// The element under `host` that `selector` names (the test fails naming it if there is none).
+fn part(host: &web_sys::Element, selector: &str) -> web_sys::HtmlElement {
+    host.query_selector(selector)
+        .ok()
+        .flatten()
+        .and_then(|element| element.dyn_into().ok())
+        .ok_or(selector)
+        .expect("an element for the selector")
+}
+
 fn sample_view() -> PanelView {
     PanelView {
         state: "ended",
@@ -130,28 +140,16 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
     };
     panel.update(&sample_view(), false, &saved);
 
-    let root = host
-        .query_selector(".call-panel")
-        .ok()
-        .flatten()
-        .expect("panel");
+    let root = part(&host, ".call-panel");
     assert_eq!(root.get_attribute("data-state").as_deref(), Some("ended"));
     assert_eq!(root.get_attribute("data-outcome").as_deref(), Some("busy"));
-    let status = host
-        .query_selector(".call-status")
-        .ok()
-        .flatten()
-        .expect("status");
+    let status = part(&host, ".call-status");
     assert_eq!(status.get_attribute("aria-live").as_deref(), Some("polite"));
     assert_eq!(
         status.text_content().as_deref(),
         Some("The patient's line is busy.")
     );
-    let number = host
-        .query_selector("a.fallback-number")
-        .ok()
-        .flatten()
-        .expect("number");
+    let number = part(&host, "a.fallback-number");
     assert_eq!(
         number.get_attribute("href").as_deref(),
         Some("tel:+447700900123")
@@ -172,12 +170,7 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
     );
     // Each note is said where it belongs: the copy's next to its button, the outcome's under
     // the form.
-    let said_after = |selector: &str| {
-        host.query_selector(selector)
-            .ok()
-            .flatten()
-            .and_then(|e| e.text_content())
-    };
+    let said_after = |selector: &str| part(&host, selector).text_content();
     assert_eq!(
         said_after("[data-action=copy-number] ~ .copy-status").as_deref(),
         Some("Number copied.")
@@ -187,13 +180,7 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
         Some("Outcome saved.")
     );
     // The reason is not said twice: hidden while the status line says the same.
-    let reason: web_sys::HtmlElement = host
-        .query_selector(".call-fallback h4 ~ .fallback-reason")
-        .ok()
-        .flatten()
-        .expect("reason under the section's heading")
-        .dyn_into()
-        .expect("element");
+    let reason = part(&host, ".call-fallback h4 ~ .fallback-reason");
     assert!(reason.hidden());
     let mut other_status = sample_view();
     other_status.status = "Call ended.".into();
@@ -204,13 +191,7 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
         Some("The patient's line is busy.")
     );
     // The digits sent are shown above an open keypad, and out of the page before any.
-    let digits: web_sys::HtmlElement = host
-        .query_selector(".call-keypad .keypad-digits")
-        .ok()
-        .flatten()
-        .expect("digits line")
-        .dyn_into()
-        .expect("element");
+    let digits = part(&host, ".call-keypad .keypad-digits");
     assert!(digits.hidden());
     let mut connected = sample_view();
     connected.state = "connected";
@@ -225,13 +206,7 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
     assert_eq!(digits.text_content().as_deref(), Some("Sent: 12#"));
     panel.update(&sample_view(), false, &saved);
     assert!(digits.hidden());
-    let call: web_sys::HtmlElement = host
-        .query_selector("[data-action=call]")
-        .ok()
-        .flatten()
-        .expect("call")
-        .dyn_into()
-        .expect("button");
+    let call = part(&host, "[data-action=call]");
     assert!(!call.hidden());
     assert_eq!(call.text_content().as_deref(), Some("Call again"));
     assert_eq!(
@@ -243,38 +218,16 @@ fn the_panel_renders_a_view_reports_clicks_and_leaves_with_its_listeners() {
         call.get_attribute("title").as_deref(),
         Some("Call again (Alt+C)")
     );
-    let readiness = host
-        .query_selector(".call-readiness li")
-        .ok()
-        .flatten()
-        .expect("readiness line");
+    let readiness = part(&host, ".call-readiness li");
     assert_eq!(readiness.get_attribute("data-ok").as_deref(), Some("true"));
     // No call timed: the timer is out of the page.
-    let timer: web_sys::HtmlElement = host
-        .query_selector(".call-timer")
-        .ok()
-        .flatten()
-        .expect("timer")
-        .dyn_into()
-        .expect("element");
+    let timer = part(&host, ".call-timer");
     assert!(timer.hidden());
-    let end: web_sys::HtmlElement = host
-        .query_selector("[data-action=end]")
-        .ok()
-        .flatten()
-        .expect("end")
-        .dyn_into()
-        .expect("button");
+    let end = part(&host, "[data-action=end]");
     assert!(end.hidden());
 
     call.click();
-    let digit: web_sys::HtmlElement = host
-        .query_selector("[data-digit='#']")
-        .ok()
-        .flatten()
-        .expect("digit")
-        .dyn_into()
-        .expect("button");
+    let digit = part(&host, "[data-digit='#']");
     digit.click();
     assert_eq!(
         *actions.borrow(),

@@ -733,6 +733,49 @@ fn token_error(code: u32) -> Input {
     })
 }
 
+/// Twilio refuses the token presented `refusals` times, 100 ms apart after `from_ms`; each fetch
+/// that starts is answered with a new token, presented with `listen`. Returns the time of the
+/// last refusal and the fetches made.
+fn refuse_tokens(s: &mut Session, from_ms: u64, refusals: u64) -> (u64, u32) {
+    let mut now = from_ms;
+    let mut fetches = 0;
+    for _ in 0..refusals {
+        now += 100;
+        let effects = s.handle(token_error(codes::SIGNALING_TOKEN_INVALID), now);
+        if effects.contains(&Effect::FetchToken) {
+            fetches += 1;
+            let listen = s.handle(
+                Input::TokenIssued {
+                    token: format!("tok-{now}"),
+                    ttl_seconds: TOKEN_TTL,
+                },
+                now + 10,
+            );
+            assert_eq!(sent_types(&listen), vec!["listen"]);
+        }
+    }
+    (now, fetches)
+}
+
+/// A token issued at `at_ms`, which Twilio accepts 100 ms later.
+fn token_accepted(s: &mut Session, token: &str, at_ms: u64) {
+    s.handle(
+        Input::TokenIssued {
+            token: token.into(),
+            ttl_seconds: TOKEN_TTL,
+        },
+        at_ms,
+    );
+    s.handle(
+        frame(ServerMessage::Connected {
+            token: None,
+            region: None,
+            edge: None,
+        }),
+        at_ms + 100,
+    );
+}
+
 #[test]
 fn the_gateways_own_token_codes_are_answered_with_a_new_token_as_the_platform_codes_are() {
     for code in [
@@ -757,24 +800,7 @@ fn the_gateways_own_token_codes_are_answered_with_a_new_token_as_the_platform_co
 #[test]
 fn fresh_tokens_refused_again_and_again_stop_the_fetching_and_offer_manual_dial() {
     let mut s = ready();
-    let mut now = 5_000;
-    let mut fetches = 0;
-    for round in 0..10 {
-        now += 100;
-        let effects = s.handle(token_error(codes::SIGNALING_TOKEN_INVALID), now);
-        if effects.contains(&Effect::FetchToken) {
-            fetches += 1;
-            now += 100;
-            let listen = s.handle(
-                Input::TokenIssued {
-                    token: format!("tok-{round}"),
-                    ttl_seconds: TOKEN_TTL,
-                },
-                now,
-            );
-            assert_eq!(sent_types(&listen), vec!["listen"]);
-        }
-    }
+    let (_, fetches) = refuse_tokens(&mut s, 5_000, 10);
     assert_eq!(fetches, FRESH_TOKENS_REJECTED_LIMIT);
     let Some(Blocker::TokenRefused { message }) = s.blocker() else {
         panic!("refused: {:?}", s.blocker());
@@ -800,21 +826,7 @@ fn fresh_tokens_refused_again_and_again_stop_the_fetching_and_offer_manual_dial(
             vec![Effect::FetchToken],
             "hour {hour}"
         );
-        s.handle(
-            Input::TokenIssued {
-                token: format!("tok-{hour}"),
-                ttl_seconds: TOKEN_TTL,
-            },
-            now + 100,
-        );
-        s.handle(
-            frame(ServerMessage::Connected {
-                token: None,
-                region: None,
-                edge: None,
-            }),
-            now + 200,
-        );
+        token_accepted(&mut s, &format!("tok-{hour}"), now + 100);
     }
     assert_eq!(s.blocker(), None);
 }
@@ -850,42 +862,19 @@ fn a_token_refused_again_counts_once_and_never_doubles_the_fetch() {
     let effects = s.handle(Input::Tick, 5_000 + REGISTER_INTERVAL_MS);
     assert!(!sent_types(&effects).contains(&"register".to_owned()));
     // The worker answers again: the new token is presented and accepted.
-    s.handle(
-        Input::TokenIssued {
-            token: "tok-2".into(),
-            ttl_seconds: TOKEN_TTL,
-        },
-        40_000,
-    );
-    s.handle(
-        frame(ServerMessage::Connected {
-            token: None,
-            region: None,
-            edge: None,
-        }),
-        40_100,
-    );
+    token_accepted(&mut s, "tok-2", 40_000);
     assert_eq!(s.blocker(), None);
 }
 
 #[test]
 fn after_giving_up_on_refused_tokens_the_session_tries_again_five_minutes_later() {
     let mut s = ready();
-    let mut now = 5_000;
-    while !matches!(s.token, TokenState::Refused { .. }) {
-        now += 100;
-        if s.handle(token_error(codes::SIGNALING_TOKEN_INVALID), now)
-            .contains(&Effect::FetchToken)
-        {
-            s.handle(
-                Input::TokenIssued {
-                    token: format!("tok-{now}"),
-                    ttl_seconds: TOKEN_TTL,
-                },
-                now + 10,
-            );
-        }
-    }
+    let (now, _) = refuse_tokens(&mut s, 5_000, u64::from(FRESH_TOKENS_REJECTED_LIMIT) + 1);
+    assert!(
+        matches!(s.token, TokenState::Refused { .. }),
+        "{:?}",
+        s.token
+    );
     // (The silent link is closed and retried meanwhile; the token is not asked for.)
     assert!(!s
         .handle(Input::Tick, now + TWILIO_REFUSAL_RETRY_MS - 1)
@@ -894,22 +883,7 @@ fn after_giving_up_on_refused_tokens_the_session_tries_again_five_minutes_later(
         .handle(Input::Tick, now + TWILIO_REFUSAL_RETRY_MS)
         .contains(&Effect::FetchToken));
     // The credentials were fixed: the next token is accepted and calls work again.
-    let later = now + TWILIO_REFUSAL_RETRY_MS + 100;
-    s.handle(
-        Input::TokenIssued {
-            token: "tok-fixed".into(),
-            ttl_seconds: TOKEN_TTL,
-        },
-        later,
-    );
-    s.handle(
-        frame(ServerMessage::Connected {
-            token: None,
-            region: None,
-            edge: None,
-        }),
-        later + 100,
-    );
+    token_accepted(&mut s, "tok-fixed", now + TWILIO_REFUSAL_RETRY_MS + 100);
     assert_eq!(s.blocker(), None);
 }
 

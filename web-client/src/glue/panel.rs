@@ -108,14 +108,19 @@ fn set_attr(element: &Element, name: &str, value: &str) {
     }
 }
 
+/// Hides or shows `element`, touching the DOM only when that changes.
+fn set_hidden(element: &HtmlElement, hidden: bool) {
+    if element.hidden() != hidden {
+        element.set_hidden(hidden);
+    }
+}
+
 /// Shows `text` in `element`, or hides the element when there is none.
 fn show_text(element: &HtmlElement, text: Option<&str>) {
     if let Some(text) = text {
         set_text(element, text);
     }
-    if element.hidden() != text.is_none() {
-        element.set_hidden(text.is_none());
-    }
+    set_hidden(element, text.is_none());
 }
 
 fn toggle_attr(element: &Element, name: &str, on: bool) {
@@ -214,9 +219,7 @@ impl Panel {
 
     fn button(&self, action: &str, view: &ButtonView) {
         if let Some((_, button)) = self.buttons.iter().find(|(a, _)| *a == action) {
-            if button.hidden() == view.visible {
-                button.set_hidden(!view.visible);
-            }
+            set_hidden(button, !view.visible);
             toggle_attr(button, "disabled", !view.enabled);
             if !view.label.is_empty() {
                 set_text(button, &view.label);
@@ -278,42 +281,28 @@ impl Panel {
         self.button("accept", &view.accept);
         self.button("decline", &view.decline);
         let show_keypad = keypad_open && view.keypad.visible;
-        if self.keypad.hidden() == show_keypad {
-            self.keypad.set_hidden(!show_keypad);
-        }
-        match &view.fallback {
-            Some(fallback) => {
-                set_text(&self.reason, &fallback.reason);
-                // Said once: not again under the status line that already says it.
-                let repeats = fallback.reason == view.status;
-                if self.reason.hidden() != repeats {
-                    self.reason.set_hidden(repeats);
-                }
-                match &fallback.number {
-                    Some((shown, href)) => {
-                        set_text(&self.number, shown);
-                        match href {
-                            Some(href) => set_attr(&self.number, "href", href),
-                            None => toggle_attr(&self.number, "href", false),
-                        }
-                        self.copy.set_hidden(false);
+        set_hidden(&self.keypad, !show_keypad);
+        if let Some(fallback) = &view.fallback {
+            set_text(&self.reason, &fallback.reason);
+            // Said once: not again under the status line that already says it.
+            set_hidden(&self.reason, fallback.reason == view.status);
+            match &fallback.number {
+                Some((shown, href)) => {
+                    set_text(&self.number, shown);
+                    match href {
+                        Some(href) => set_attr(&self.number, "href", href),
+                        None => toggle_attr(&self.number, "href", false),
                     }
-                    None => {
-                        set_text(&self.number, "No number on record");
-                        toggle_attr(&self.number, "href", false);
-                        self.copy.set_hidden(true);
-                    }
+                    set_hidden(&self.copy, false);
                 }
-                if self.fallback.hidden() {
-                    self.fallback.set_hidden(false);
-                }
-            }
-            None => {
-                if !self.fallback.hidden() {
-                    self.fallback.set_hidden(true);
+                None => {
+                    set_text(&self.number, "No number on record");
+                    toggle_attr(&self.number, "href", false);
+                    set_hidden(&self.copy, true);
                 }
             }
         }
+        set_hidden(&self.fallback, view.fallback.is_none());
         set_text(&self.copy_status, notes.copied.unwrap_or(""));
         set_text(&self.manual_status, notes.manual_outcome.unwrap_or(""));
     }
