@@ -1,7 +1,7 @@
 //! The call's media: the microphone (getUserMedia), the RTCPeerConnection with PCMU preferred
-//! over Opus, complete-gathering offers and answers, mute, RTP DTMF, remote audio playback and
-//! getStats sampling. [`Media`] owns its handlers and the audio element; dropping it stops the
-//! microphone and closes the connection.
+//! over Opus, offers and answers sent without waiting for ICE gathering, mute, RTP DTMF, remote
+//! audio playback and getStats sampling. [`Media`] owns its handlers and the audio element;
+//! dropping it stops the microphone and closes the connection.
 
 use js_sys::{Array, Function, Object, Reflect};
 use shared::call_quality::Sample;
@@ -249,34 +249,25 @@ fn prefer_pcmu(pc: &RtcPeerConnection) {
     }
 }
 
-/// Waits until ICE gathering completes (bounded: 5 s), so the SDP carries every candidate.
-/// Polled every 10 ms: on loopback gathering takes a few milliseconds, and the wait is on the
-/// path from Call now to ringing.
-async fn gathered(pc: &RtcPeerConnection) {
-    for _ in 0..500 {
-        if get(pc, "iceGatheringState").as_string().as_deref() == Some("complete") {
-            return;
-        }
-        super::timer::sleep(10).await;
-    }
-}
-
+/// Sets the local description and returns its SDP at once, as twilio-voice.js does
+/// (`rtcpc.ts` `getSDP` right after `setLocalDescription`): Twilio's media servers learn the
+/// browser's addresses from its connectivity checks (peer-reflexive candidates), so waiting for
+/// gathering to complete would only delay the invite, by seconds where a STUN server is slow.
 async fn local_sdp(pc: &RtcPeerConnection, description: JsValue) -> Result<String, JsValue> {
     call_async(pc, "setLocalDescription", &[description]).await?;
-    gathered(pc).await;
     get(&get(pc, "localDescription"), "sdp")
         .as_string()
         .ok_or_else(|| JsValue::from_str("no local description"))
 }
 
-/// Creates the offer (an ICE restart when asked) and returns it once gathering completes.
+/// Creates the offer (an ICE restart when asked) and returns its SDP.
 pub async fn local_offer(pc: RtcPeerConnection, ice_restart: bool) -> Result<String, JsValue> {
     let options = object(&[("iceRestart", JsValue::from_bool(ice_restart))]);
     let offer = call_async(&pc, "createOffer", &[options]).await?;
     local_sdp(&pc, offer).await
 }
 
-/// Sets an incoming call's offer and returns the answer once gathering completes.
+/// Sets an incoming call's offer and returns the answer's SDP.
 pub async fn local_answer(pc: RtcPeerConnection, offer: String) -> Result<String, JsValue> {
     let remote = object(&[("type", "offer".into()), ("sdp", offer.into())]);
     call_async(&pc, "setRemoteDescription", &[remote]).await?;
