@@ -1,6 +1,7 @@
 //! Clinicians in Medplum: whether one may place calls (`videocall_own_manage`), and provisioning
 //! of their Twilio identity identifier with optimistic locking.
 
+use futures_util::future::{join, join_all};
 use serde_json::Value;
 use shared::clinician::{
     may_place_calls, membership_policy_references, provision_identity, IdentityProvisioning,
@@ -34,23 +35,33 @@ pub struct CallingClinician {
 
 /// Looks the practitioner up and checks their memberships' access policies.
 /// 404 for an unknown practitioner, 403 without `videocall_own_manage`.
+///
+/// Two round trips to Medplum, not one per request: the Practitioner and its memberships are
+/// read together, then every policy they name together. Errors are taken in the order the
+/// requests would have been made one after another, so the answer is the same.
 pub async fn calling_clinician(
     medplum: &Medplum<'_>,
     id: &PractitionerId,
 ) -> Result<CallingClinician, AppError> {
-    let practitioner = medplum
-        .read("Practitioner", id.as_str())
-        .await?
-        .ok_or(AppError::PractitionerNotFound)?;
-    let memberships = medplum
-        .search("ProjectMembership", &[("profile", &id.reference())])
-        .await?;
+    let reference = id.reference();
+    let (practitioner, memberships) = join(
+        medplum.read("Practitioner", id.as_str()),
+        medplum.search("ProjectMembership", &[("profile", &reference)]),
+    )
+    .await;
+    let practitioner = practitioner?.ok_or(AppError::PractitionerNotFound)?;
+    let memberships = memberships?;
+    let policy_references: Vec<_> = memberships
+        .iter()
+        .flat_map(membership_policy_references)
+        .collect();
+    let policy_reads = policy_references
+        .iter()
+        .filter_map(|reference| reference.strip_prefix("AccessPolicy/"))
+        .map(|policy_id| medplum.read("AccessPolicy", policy_id));
     let mut names: Vec<String> = Vec::new();
-    for reference in memberships.iter().flat_map(membership_policy_references) {
-        let Some(policy_id) = reference.strip_prefix("AccessPolicy/") else {
-            continue;
-        };
-        if let Some(policy) = medplum.read("AccessPolicy", policy_id).await? {
+    for policy in join_all(policy_reads).await {
+        if let Some(policy) = policy? {
             if let Some(name) = policy.resource.get("name").and_then(Value::as_str) {
                 names.push(name.to_owned());
             }

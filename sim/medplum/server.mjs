@@ -5,6 +5,7 @@
 // Last-Modified headers). Tokens are RS256 JWTs signed with a key this process generates; see
 // README.md for the routes, the fixtures and the known differences from real Medplum.
 import { createServer } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   createHash,
   createPublicKey,
@@ -964,7 +965,27 @@ export async function startMedplumServer({
       repo = await seededRepository({ clientId, clientSecret, onChange: onRepositoryChange });
       botRuns = [];
     });
+    network.latencyMs = 0;
+    network.peakInFlight = network.inFlight;
   }
+
+  /** The network between the worker and Medplum: a delay before every request is answered (as a
+   * round trip to a hosted Medplum adds), and the most requests seen in flight at once since the
+   * delay was last set, so a test can tell requests made together from requests made in turn. */
+  const network = { latencyMs: 0, inFlight: 0, peakInFlight: 0 };
+
+  /** `{"ms": n}` (0 to 10,000): from now on every request waits n ms first; the peak starts again. */
+  function setLatency(raw) {
+    const body = jsonBody(raw);
+    if (!Number.isInteger(body?.ms) || body.ms < 0 || body.ms > 10_000) {
+      throw new OperationOutcomeError(badRequest('expected {"ms": n} with n from 0 to 10000'));
+    }
+    network.latencyMs = body.ms;
+    network.peakInFlight = network.inFlight;
+    return latencyState();
+  }
+
+  const latencyState = () => ({ ms: network.latencyMs, peakInFlight: network.peakInFlight });
 
   /** A control request's JSON body, or a 400 OperationOutcome. */
   function jsonBody(raw) {
@@ -1045,6 +1066,10 @@ export async function startMedplumServer({
         return sendJson(res, 200, await failWrites(raw));
       case "GET /__sim/counts":
         return sendJson(res, 200, { counts: await serialized(async () => resourceCounts()) });
+      case "POST /__sim/latency":
+        return sendJson(res, 200, setLatency(raw));
+      case "GET /__sim/latency":
+        return sendJson(res, 200, latencyState());
       default:
         if (method === "GET" && path.startsWith("/__sim/resource/")) return simResource(res, path);
         return sendOutcome(res, notFound);
@@ -1053,7 +1078,13 @@ export async function startMedplumServer({
 
   async function handle(req, res) {
     res.simCors = corsHeaders(req);
+    const overNetwork = !(req.url ?? "/").startsWith("/__sim/");
+    if (overNetwork) {
+      network.inFlight += 1;
+      network.peakInFlight = Math.max(network.peakInFlight, network.inFlight);
+    }
     try {
+      if (overNetwork && network.latencyMs > 0) await sleep(network.latencyMs);
       await route(req, res);
     } catch (error) {
       if (res.headersSent) {
@@ -1068,6 +1099,7 @@ export async function startMedplumServer({
         sendOutcome(res, serverError(error instanceof Error ? error : new Error(String(error))));
       }
     } finally {
+      if (overNetwork) network.inFlight -= 1;
       // Method, path without query, status: never tokens, bodies or query strings (which can hold phone numbers).
       log?.(`medplum-sim ${req.method} ${(req.url ?? "/").split(/[?#]/)[0]} ${res.statusCode}`);
     }

@@ -1,4 +1,4 @@
-//! Tests for sim/medplum (node --test sim/medplum/server.test.mjs): OAuth, dev sign-in, JWKS, FHIR reads/writes, If-Match and JSON Patch, reset, CLI.
+//! Tests for sim/medplum (node --test sim/medplum/server.test.mjs): OAuth, dev sign-in, JWKS, FHIR reads/writes, If-Match and JSON Patch, reset, latency, CLI.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -529,6 +529,25 @@ test("__sim/reset restores a modified resource; __sim/resource reads without aut
   assert.deepEqual(restored.telecom, patients.mobile.telecom);
   assert.equal((await fetch(`${sim.url}/__sim/resource/Patient/${createdId}`)).status, 404);
   assert.equal((await fhir(`Patient/${createdId}`)).status, 404);
+});
+
+test("__sim/latency: requests wait the delay; made together they are seen in flight together, one after another they are not; reset lifts it", async () => {
+  const latency = (body) =>
+    fetch(`${sim.url}/__sim/latency`, body === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  assert.equal((await latency({ ms: -1 })).status, 400);
+  assert.equal((await latency({ ms: 10_001 })).status, 400);
+  assert.equal((await latency({ ms: "50" })).status, 400);
+  assert.deepEqual(await (await latency({ ms: 150 })).json(), { ms: 150, peakInFlight: 0 });
+  const health = () => fetch(`${sim.url}/healthcheck`).then((r) => r.status);
+  const started = performance.now();
+  assert.equal(await health(), 200);
+  assert.ok(performance.now() - started >= 140, "the request waited for the delay");
+  assert.equal(await health(), 200);
+  assert.equal((await (await latency()).json()).peakInFlight, 1, "one after another");
+  assert.deepEqual(await Promise.all([health(), health(), health()]), [200, 200, 200]);
+  assert.equal((await (await latency()).json()).peakInFlight, 3, "made together");
+  await fetch(`${sim.url}/__sim/reset`, { method: "POST" });
+  assert.deepEqual(await (await latency()).json(), { ms: 0, peakInFlight: 0 });
 });
 
 test("userinfo and /auth/me for a clinician", async () => {

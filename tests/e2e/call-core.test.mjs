@@ -63,6 +63,34 @@ async function callRecords(appointmentId, practitioner = "clinician-ada") {
 const dialled = (twiml) => twiml.match(/<Number[^>]*>([^<]+)<\/Number>/)?.[1];
 const callerId = (twiml) => twiml.match(/<Dial callerId="([^"]+)"/)?.[1];
 
+test("the voice webhook asks Medplum about the clinician and the appointment together, not one request after another", async () => {
+  // First in this file, so no earlier test's writes can be in flight beside it.
+  const latency = async (ms) =>
+    (await fetch(`${medplum.url}/__sim/latency`, ms === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ms }) })).json();
+  await latency(200);
+  let placed;
+  try {
+    const started = performance.now();
+    placed = await voice("appt-mobile");
+    const elapsed = performance.now() - started;
+    assert.match(placed.twiml, /<Dial/, placed.twiml);
+    const { peakInFlight } = await latency();
+    // Practitioner, memberships, Appointment: three reads at once; one after another it is 1.
+    assert.ok(peakInFlight >= 3, `requests in flight at once: ${peakInFlight}`);
+    console.log(`voice webhook with 200 ms to Medplum: ${elapsed.toFixed(0)} ms, ${peakInFlight} requests at once`);
+  } finally {
+    await latency(0);
+    // Ended before any leg was dialled, so that its line is free for the tests after this one.
+    if (placed) {
+      const ended = await fetch(`${worker.url}/api/v1/appointments/appt-mobile/call/end`, {
+        method: "POST", headers: { authorization: `Bearer ${await signIn("clinician-ada")}`, "content-type": "application/json" },
+        body: JSON.stringify({ callSid: placed.parentSid }),
+      });
+      assert.equal(ended.status, 200, await ended.text());
+    }
+  }
+});
+
 test("an answered call: TwiML dials the patient's number from the record, and the outcome lands on the Appointment once", async () => {
   const { parentSid, twiml } = await voice("appt-mobile", { extra: { To: "+447700900999" } });
   assert.equal(dialled(twiml), "+447700900123", "the number comes from the Patient, not the browser");

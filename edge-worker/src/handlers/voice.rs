@@ -3,6 +3,7 @@
 //! with a caller ID leased from the pool, or says why not and hangs up. Either way the attempt is
 //! recorded in the appointment's ledger before the answer leaves.
 
+use futures_util::future::join;
 use serde_json::json;
 use shared::call_refusal::CallRefusal;
 use shared::dial_policy::check;
@@ -112,6 +113,8 @@ fn refusal_of(error: AppError) -> CallRefusal {
 }
 
 /// Decides whether and what to dial. Every rule lives in `shared`; this gathers the facts.
+/// The clinician's permission and the appointment's patient are looked up together (two round
+/// trips to Medplum, not five); a refusal is the one the checks would give one after another.
 async fn plan(
     medplum: &Medplum<'_>,
     config: &Config,
@@ -123,32 +126,13 @@ async fn plan(
         .and_then(|identity| PractitionerId::parse(identity).ok())
         .ok_or((CallRefusal::NotAClinician, None))?;
     let refuse = |refusal: CallRefusal| (refusal, Some(practitioner.clone()));
-    calling_clinician(medplum, &practitioner)
-        .await
-        .map_err(|e| refuse(refusal_of(e)))?;
-    let appointment = medplum
-        .read("Appointment", appointment_id.as_str())
-        .await
-        .map_err(|_| refuse(CallRefusal::ServiceUnavailable))?
-        .ok_or_else(|| refuse(CallRefusal::AppointmentNotFound))?
-        .resource;
-    if !has_practitioner(&appointment, &practitioner) {
-        return Err(refuse(CallRefusal::NotYourAppointment));
-    }
-    if !is_phone_appointment(&appointment) {
-        return Err(refuse(CallRefusal::NotAPhoneAppointment));
-    }
-    if !is_callable_status(&appointment) {
-        return Err(refuse(CallRefusal::AppointmentNotCallable));
-    }
-    let patient_id =
-        patient_of(&appointment).ok_or_else(|| refuse(CallRefusal::AppointmentNotFound))?;
-    let patient = medplum
-        .read("Patient", patient_id.as_str())
-        .await
-        .map_err(|_| refuse(CallRefusal::ServiceUnavailable))?
-        .ok_or_else(|| refuse(CallRefusal::NumberMissing))?
-        .resource;
+    let (clinician, patient) = join(
+        calling_clinician(medplum, &practitioner),
+        appointment_patient(medplum, appointment_id, &practitioner),
+    )
+    .await;
+    clinician.map_err(|e| refuse(refusal_of(e)))?;
+    let (patient_id, patient) = patient.map_err(refuse)?;
     let raw = preferred_phone(&patient).unwrap_or("");
     let policy = config
         .dial_policy()
@@ -159,6 +143,37 @@ async fn plan(
         patient: patient_id,
         number,
     })
+}
+
+/// The patient of a callable phone appointment of `practitioner`'s, or why there is none.
+async fn appointment_patient(
+    medplum: &Medplum<'_>,
+    appointment_id: &AppointmentId,
+    practitioner: &PractitionerId,
+) -> Result<(PatientId, serde_json::Value), CallRefusal> {
+    let appointment = medplum
+        .read("Appointment", appointment_id.as_str())
+        .await
+        .map_err(|_| CallRefusal::ServiceUnavailable)?
+        .ok_or(CallRefusal::AppointmentNotFound)?
+        .resource;
+    if !has_practitioner(&appointment, practitioner) {
+        return Err(CallRefusal::NotYourAppointment);
+    }
+    if !is_phone_appointment(&appointment) {
+        return Err(CallRefusal::NotAPhoneAppointment);
+    }
+    if !is_callable_status(&appointment) {
+        return Err(CallRefusal::AppointmentNotCallable);
+    }
+    let patient_id = patient_of(&appointment).ok_or(CallRefusal::AppointmentNotFound)?;
+    let patient = medplum
+        .read("Patient", patient_id.as_str())
+        .await
+        .map_err(|_| CallRefusal::ServiceUnavailable)?
+        .ok_or(CallRefusal::NumberMissing)?
+        .resource;
+    Ok((patient_id, patient))
 }
 
 /// Leases a caller ID for the call, within the misuse limits; the refusal when there is none.
