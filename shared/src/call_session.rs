@@ -47,6 +47,11 @@ pub const TWILIO_REJECTED_TOKEN: &str = "twilio-rejected-token";
 /// After giving up on tokens Twilio kept refusing, the session tries again this much later (the
 /// credentials may have been fixed meanwhile): a few requests per open page every 5 minutes.
 pub const TWILIO_REFUSAL_RETRY_MS: u64 = 300_000;
+/// A token the worker refused (no calling permission, a sign-in it does not accept) is asked for
+/// again after these waits, the last one repeated: a host whose sign-in was only stale (a laptop
+/// waking from sleep) gets calling back by itself, and a permission granted meanwhile needs no
+/// reload. At most one request per open page every 5 minutes once it has settled.
+pub const REFUSED_TOKEN_RETRY_MS: [u64; 4] = [15_000, 60_000, 120_000, 300_000];
 /// How long a placed call may wait for Twilio's first word (`ringing`, `answer`, `hangup`)
 /// once its offer is ready, including a wait for the signaling link to come back, before it is
 /// given up as failed and the panel offers dialing by hand. Twilio answers an invite within
@@ -83,10 +88,14 @@ pub enum TokenState {
         expires_at_ms: u64,
         refresh_at_ms: u64,
     },
-    /// Refused by the worker for a reason retrying will not fix (e.g. no calling permission).
+    /// Refused by the worker (e.g. no calling permission), or Twilio kept refusing its tokens;
+    /// asked for again at `retry_at_ms` ([`REFUSED_TOKEN_RETRY_MS`], [`TWILIO_REFUSAL_RETRY_MS`]),
+    /// `attempt` counting the refusals in a row.
     Refused {
         code: String,
         message: String,
+        retry_at_ms: u64,
+        attempt: u32,
     },
     /// The worker could not be reached or failed; retried at `retry_at_ms`.
     Unreachable {
@@ -507,8 +516,6 @@ pub struct Session {
     token_generation: u32,
     /// The generation of the token Twilio last refused.
     rejected_generation: Option<u32>,
-    /// When the session gave up on tokens Twilio kept refusing ([`TWILIO_REFUSAL_RETRY_MS`]).
-    twilio_refused_at_ms: u64,
     /// When `register` was last sent (renewed every [`REGISTER_INTERVAL_MS`]).
     last_registered_ms: u64,
     browser_info: Json,
@@ -617,7 +624,6 @@ impl Session {
             token_rejections: 0,
             token_generation: 0,
             rejected_generation: None,
-            twilio_refused_at_ms: 0,
             last_registered_ms: 0,
             browser_info,
             now_ms: 0,
@@ -713,7 +719,18 @@ impl Session {
                         attempt,
                     }
                 } else {
-                    TokenState::Refused { code, message }
+                    let attempt = match self.token {
+                        TokenState::Refused { attempt, .. } => attempt.saturating_add(1),
+                        _ => 0,
+                    };
+                    let index = usize::try_from(attempt).unwrap_or(usize::MAX);
+                    let wait = REFUSED_TOKEN_RETRY_MS[index.min(REFUSED_TOKEN_RETRY_MS.len() - 1)];
+                    TokenState::Refused {
+                        code,
+                        message,
+                        retry_at_ms: now_ms + wait,
+                        attempt,
+                    }
                 };
             }
             Input::SocketOpened => {
@@ -864,13 +881,14 @@ impl Session {
         self.rejected_generation = Some(self.token_generation);
         self.token_rejections = self.token_rejections.saturating_add(1);
         if self.token_rejections > FRESH_TOKENS_REJECTED_LIMIT {
-            self.twilio_refused_at_ms = self.now_ms;
             self.token = TokenState::Refused {
                 code: TWILIO_REJECTED_TOKEN.to_owned(),
                 message: format!(
                     "Twilio refused this service's calling token ({code}), so its Twilio \
                      settings need fixing: tell your administrator."
                 ),
+                retry_at_ms: self.now_ms + TWILIO_REFUSAL_RETRY_MS,
+                attempt: 0,
             };
         } else if self.token != TokenState::Fetching {
             self.fetch_token(out);
@@ -1519,25 +1537,52 @@ impl Session {
         if rang_out {
             self.end(Outcome::Missed, out);
         }
+        // Should a retry's answer never come, the next is due after the request's deadline.
+        let backstop = now + REQUEST_DEADLINE_MS + RETRY_BACKSTOP_MARGIN_MS;
         match self.token {
-            TokenState::Valid { refresh_at_ms, .. } if now >= refresh_at_ms => {
-                self.fetch_token(out);
+            TokenState::Valid {
+                refresh_at_ms,
+                expires_at_ms,
+            } if now >= refresh_at_ms => {
+                if backstop < expires_at_ms {
+                    // The held token still works: calls go on with it while its successor is
+                    // fetched, and a refresh refused or failed (ignored while a token is valid)
+                    // is tried again at the backstop, not turned into a blocked panel.
+                    self.token = TokenState::Valid {
+                        expires_at_ms,
+                        refresh_at_ms: backstop,
+                    };
+                    out.push(Effect::FetchToken);
+                } else {
+                    self.fetch_token(out);
+                }
             }
-            TokenState::Refused { ref code, .. }
-                if code == TWILIO_REJECTED_TOKEN
-                    && now.saturating_sub(self.twilio_refused_at_ms) >= TWILIO_REFUSAL_RETRY_MS =>
-            {
-                self.token_rejections = 0;
-                self.fetch_token(out);
+            // Asked for again while the refusal stays on screen; a refusal in answer counts the
+            // attempt on.
+            TokenState::Refused {
+                ref code,
+                ref message,
+                retry_at_ms,
+                attempt,
+            } if now >= retry_at_ms => {
+                if code == TWILIO_REJECTED_TOKEN {
+                    self.token_rejections = 0;
+                }
+                self.token = TokenState::Refused {
+                    code: code.clone(),
+                    message: message.clone(),
+                    retry_at_ms: backstop,
+                    attempt,
+                };
+                out.push(Effect::FetchToken);
             }
-            // One retry at a time: the next is due only once this one has failed (or, should
-            // its answer never come, after the request's deadline).
+            // One retry at a time: the next is due only once this one has failed.
             TokenState::Unreachable {
                 retry_at_ms,
                 attempt,
             } if now >= retry_at_ms => {
                 self.token = TokenState::Unreachable {
-                    retry_at_ms: now + REQUEST_DEADLINE_MS + RETRY_BACKSTOP_MARGIN_MS,
+                    retry_at_ms: backstop,
                     attempt,
                 };
                 out.push(Effect::FetchToken);

@@ -570,24 +570,53 @@ fn calls_need_token_link_and_microphone() {
 }
 
 #[test]
-fn a_refused_token_is_final_and_an_outage_is_retried() {
+fn a_refused_token_is_asked_for_again_later_and_an_outage_sooner() {
+    let refused = |s: &mut Session, now: u64| {
+        s.handle(
+            Input::TokenRefused {
+                code: "permission_missing".into(),
+                message: "no calling permission".into(),
+                retryable: false,
+            },
+            now,
+        )
+    };
     let mut s = Session::new(Json::from(json!({})));
     s.handle(Input::Start, 0);
+    refused(&mut s, 10);
+    let blocked = Some(Blocker::TokenRefused {
+        message: "no calling permission".into(),
+    });
+    assert_eq!(s.blocker(), blocked);
+    // Asked again after 15 s, then 60 s, the refusal staying on screen meanwhile; one request
+    // at a time.
+    assert!(s.handle(Input::Tick, 15_009).is_empty());
+    assert_eq!(s.handle(Input::Tick, 15_010), vec![Effect::FetchToken]);
+    assert_eq!(s.blocker(), blocked);
+    assert!(s.handle(Input::Tick, 16_000).is_empty());
+    refused(&mut s, 16_000);
+    assert!(s.handle(Input::Tick, 75_999).is_empty());
+    assert_eq!(s.handle(Input::Tick, 76_000), vec![Effect::FetchToken]);
+    // Granted meanwhile: no reload needed.
     s.handle(
-        Input::TokenRefused {
-            code: "permission_missing".into(),
-            message: "no calling permission".into(),
-            retryable: false,
+        Input::TokenIssued {
+            token: "t".into(),
+            ttl_seconds: 60,
         },
-        10,
+        76_100,
     );
-    assert_eq!(
-        s.blocker(),
-        Some(Blocker::TokenRefused {
-            message: "no calling permission".into()
-        })
-    );
-    assert!(s.handle(Input::Tick, 100_000).is_empty());
+    assert_eq!(s.link, Link::Connecting);
+    assert_ne!(s.blocker(), blocked);
+    // Refusals in a row settle at one request every 5 minutes.
+    let mut s = Session::new(Json::from(json!({})));
+    s.handle(Input::Start, 0);
+    let mut now = 0;
+    for wait in REFUSED_TOKEN_RETRY_MS.into_iter().chain([300_000, 300_000]) {
+        refused(&mut s, now);
+        assert!(s.handle(Input::Tick, now + wait - 1).is_empty(), "{wait}");
+        assert_eq!(s.handle(Input::Tick, now + wait), vec![Effect::FetchToken]);
+        now += wait;
+    }
 
     let mut s = Session::new(Json::from(json!({})));
     s.handle(Input::Start, 0);
@@ -610,6 +639,69 @@ fn a_refused_token_is_final_and_an_outage_is_retried() {
         3_100,
     );
     assert_eq!(s.link, Link::Connecting);
+}
+
+/// Ticks a session whose link stays alive (a frame just received), and says whether the tick
+/// asked the worker for a token.
+fn tick_fetches(s: &mut Session, now: u64) -> bool {
+    s.handle(Input::Received(HEARTBEAT.into()), now);
+    s.handle(Input::Tick, now).contains(&Effect::FetchToken)
+}
+
+#[test]
+fn a_refresh_refused_or_failed_keeps_the_held_token_in_use_until_it_runs_out() {
+    // The lunch break: the host's sign-in is stale when the refresh is due, so the worker
+    // answers 401 for a while; the token in hand still has a quarter of its life.
+    let mut s = ready();
+    let refresh_due = refresh_at(100, u64::from(TOKEN_TTL) * 1_000);
+    let expires = 100 + u64::from(TOKEN_TTL) * 1_000;
+    assert!(tick_fetches(&mut s, refresh_due));
+    let expired_sign_in = Input::TokenRefused {
+        code: "token_expired".into(),
+        message: "your sign-in has expired".into(),
+        retryable: false,
+    };
+    s.handle(expired_sign_in.clone(), refresh_due + 50);
+    assert_eq!(s.blocker(), None, "calls go on with the held token");
+    // Tried again once the request's deadline has passed, not every tick.
+    let retry = refresh_due + REQUEST_DEADLINE_MS + RETRY_BACKSTOP_MARGIN_MS;
+    assert!(!tick_fetches(&mut s, retry - 1));
+    assert!(tick_fetches(&mut s, retry));
+    let unreachable = Input::TokenRefused {
+        code: "unreachable".into(),
+        message: "x".into(),
+        retryable: true,
+    };
+    s.handle(unreachable, retry + 50);
+    assert_eq!(s.blocker(), None);
+    // The host has refreshed its sign-in: the new token is presented on the open link.
+    let next = retry + REQUEST_DEADLINE_MS + RETRY_BACKSTOP_MARGIN_MS;
+    assert!(tick_fetches(&mut s, next));
+    let effects = s.handle(
+        Input::TokenIssued {
+            token: "tok-2".into(),
+            ttl_seconds: TOKEN_TTL,
+        },
+        next + 50,
+    );
+    assert_eq!(sent_types(&effects), vec!["listen"]);
+    assert_eq!(sent(&effects)[0]["payload"]["token"], "tok-2");
+    assert!(next + 50 < expires);
+
+    // Refused until the held token is about to run out: then the refusal shows, and is asked
+    // about again later.
+    let mut s = ready();
+    let mut now = refresh_due;
+    while s.blocker().is_none() {
+        assert!(now < expires, "still no blocker at the token's expiry");
+        if tick_fetches(&mut s, now) {
+            s.handle(expired_sign_in.clone(), now + 10);
+        }
+        now += 1_000;
+    }
+    assert!(now + REQUEST_DEADLINE_MS + RETRY_BACKSTOP_MARGIN_MS >= expires);
+    assert!(matches!(s.blocker(), Some(Blocker::TokenRefused { .. })));
+    assert!(tick_fetches(&mut s, now + REFUSED_TOKEN_RETRY_MS[0]));
 }
 
 #[test]
