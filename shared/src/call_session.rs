@@ -750,14 +750,7 @@ impl Session {
             Input::MicrophoneFailed(state) => {
                 self.microphone = state;
                 if matches!(self.phase, Phase::Preparing | Phase::Answering) {
-                    if let (Phase::Answering, Some(call)) = (&self.phase, &self.call) {
-                        out.push(Effect::Send(
-                            ClientMessage::Reject {
-                                callsid: call.local_sid.clone(),
-                            }
-                            .encode(),
-                        ));
-                    }
+                    self.reject_incoming(&mut out);
                     self.end(Outcome::NotPlaced(state), &mut out);
                 }
             }
@@ -780,6 +773,12 @@ impl Session {
                     call.rtp_dtmf = rtp_dtmf;
                     call.restarting = false;
                 }
+            }
+            // The browser could not make its offer or answer: nothing to restart, and the
+            // call would otherwise wait for ever with the microphone open.
+            Input::MediaFailed if matches!(self.phase, Phase::Preparing | Phase::Answering) => {
+                self.reject_incoming(&mut out);
+                self.end(Outcome::Failed { code: None }, &mut out);
             }
             Input::MediaFailed | Input::NetworkChanged => self.restart_ice(&mut out),
             Input::Ledger(record) => self.ledger(record, &mut out),
@@ -1194,6 +1193,19 @@ impl Session {
             out.push(Effect::CloseMedia);
         }
         out.push(Effect::CallEnded);
+    }
+
+    /// A call-back being answered that this browser cannot take after all: Twilio is told, so
+    /// that the call goes on (to the practice line) instead of waiting for an answer.
+    fn reject_incoming(&self, out: &mut Vec<Effect>) {
+        if let (Phase::Answering, Some(call)) = (&self.phase, &self.call) {
+            out.push(Effect::Send(
+                ClientMessage::Reject {
+                    callsid: call.local_sid.clone(),
+                }
+                .encode(),
+            ));
+        }
     }
 
     /// The microphone is open. A mute pressed while it was opening applies to it before any

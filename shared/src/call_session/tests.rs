@@ -1311,6 +1311,42 @@ fn ice_failure_restarts_with_a_reinvite_then_gives_up() {
 }
 
 #[test]
+fn an_offer_or_answer_the_browser_cannot_make_ends_the_call_and_closes_the_microphone() {
+    // Call now: the microphone opened, then createOffer/setLocalDescription failed.
+    let mut s = preparing();
+    s.handle(Input::MicrophoneReady, 1_100);
+    let effects = s.handle(Input::MediaFailed, 1_150);
+    assert_eq!(outcome(&s), Some(&Outcome::Failed { code: None }));
+    assert!(effects.contains(&Effect::CloseMedia), "{effects:?}");
+    assert!(
+        sent_types(&effects).is_empty(),
+        "no invite went, so nothing to hang up"
+    );
+    let later = s.handle(Input::Tick, 60_000);
+    assert!(!later.contains(&Effect::CallEnded), "{later:?}");
+    assert_eq!(outcome(&s), Some(&Outcome::Failed { code: None }));
+    // A call-back accepted whose answer cannot be made: Twilio is told, so that the call goes on.
+    let mut s = ready();
+    s.handle(
+        frame(ServerMessage::Invite {
+            callsid: "CAin".into(),
+            sdp: "v=0 remote offer".into(),
+            reconnect: None,
+            parameters: None,
+        }),
+        1_000,
+    );
+    s.handle(Input::Accept, 1_100);
+    s.handle(Input::MicrophoneReady, 1_200);
+    let effects = s.handle(Input::MediaFailed, 1_300);
+    assert_eq!(sent_types(&effects), vec!["reject"]);
+    assert_eq!(sent(&effects)[0]["payload"]["callsid"], "CAin");
+    assert!(effects.contains(&Effect::CloseMedia), "{effects:?}");
+    assert_eq!(outcome(&s), Some(&Outcome::Failed { code: None }));
+    assert!(Outcome::Failed { code: None }.offers_manual_dial());
+}
+
+#[test]
 fn an_incoming_call_back_can_be_accepted_or_declined_or_missed() {
     let invite = || {
         frame(ServerMessage::Invite {

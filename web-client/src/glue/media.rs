@@ -101,8 +101,28 @@ pub struct Media {
     _on_track: Closure<dyn FnMut(RtcTrackEvent)>,
 }
 
+/// Sends `stream`'s audio on `pc` (PCMU first) and adds the hidden element that plays the far end.
+fn attach(pc: &RtcPeerConnection, stream: &MediaStream) -> Result<HtmlAudioElement, JsValue> {
+    for track in stream.get_audio_tracks().iter() {
+        call(pc, "addTrack", &[track, stream.clone().into()])?;
+    }
+    prefer_pcmu(pc);
+    let document = web_sys::window()
+        .and_then(|w| w.document())
+        .ok_or_else(|| JsValue::from_str("no document"))?;
+    let audio: HtmlAudioElement = document.create_element("audio")?.dyn_into()?;
+    audio.set_autoplay(true);
+    audio.set_attribute("data-remote-audio", "")?;
+    audio.set_hidden(true);
+    if let Some(body) = document.body() {
+        body.append_child(&audio)?;
+    }
+    Ok(audio)
+}
+
 impl Media {
     /// A connection sending `stream`'s audio; `on_ice_state` gets every ICE connection state.
+    /// On failure the microphone is stopped and nothing is left open.
     pub fn new(
         stream: MediaStream,
         ice_servers: &[String],
@@ -115,22 +135,14 @@ impl Media {
         let config = web_sys::RtcConfiguration::new();
         config.set_ice_servers(&servers);
         config.set_bundle_policy(web_sys::RtcBundlePolicy::MaxBundle);
-        let pc = RtcPeerConnection::new_with_configuration(&config)?;
-        for track in stream.get_audio_tracks().iter() {
-            call(&pc, "addTrack", &[track, stream.clone().into()])?;
-        }
-        prefer_pcmu(&pc);
-
-        let document = web_sys::window()
-            .and_then(|w| w.document())
-            .ok_or_else(|| JsValue::from_str("no document"))?;
-        let audio: HtmlAudioElement = document.create_element("audio")?.dyn_into()?;
-        audio.set_autoplay(true);
-        audio.set_attribute("data-remote-audio", "")?;
-        audio.set_hidden(true);
-        if let Some(body) = document.body() {
-            body.append_child(&audio)?;
-        }
+        let pc = RtcPeerConnection::new_with_configuration(&config).inspect_err(|_| {
+            stop_tracks(&stream);
+        })?;
+        // Nothing is left behind on failure: the microphone stops, the connection closes.
+        let audio = attach(&pc, &stream).inspect_err(|_| {
+            pc.close();
+            stop_tracks(&stream);
+        })?;
 
         let pc_for_ice = pc.clone();
         let on_ice = Closure::<dyn FnMut()>::new(move || {
