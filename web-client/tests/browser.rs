@@ -1,7 +1,7 @@
 //! Glue tests that need a real browser (wasm-bindgen-test in headless Chromium with a fake
 //! microphone): media offers with PCMU first, returned without waiting for ICE gathering,
-//! teardown, the panel DOM and its events, timers, the event-stream reader, and the module's allocator. Run by `scripts/test`
-//! through chromedriver.
+//! teardown, the panel DOM and its events, a host token promise bounded, timers, the
+//! event-stream reader, and the module's allocator. Run by `scripts/test` through chromedriver.
 #![cfg(target_arch = "wasm32")]
 // A test file: a failed expectation is the test failing.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
-use web_client::glue::http::Api;
+use web_client::glue::http::{Api, RequestError};
 use web_client::glue::media::{self, Media};
 use web_client::glue::panel::{Panel, PanelAction, PanelNotes};
 use web_client::glue::timer::{sleep, Interval};
@@ -296,6 +296,24 @@ async fn the_event_stream_reader_delivers_events_across_chunks() {
             ("call".to_owned(), "1".to_owned())
         ]
     );
+}
+
+#[wasm_bindgen_test]
+async fn a_host_session_token_that_never_comes_counts_as_no_session() {
+    let never = js_sys::Function::new_no_args("return new Promise(() => {});");
+    let api = Api::new(String::new(), never).with_token_wait(50);
+    let reply = api.json("GET", "/never-sent", None).await;
+    assert_eq!(reply.err(), Some(RequestError::NoSession));
+    // A promise that settles in time is used.
+    let later = js_sys::Function::new_no_args(
+        "return new Promise((ok) => setTimeout(() => ok('test-session'), 10));",
+    );
+    let api = Api::new(String::new(), later).with_token_wait(5_000);
+    let reply = api
+        .json("GET", "data:application/json,%7B%22ok%22:true%7D", None)
+        .await
+        .expect("answered");
+    assert_eq!(reply.status, 200);
 }
 
 /// Bytes of linear memory the module has grown to.

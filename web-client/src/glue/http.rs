@@ -48,6 +48,17 @@ pub enum RequestError {
 pub struct Api {
     base: String,
     session_token: Function,
+    token_wait_ms: u32,
+}
+
+/// A promise rejected after `ms`.
+fn rejected_after(ms: u32) -> js_sys::Promise {
+    let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+    js_sys::Promise::new(&mut |_, reject| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&reject, ms);
+        }
+    })
 }
 
 impl Api {
@@ -55,19 +66,34 @@ impl Api {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             session_token,
+            token_wait_ms: REQUEST_TIMEOUT_MS,
         }
     }
 
-    /// Asks the host for the Medplum bearer; accepts a string or a promise of one.
+    /// How long the host's session-token promise may take (default: a request's deadline).
+    pub fn with_token_wait(mut self, ms: u32) -> Self {
+        self.token_wait_ms = ms;
+        self
+    }
+
+    /// Asks the host for the Medplum bearer; accepts a string or a promise of one. A promise
+    /// still pending after the wait counts as no session (and is asked again later), so a host
+    /// whose own token refresh hangs, after a laptop sleep say, cannot hold the panel for good.
     async fn bearer(&self) -> Result<String, RequestError> {
         let value = self
             .session_token
             .call0(&JsValue::NULL)
             .map_err(|_| RequestError::NoSession)?;
         let value = match value.dyn_into::<js_sys::Promise>() {
-            Ok(promise) => JsFuture::from(promise)
-                .await
-                .map_err(|_| RequestError::NoSession)?,
+            Ok(promise) => {
+                let bounded = js_sys::Promise::race(&js_sys::Array::of2(
+                    &promise,
+                    &rejected_after(self.token_wait_ms),
+                ));
+                JsFuture::from(bounded)
+                    .await
+                    .map_err(|_| RequestError::NoSession)?
+            }
             Err(value) => value,
         };
         value
