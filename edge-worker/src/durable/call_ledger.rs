@@ -659,12 +659,14 @@ impl CallLedger {
             // Heard from: the silence that would make it worth asking Twilio starts again.
             self.schedule_check(&attempt.parent_sid, now_ms + self.check_ms)?;
         }
-        if terminal_now && !was_terminal {
-            self.release_number(&attempt.parent_sid, now_ms).await?;
-        }
+        // Pages hear of the change first: giving the line back is a call to the pool, which
+        // they need not wait for.
         let record = self.record(&attempt.parent_sid)?;
         if changed {
             self.broadcast(&record);
+        }
+        if terminal_now && !was_terminal {
+            self.release_number(&attempt.parent_sid, now_ms).await?;
         }
         Response::from_json(&json!({
             "changed": changed,
