@@ -452,24 +452,27 @@ function sseReader(response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
-  return async function next(timeoutMs = 15_000) {
+  // The next event; the keep-alives the worker sends every 25 s are passed over unless asked for.
+  return async function next(timeoutMs = 15_000, { keepAlive = false } = {}) {
     const deadline = Date.now() + timeoutMs;
-    while (!buffer.includes("\n\n")) {
-      const chunk = await Promise.race([reader.read(), sleep(Math.max(0, deadline - Date.now())).then(() => "timeout")]);
-      if (chunk === "timeout") throw new Error("no event in time");
-      if (chunk.done) throw new Error("stream ended");
-      buffer += decoder.decode(chunk.value, { stream: true });
+    for (;;) {
+      while (!buffer.includes("\n\n")) {
+        const chunk = await Promise.race([reader.read(), sleep(Math.max(0, deadline - Date.now())).then(() => "timeout")]);
+        if (chunk === "timeout") throw new Error("no event in time");
+        if (chunk.done) throw new Error("stream ended");
+        buffer += decoder.decode(chunk.value, { stream: true });
+      }
+      const end = buffer.indexOf("\n\n");
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = frame.match(/^event: (.*)$/m)?.[1];
+      const data = JSON.parse(frame.match(/^data: (.*)$/m)?.[1] ?? "null");
+      if (event !== "alive" || keepAlive) return { event, data };
     }
-    const end = buffer.indexOf("\n\n");
-    const frame = buffer.slice(0, end);
-    buffer = buffer.slice(end + 2);
-    const event = frame.match(/^event: (.*)$/m)?.[1];
-    const data = JSON.parse(frame.match(/^data: (.*)$/m)?.[1] ?? "null");
-    return { event, data };
   };
 }
 
-test("the ledger pushes each call's progress to the appointment's clinician as it happens", async () => {
+test("the ledger pushes each call's progress to the appointment's clinician as it happens, and says it is alive when nothing does", async () => {
   const url = `${worker.url}/api/v1/appointments/appt-two-numbers/call/events`;
   assert.equal((await fetch(url)).status, 401);
   assert.equal((await fetch(url, { headers: { authorization: `Bearer ${await signIn("clinician-cy")}` } })).status, 403);
@@ -507,5 +510,9 @@ test("the ledger pushes each call's progress to the appointment's clinician as i
   assert.equal(manual.status, 201);
   const afterRepeat = await next();
   assert.equal(afterRepeat.data.direction, "manual", "the repeat pushed nothing; the manual record is next");
+  // Nothing changes now: the stream still says it is alive, so a page can tell a quiet
+  // appointment from a dead connection.
+  const quiet = await next(40_000, { keepAlive: true });
+  assert.deepEqual(quiet, { event: "alive", data: {} });
   controller.abort();
 });

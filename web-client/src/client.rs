@@ -13,6 +13,7 @@ use shared::call_session::{
 };
 use shared::json::Json;
 use shared::readiness::MicrophonePermission;
+use shared::sse;
 use wasm_bindgen::prelude::*;
 
 use crate::appointment::AppointmentInfo;
@@ -28,8 +29,6 @@ use crate::panel::{load_retry_delay_ms, show_load_failure, view, LoadFailure, Pa
 
 /// Twilio's public STUN server, used when signaling is Twilio's (not the local simulator).
 const TWILIO_STUN: &str = "stun:global.stun.twilio.com:3478";
-/// Seconds between attempts to reopen a closed ledger stream.
-const LEDGER_RETRY_MS: u64 = 5_000;
 
 struct Inner {
     session: Session,
@@ -40,7 +39,11 @@ struct Inner {
     ticker: Option<Interval>,
     network: Vec<WindowListener>,
     ledger: Option<(String, EventStream)>,
-    ledger_closed_at: u64,
+    /// Bumped by every ledger stream opened, so that an old stream's end is not taken for the
+    /// current one's.
+    ledger_generation: u32,
+    /// The ledger stream's health: reopened with backoff, dropped when it goes quiet.
+    ledger_watch: sse::Watch,
     panel: Option<Panel>,
     appointment_id: Option<String>,
     appointment: Option<AppointmentInfo>,
@@ -368,11 +371,19 @@ fn watch_ledger(shared: &Rc<Shared>, appointment: &str) {
     }
     let (on_event, on_end) = (Rc::downgrade(shared), Rc::downgrade(shared));
     let path = format!("/api/v1/appointments/{appointment}/call/events");
-    let api = shared.inner.borrow().api.clone();
-    let watched = appointment.to_owned();
+    let (api, generation) = {
+        let mut inner = shared.inner.borrow_mut();
+        inner.ledger_generation = inner.ledger_generation.wrapping_add(1);
+        inner.ledger_watch.opened(now_ms());
+        (inner.api.clone(), inner.ledger_generation)
+    };
     let stream = api.events(
         &path,
         move |event| {
+            // Anything at all, the worker's keep-alive included, shows the stream is alive.
+            if let Some(shared) = on_event.upgrade() {
+                shared.inner.borrow_mut().ledger_watch.heard(now_ms());
+            }
             let Ok(data) = Json::parse(&event.data) else {
                 return;
             };
@@ -398,9 +409,9 @@ fn watch_ledger(shared: &Rc<Shared>, appointment: &str) {
         move || {
             if let Some(shared) = on_end.upgrade() {
                 let mut inner = shared.inner.borrow_mut();
-                if inner.ledger.as_ref().is_some_and(|(id, _)| *id == watched) {
+                if inner.ledger_generation == generation && inner.ledger.is_some() {
                     inner.ledger = None;
-                    inner.ledger_closed_at = now_ms();
+                    inner.ledger_watch.closed(now_ms());
                 }
             }
         },
@@ -427,10 +438,15 @@ fn tick(shared: &Rc<Shared>) {
         if sample_from.is_some() {
             inner.sampling = true;
         }
+        let now = now_ms();
+        // Silent past the keep-alives: a dead connection (a sleep, a network change) that
+        // would otherwise stay "open" for good. Dropping it aborts the request.
+        if inner.ledger.is_some() && inner.ledger_watch.gone_quiet(now) {
+            inner.ledger = None;
+            inner.ledger_watch.closed(now);
+        }
         let reopen = match (&inner.ledger, &inner.appointment_id, inner.loading) {
-            (None, Some(id), false) if now_ms() >= inner.ledger_closed_at + LEDGER_RETRY_MS => {
-                Some(id.clone())
-            }
+            (None, Some(id), false) if inner.ledger_watch.reopen_due(now) => Some(id.clone()),
             _ => None,
         };
         (sample_from, reopen)
@@ -832,7 +848,8 @@ impl CallClient {
             ticker: None,
             network: Vec::new(),
             ledger: None,
-            ledger_closed_at: 0,
+            ledger_generation: 0,
+            ledger_watch: sse::Watch::default(),
             panel: None,
             appointment_id: None,
             appointment: None,
@@ -934,6 +951,7 @@ impl CallClient {
                     inner.manual_status = None;
                     inner.manual_unconfirmed = None;
                     inner.ledger = None;
+                    inner.ledger_watch = sse::Watch::default();
                     inner.loading = true;
                 }
                 switching

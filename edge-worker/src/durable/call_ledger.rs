@@ -22,6 +22,7 @@
 //! Twilio says it has ended (its final callback was lost), so no call stays "live" for good.
 
 use std::cell::RefCell;
+use std::time::Duration;
 
 use futures_channel::mpsc::{unbounded, UnboundedSender};
 use futures_util::StreamExt;
@@ -532,14 +533,29 @@ impl CallLedger {
         Ok(calls)
     }
 
-    /// Opens an event stream: the current records first, then every change.
+    /// Opens an event stream: the current records first, then every change, and a keep-alive
+    /// every [`shared::sse::KEEP_ALIVE_MS`] (which ends when the reader has gone).
     fn subscribe(&self) -> Result<Response> {
         let (sender, receiver) = unbounded::<String>();
         let snapshot = sse_frame("snapshot", &json!({"calls": self.records()?}));
         sender
             .unbounded_send(snapshot)
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        self.subscribers.borrow_mut().push(sender);
+        let keep_alive = sender.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let alive = sse_frame(shared::sse::KEEP_ALIVE_EVENT, &json!({}));
+            loop {
+                worker::Delay::from(Duration::from_millis(shared::sse::KEEP_ALIVE_MS)).await;
+                if keep_alive.unbounded_send(alive.clone()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut subscribers = self.subscribers.borrow_mut();
+        // Readers that went away while nothing changed are let go here too.
+        subscribers.retain(|subscriber| !subscriber.is_closed());
+        subscribers.push(sender);
+        drop(subscribers);
         let stream = receiver.map(|frame| Ok::<Vec<u8>, worker::Error>(frame.into_bytes()));
         let mut response = Response::from_stream(stream)?;
         response
