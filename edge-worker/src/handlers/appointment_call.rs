@@ -6,6 +6,7 @@
 //! panel entry (patient, number, dialable or why not), so a panel opened with only an appointment
 //! id can show the number to dial by hand.
 
+use futures_util::future::join;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::call_state::{CallStatus, EndedBy};
@@ -114,9 +115,14 @@ pub async fn list(
 ) -> Result<Reply, AppError> {
     let medplum = crate::medplum_client(config)?;
     let participant = participant(req, &medplum, appointment, now_unix).await?;
-    let entry =
-        crate::handlers::appointments::entry(&medplum, config, &participant.appointment).await?;
-    let calls = ledger(env, appointment, Method::Get, "/calls", None).await?;
+    // The patient (Medplum) and the calls (the ledger) are asked for together: the panel
+    // waits for both before it offers Call now.
+    let (entry, calls) = join(
+        crate::handlers::appointments::entry(&medplum, config, &participant.appointment),
+        ledger(env, appointment, Method::Get, "/calls", None),
+    )
+    .await;
+    let (entry, calls) = (entry?, calls?);
     let calls = calls
         .get("calls")
         .cloned()
