@@ -36,35 +36,62 @@ pub struct CallingClinician {
 /// Looks the practitioner up and checks their memberships' access policies.
 /// 404 for an unknown practitioner, 403 without `videocall_own_manage`.
 ///
-/// Two round trips to Medplum, not one per request: the Practitioner and its memberships are
-/// read together, then every policy they name together. Errors are taken in the order the
-/// requests would have been made one after another, so the answer is the same.
+/// One round trip to Medplum: the Practitioner is read while its memberships are searched with
+/// their policies included (`_include=ProjectMembership:access-policy`). A policy a membership
+/// names that the search did not include is read on its own, so the answer is the same as
+/// reading each one; errors are taken in the order the requests would have been made one after
+/// another.
 pub async fn calling_clinician(
     medplum: &Medplum<'_>,
     id: &PractitionerId,
 ) -> Result<CallingClinician, AppError> {
     let reference = id.reference();
-    let (practitioner, memberships) = join(
+    let (practitioner, found) = join(
         medplum.read("Practitioner", id.as_str()),
-        medplum.search("ProjectMembership", &[("profile", &reference)]),
+        medplum.search(
+            "ProjectMembership",
+            &[
+                ("profile", &reference),
+                ("_include", "ProjectMembership:access-policy"),
+            ],
+        ),
     )
     .await;
     let practitioner = practitioner?.ok_or(AppError::PractitionerNotFound)?;
-    let memberships = memberships?;
-    let policy_references: Vec<_> = memberships
+    let found = found?;
+    let policy_ids: Vec<String> = found
         .iter()
+        .filter(|resource| resource_type(resource) == Some("ProjectMembership"))
         .flat_map(membership_policy_references)
+        .filter_map(|reference| reference.strip_prefix("AccessPolicy/").map(str::to_owned))
         .collect();
-    let policy_reads = policy_references
+    let included = |policy_id: &str| {
+        found.iter().find(|resource| {
+            resource_type(resource) == Some("AccessPolicy")
+                && resource.get("id").and_then(Value::as_str) == Some(policy_id)
+        })
+    };
+    let missing = policy_ids
         .iter()
-        .filter_map(|reference| reference.strip_prefix("AccessPolicy/"))
+        .filter(|policy_id| included(policy_id).is_none())
         .map(|policy_id| medplum.read("AccessPolicy", policy_id));
+    let mut read = join_all(missing).await.into_iter();
     let mut names: Vec<String> = Vec::new();
-    for policy in join_all(policy_reads).await {
-        if let Some(policy) = policy? {
-            if let Some(name) = policy.resource.get("name").and_then(Value::as_str) {
-                names.push(name.to_owned());
-            }
+    for policy_id in &policy_ids {
+        let policy = match included(policy_id) {
+            Some(policy) => Some(policy.clone()),
+            None => read
+                .next()
+                .transpose()?
+                .flatten()
+                .map(|found| found.resource),
+        };
+        if let Some(name) = policy
+            .as_ref()
+            .and_then(|policy| policy.get("name"))
+            .and_then(Value::as_str)
+        {
+            names.push(name.to_owned());
         }
     }
     if may_place_calls(names.iter().map(String::as_str)) {
@@ -75,6 +102,11 @@ pub async fn calling_clinician(
     } else {
         Err(AppError::PermissionMissing)
     }
+}
+
+/// A FHIR resource's `resourceType`.
+pub fn resource_type(resource: &Value) -> Option<&str> {
+    resource.get("resourceType").and_then(Value::as_str)
 }
 
 /// What provisioning did.

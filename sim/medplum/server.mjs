@@ -967,12 +967,14 @@ export async function startMedplumServer({
     });
     network.latencyMs = 0;
     network.peakInFlight = network.inFlight;
+    network.fhirRequests = 0;
   }
 
   /** The network between the worker and Medplum: a delay before every request is answered (as a
-   * round trip to a hosted Medplum adds), and the most requests seen in flight at once since the
-   * delay was last set, so a test can tell requests made together from requests made in turn. */
-  const network = { latencyMs: 0, inFlight: 0, peakInFlight: 0 };
+   * round trip to a hosted Medplum adds), and, since the delay was last set, the most requests
+   * seen in flight at once and the FHIR requests made, so that a test can tell requests made
+   * together from requests made in turn. */
+  const network = { latencyMs: 0, inFlight: 0, peakInFlight: 0, fhirRequests: 0 };
 
   /** `{"ms": n}` (0 to 10,000): from now on every request waits n ms first; the peak starts again. */
   function setLatency(raw) {
@@ -982,10 +984,11 @@ export async function startMedplumServer({
     }
     network.latencyMs = body.ms;
     network.peakInFlight = network.inFlight;
+    network.fhirRequests = 0;
     return latencyState();
   }
 
-  const latencyState = () => ({ ms: network.latencyMs, peakInFlight: network.peakInFlight });
+  const latencyState = () => ({ ms: network.latencyMs, peakInFlight: network.peakInFlight, fhirRequests: network.fhirRequests });
 
   /** A control request's JSON body, or a 400 OperationOutcome. */
   function jsonBody(raw) {
@@ -1082,6 +1085,7 @@ export async function startMedplumServer({
     if (overNetwork) {
       network.inFlight += 1;
       network.peakInFlight = Math.max(network.peakInFlight, network.inFlight);
+      if ((req.url ?? "/").startsWith(`${FHIR_PREFIX}/`)) network.fhirRequests += 1;
     }
     try {
       if (overNetwork && network.latencyMs > 0) await sleep(network.latencyMs);

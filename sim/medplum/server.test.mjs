@@ -537,7 +537,7 @@ test("__sim/latency: requests wait the delay; made together they are seen in fli
   assert.equal((await latency({ ms: -1 })).status, 400);
   assert.equal((await latency({ ms: 10_001 })).status, 400);
   assert.equal((await latency({ ms: "50" })).status, 400);
-  assert.deepEqual(await (await latency({ ms: 150 })).json(), { ms: 150, peakInFlight: 0 });
+  assert.deepEqual(await (await latency({ ms: 150 })).json(), { ms: 150, peakInFlight: 0, fhirRequests: 0 });
   const health = () => fetch(`${sim.url}/healthcheck`).then((r) => r.status);
   const started = performance.now();
   assert.equal(await health(), 200);
@@ -546,8 +546,10 @@ test("__sim/latency: requests wait the delay; made together they are seen in fli
   assert.equal((await (await latency()).json()).peakInFlight, 1, "one after another");
   assert.deepEqual(await Promise.all([health(), health(), health()]), [200, 200, 200]);
   assert.equal((await (await latency()).json()).peakInFlight, 3, "made together");
+  assert.equal((await fetch(`${sim.url}/fhir/R4/metadata`)).status, 200);
+  assert.equal((await (await latency()).json()).fhirRequests, 1, "FHIR requests counted, others not");
   await fetch(`${sim.url}/__sim/reset`, { method: "POST" });
-  assert.deepEqual(await (await latency()).json(), { ms: 0, peakInFlight: 0 });
+  assert.deepEqual(await (await latency()).json(), { ms: 0, peakInFlight: 0, fhirRequests: 0 });
 });
 
 test("userinfo and /auth/me for a clinician", async () => {

@@ -63,7 +63,7 @@ async function callRecords(appointmentId, practitioner = "clinician-ada") {
 const dialled = (twiml) => twiml.match(/<Number[^>]*>([^<]+)<\/Number>/)?.[1];
 const callerId = (twiml) => twiml.match(/<Dial callerId="([^"]+)"/)?.[1];
 
-test("the voice webhook asks Medplum about the clinician and the appointment together, not one request after another", async () => {
+test("the voice webhook asks Medplum about the clinician and the appointment in one round trip, not five requests one after another", async () => {
   // First in this file, so no earlier test's writes can be in flight beside it.
   const latency = async (ms) =>
     (await fetch(`${medplum.url}/__sim/latency`, ms === undefined ? {} : { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ms }) })).json();
@@ -74,10 +74,12 @@ test("the voice webhook asks Medplum about the clinician and the appointment tog
     placed = await voice("appt-mobile");
     const elapsed = performance.now() - started;
     assert.match(placed.twiml, /<Dial/, placed.twiml);
-    const { peakInFlight } = await latency();
-    // Practitioner, memberships, Appointment: three reads at once; one after another it is 1.
+    const { peakInFlight, fhirRequests } = await latency();
+    // The Practitioner, its memberships with their policies, the Appointment with its Patient:
+    // three FHIR requests, all in flight at once, so one round trip (five in turn before).
+    assert.equal(fhirRequests, 3);
     assert.ok(peakInFlight >= 3, `requests in flight at once: ${peakInFlight}`);
-    console.log(`voice webhook with 200 ms to Medplum: ${elapsed.toFixed(0)} ms, ${peakInFlight} requests at once`);
+    console.log(`voice webhook with 200 ms to Medplum: ${elapsed.toFixed(0)} ms, ${fhirRequests} FHIR requests, ${peakInFlight} at once`);
   } finally {
     await latency(0);
     // Ended before any leg was dialled, so that its line is free for the tests after this one.

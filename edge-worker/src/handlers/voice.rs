@@ -14,7 +14,7 @@ use shared::ids::{AppointmentId, PatientId, PractitionerId, E164};
 use shared::twiml::{Dial, DialTarget, Response, Say, StatusCallbacks, Verb};
 use worker::{Env, Method, Request};
 
-use crate::clinicians::calling_clinician;
+use crate::clinicians::{calling_clinician, resource_type};
 use crate::config::Config;
 use crate::durable::{call, NUMBER_POOL_INSTANCE};
 use crate::error::AppError;
@@ -113,8 +113,8 @@ fn refusal_of(error: AppError) -> CallRefusal {
 }
 
 /// Decides whether and what to dial. Every rule lives in `shared`; this gathers the facts.
-/// The clinician's permission and the appointment's patient are looked up together (two round
-/// trips to Medplum, not five); a refusal is the one the checks would give one after another.
+/// The clinician's permission and the appointment's patient are looked up together (one round
+/// trip to Medplum, not five); a refusal is the one the checks would give one after another.
 async fn plan(
     medplum: &Medplum<'_>,
     config: &Config,
@@ -145,34 +145,53 @@ async fn plan(
     })
 }
 
-/// The patient of a callable phone appointment of `practitioner`'s, or why there is none.
+/// The patient of a callable phone appointment of `practitioner`'s, or why there is none. One
+/// round trip: the Appointment is searched with its Patient included (read on its own only if
+/// the search did not include it).
 async fn appointment_patient(
     medplum: &Medplum<'_>,
     appointment_id: &AppointmentId,
     practitioner: &PractitionerId,
 ) -> Result<(PatientId, serde_json::Value), CallRefusal> {
-    let appointment = medplum
-        .read("Appointment", appointment_id.as_str())
+    let found = medplum
+        .search(
+            "Appointment",
+            &[
+                ("_id", appointment_id.as_str()),
+                ("_include", "Appointment:patient"),
+            ],
+        )
         .await
-        .map_err(|_| CallRefusal::ServiceUnavailable)?
-        .ok_or(CallRefusal::AppointmentNotFound)?
-        .resource;
-    if !has_practitioner(&appointment, practitioner) {
+        .map_err(|_| CallRefusal::ServiceUnavailable)?;
+    let of_type = |wanted: &str, id: &str| {
+        found.iter().find(|resource| {
+            resource_type(resource) == Some(wanted)
+                && resource.get("id").and_then(|v| v.as_str()) == Some(id)
+        })
+    };
+    let appointment =
+        of_type("Appointment", appointment_id.as_str()).ok_or(CallRefusal::AppointmentNotFound)?;
+    if !has_practitioner(appointment, practitioner) {
         return Err(CallRefusal::NotYourAppointment);
     }
-    if !is_phone_appointment(&appointment) {
+    if !is_phone_appointment(appointment) {
         return Err(CallRefusal::NotAPhoneAppointment);
     }
-    if !is_callable_status(&appointment) {
+    if !is_callable_status(appointment) {
         return Err(CallRefusal::AppointmentNotCallable);
     }
-    let patient_id = patient_of(&appointment).ok_or(CallRefusal::AppointmentNotFound)?;
-    let patient = medplum
-        .read("Patient", patient_id.as_str())
-        .await
-        .map_err(|_| CallRefusal::ServiceUnavailable)?
-        .ok_or(CallRefusal::NumberMissing)?
-        .resource;
+    let patient_id = patient_of(appointment).ok_or(CallRefusal::AppointmentNotFound)?;
+    let patient = match of_type("Patient", patient_id.as_str()) {
+        Some(patient) => patient.clone(),
+        None => {
+            medplum
+                .read("Patient", patient_id.as_str())
+                .await
+                .map_err(|_| CallRefusal::ServiceUnavailable)?
+                .ok_or(CallRefusal::NumberMissing)?
+                .resource
+        }
+    };
     Ok((patient_id, patient))
 }
 
