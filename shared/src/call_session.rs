@@ -422,7 +422,8 @@ pub enum Input {
     MediaConnected {
         rtp_dtmf: bool,
     },
-    /// ICE failed or disconnected for good.
+    /// ICE failed or disconnected for good, or the browser could not make its offer or answer
+    /// or apply the far end's.
     MediaFailed,
     /// The browser's network changed (online event, connection type change).
     NetworkChanged,
@@ -516,6 +517,8 @@ pub struct Session {
     token_generation: u32,
     /// The generation of the token Twilio last refused.
     rejected_generation: Option<u32>,
+    /// A refresh is out while the held token stays in use (its answer is awaited).
+    refreshing: bool,
     /// When `register` was last sent (renewed every [`REGISTER_INTERVAL_MS`]).
     last_registered_ms: u64,
     browser_info: Json,
@@ -624,6 +627,7 @@ impl Session {
             token_rejections: 0,
             token_generation: 0,
             rejected_generation: None,
+            refreshing: false,
             last_registered_ms: 0,
             browser_info,
             now_ms: 0,
@@ -699,11 +703,14 @@ impl Session {
         match input {
             Input::Start => self.start(&mut out),
             Input::TokenIssued { token, ttl_seconds } => {
+                self.refreshing = false;
                 self.token_issued(token, ttl_seconds, &mut out)
             }
-            // A failure from an earlier fetch, answered after a later one issued a token: the
-            // token stands.
-            Input::TokenRefused { .. } if matches!(self.token, TokenState::Valid { .. }) => {}
+            // A refresh refused or failed, or a failure from an earlier fetch answered after a
+            // later one issued a token: the held token stands.
+            Input::TokenRefused { .. } if matches!(self.token, TokenState::Valid { .. }) => {
+                self.refreshing = false;
+            }
             Input::TokenRefused {
                 code,
                 message,
@@ -889,6 +896,10 @@ impl Session {
                 retry_at_ms: self.now_ms + TWILIO_REFUSAL_RETRY_MS,
                 attempt: 0,
             };
+        } else if self.refreshing {
+            // The held token is dead, and its successor is already being fetched: one request
+            // at a time.
+            self.token = TokenState::Fetching;
         } else if self.token != TokenState::Fetching {
             self.fetch_token(out);
         }
@@ -1564,6 +1575,7 @@ impl Session {
                         expires_at_ms,
                         refresh_at_ms: backstop,
                     };
+                    self.refreshing = true;
                     out.push(Effect::FetchToken);
                 } else {
                     self.fetch_token(out);

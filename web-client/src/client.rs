@@ -220,10 +220,21 @@ fn media_step(shared: &Rc<Shared>, step: impl FnOnce(media::Connection) -> Media
         return;
     };
     let weak = Rc::downgrade(shared);
-    let future = step(pc);
+    let future = step(pc.clone());
     spawn(async move {
         let input = future.await;
-        dispatch_weak(&weak, input);
+        // A step of a connection closed since (its call ended) says nothing about the call
+        // now on screen: its failure must not end the next call.
+        let current = weak.upgrade().is_some_and(|shared| {
+            let inner = shared.inner.borrow();
+            inner
+                .media
+                .as_ref()
+                .is_some_and(|media| JsValue::from(media.connection()) == JsValue::from(&pc))
+        });
+        if current {
+            dispatch_weak(&weak, input);
+        }
     });
 }
 
@@ -374,7 +385,6 @@ fn watch_ledger(shared: &Rc<Shared>, appointment: &str) {
     let (api, generation) = {
         let mut inner = shared.inner.borrow_mut();
         inner.ledger_generation = inner.ledger_generation.wrapping_add(1);
-        inner.ledger_watch.opened(now_ms());
         (inner.api.clone(), inner.ledger_generation)
     };
     let stream = api.events(
@@ -382,7 +392,10 @@ fn watch_ledger(shared: &Rc<Shared>, appointment: &str) {
         move |event| {
             // Anything at all, the worker's keep-alive included, shows the stream is alive.
             if let Some(shared) = on_event.upgrade() {
-                shared.inner.borrow_mut().ledger_watch.heard(now_ms());
+                let mut inner = shared.inner.borrow_mut();
+                if inner.ledger_generation == generation {
+                    inner.ledger_watch.heard(now_ms());
+                }
             }
             let Ok(data) = Json::parse(&event.data) else {
                 return;
@@ -417,7 +430,9 @@ fn watch_ledger(shared: &Rc<Shared>, appointment: &str) {
         },
     );
     if let Some(stream) = stream {
-        shared.inner.borrow_mut().ledger = Some((appointment.to_owned(), stream));
+        let mut inner = shared.inner.borrow_mut();
+        inner.ledger_watch.opened(now_ms());
+        inner.ledger = Some((appointment.to_owned(), stream));
     }
 }
 

@@ -688,6 +688,30 @@ fn a_refresh_refused_or_failed_keeps_the_held_token_in_use_until_it_runs_out() {
     assert_eq!(sent(&effects)[0]["payload"]["token"], "tok-2");
     assert!(next + 50 < expires);
 
+    // Twilio refuses the held token while its successor is on the way: no second request, and
+    // the successor is presented when it comes.
+    let mut s = ready();
+    assert!(tick_fetches(&mut s, refresh_due));
+    let effects = s.handle(
+        token_error(codes::SIGNALING_TOKEN_EXPIRED),
+        refresh_due + 20,
+    );
+    assert!(!effects.contains(&Effect::FetchToken), "{effects:?}");
+    assert!(!tick_fetches(&mut s, refresh_due + 1_000));
+    let effects = s.handle(
+        Input::TokenIssued {
+            token: "tok-3".into(),
+            ttl_seconds: TOKEN_TTL,
+        },
+        refresh_due + 1_050,
+    );
+    assert!(matches!(s.token, TokenState::Valid { .. }));
+    let listens = sent(&effects);
+    assert!(
+        listens.iter().any(|f| f["payload"]["token"] == "tok-3"),
+        "{effects:?}"
+    );
+
     // Refused until the held token is about to run out: then the refusal shows, and is asked
     // about again later.
     let mut s = ready();
