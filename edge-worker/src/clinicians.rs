@@ -6,6 +6,7 @@ use serde_json::Value;
 use shared::clinician::{
     may_place_calls, membership_policy_references, provision_identity, IdentityProvisioning,
 };
+use shared::fhir::{find_resource, resources_of};
 use shared::ids::PractitionerId;
 
 use crate::error::AppError;
@@ -59,18 +60,11 @@ pub async fn calling_clinician(
     .await;
     let practitioner = practitioner?.ok_or(AppError::PractitionerNotFound)?;
     let found = found?;
-    let policy_ids: Vec<String> = found
-        .iter()
-        .filter(|resource| resource_type(resource) == Some("ProjectMembership"))
+    let policy_ids: Vec<String> = resources_of(&found, "ProjectMembership")
         .flat_map(membership_policy_references)
         .filter_map(|reference| reference.strip_prefix("AccessPolicy/").map(str::to_owned))
         .collect();
-    let included = |policy_id: &str| {
-        found.iter().find(|resource| {
-            resource_type(resource) == Some("AccessPolicy")
-                && resource.get("id").and_then(Value::as_str) == Some(policy_id)
-        })
-    };
+    let included = |policy_id: &str| find_resource(&found, "AccessPolicy", policy_id);
     let missing = policy_ids
         .iter()
         .filter(|policy_id| included(policy_id).is_none())
@@ -102,11 +96,6 @@ pub async fn calling_clinician(
     } else {
         Err(AppError::PermissionMissing)
     }
-}
-
-/// A FHIR resource's `resourceType`.
-pub fn resource_type(resource: &Value) -> Option<&str> {
-    resource.get("resourceType").and_then(Value::as_str)
 }
 
 /// What provisioning did.

@@ -10,7 +10,10 @@ use thiserror::Error;
 
 use crate::call_refusal::CallRefusal;
 use crate::dial_policy::{check, normalise, DestinationPolicy};
-use crate::fhir::{has_practitioner, is_callable_status, is_phone_appointment, preferred_phone};
+use crate::fhir::{
+    find_resource, has_practitioner, is_callable_status, is_phone_appointment, preferred_phone,
+    resources_of,
+};
 use crate::ids::{PatientId, PractitionerId, E164};
 use crate::time::rfc3339_utc;
 
@@ -318,12 +321,6 @@ pub fn summarise(
     })
 }
 
-fn resources_of<'a>(resources: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
-    resources
-        .iter()
-        .filter(move |r| r.get("resourceType").and_then(Value::as_str) == Some(kind))
-}
-
 /// The Appointments the clinician's list shows: theirs, by phone, not entered in error.
 fn listed<'a>(
     practitioner: &'a PractitionerId,
@@ -337,8 +334,7 @@ fn listed<'a>(
 }
 
 fn patient_in<'a>(resources: &'a [Value], id: &PatientId) -> Option<&'a Value> {
-    resources_of(resources, "Patient")
-        .find(|p| p.get("id").and_then(Value::as_str) == Some(id.as_str()))
+    find_resource(resources, "Patient", id.as_str())
 }
 
 /// Patients of listed appointments that are not among `resources` (a search's `_include` should

@@ -12,6 +12,7 @@ use crate::json::Json;
 use crate::signaling::{
     codes, ClientMessage, Frame, Invite, Listen, ServerMessage, TwilioParams, HEARTBEAT,
 };
+use crate::time::backoff_wait;
 
 /// Milliseconds between the heartbeats the client sends while the link is open.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 5_000;
@@ -586,8 +587,7 @@ impl Blocker {
 }
 
 fn backoff_ms(attempt: u32) -> u64 {
-    let index = usize::try_from(attempt).unwrap_or(usize::MAX);
-    RECONNECT_BACKOFF_MS[index.min(RECONNECT_BACKOFF_MS.len() - 1)]
+    backoff_wait(&RECONNECT_BACKOFF_MS, attempt)
 }
 
 /// When to refresh a token of `ttl_ms` issued at `now_ms`: at three quarters of its life, and
@@ -730,12 +730,10 @@ impl Session {
                         TokenState::Refused { attempt, .. } => attempt.saturating_add(1),
                         _ => 0,
                     };
-                    let index = usize::try_from(attempt).unwrap_or(usize::MAX);
-                    let wait = REFUSED_TOKEN_RETRY_MS[index.min(REFUSED_TOKEN_RETRY_MS.len() - 1)];
                     TokenState::Refused {
                         code,
                         message,
-                        retry_at_ms: now_ms + wait,
+                        retry_at_ms: now_ms + backoff_wait(&REFUSED_TOKEN_RETRY_MS, attempt),
                         attempt,
                     }
                 };
@@ -1585,19 +1583,13 @@ impl Session {
             // attempt on.
             TokenState::Refused {
                 ref code,
-                ref message,
-                retry_at_ms,
-                attempt,
-            } if now >= retry_at_ms => {
+                ref mut retry_at_ms,
+                ..
+            } if now >= *retry_at_ms => {
+                *retry_at_ms = backstop;
                 if code == TWILIO_REJECTED_TOKEN {
                     self.token_rejections = 0;
                 }
-                self.token = TokenState::Refused {
-                    code: code.clone(),
-                    message: message.clone(),
-                    retry_at_ms: backstop,
-                    attempt,
-                };
                 out.push(Effect::FetchToken);
             }
             // One retry at a time: the next is due only once this one has failed.

@@ -81,6 +81,18 @@ pub fn patient_of(appointment: &Value) -> Option<PatientId> {
         .and_then(|id| PatientId::parse(id).ok())
 }
 
+/// The resources of one type among a search's results (matches and `_include`s alike).
+pub fn resources_of<'a>(resources: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
+    resources
+        .iter()
+        .filter(move |r| r.get("resourceType").and_then(Value::as_str) == Some(kind))
+}
+
+/// The resource `kind/id` among a search's results, if it came with them.
+pub fn find_resource<'a>(resources: &'a [Value], kind: &'a str, id: &str) -> Option<&'a Value> {
+    resources_of(resources, kind).find(|r| r.get("id").and_then(Value::as_str) == Some(id))
+}
+
 /// The patient's number to call, by this documented preference: `telecom` entries with
 /// `system = phone` (or `sms`), not ended (`period.end`), ordered by `rank` (lowest first, unranked
 /// last), then `use` (mobile, home, work, temp, other/none), then their order in the record.
@@ -287,6 +299,29 @@ pub fn appointment_path(id: &AppointmentId) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resource_is_found_among_search_results_by_type_and_id() {
+        let found = [
+            json!({"resourceType": "Appointment", "id": "a1"}),
+            json!({"resourceType": "Patient", "id": "a1"}),
+            json!({"resourceType": "Patient", "id": "p2"}),
+        ];
+        let table: [(&str, &str, Option<usize>); 4] = [
+            ("Patient", "a1", Some(1)),
+            ("Appointment", "a1", Some(0)),
+            ("Patient", "p3", None),
+            ("AccessPolicy", "a1", None),
+        ];
+        for (kind, id, expected) in table {
+            assert_eq!(
+                find_resource(&found, kind, id),
+                expected.map(|i| &found[i]),
+                "{kind}/{id}"
+            );
+        }
+        assert_eq!(resources_of(&found, "Patient").count(), 2);
+    }
 
     fn appointment() -> Value {
         json!({

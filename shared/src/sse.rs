@@ -156,8 +156,7 @@ impl Watch {
 
     /// Whether a closed stream is due to be opened again.
     pub fn reopen_due(&self, now_ms: u64) -> bool {
-        let index = usize::try_from(self.failures).unwrap_or(usize::MAX);
-        let wait = REOPEN_BACKOFF_MS[index.min(REOPEN_BACKOFF_MS.len() - 1)];
+        let wait = crate::time::backoff_wait(&REOPEN_BACKOFF_MS, self.failures);
         !self.is_open() && now_ms >= self.closed_at_ms.saturating_add(wait)
     }
 }

@@ -1,5 +1,5 @@
 //! Time as values: Unix seconds to RFC 3339 UTC, and Twilio's RFC 2822 timestamps back, without a
-//! date library.
+//! date library; and the waits of a backoff table.
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -13,6 +13,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// The wait before attempt `attempt` (0 first) of a backoff `table`, its last wait repeated.
+pub fn backoff_wait(table: &[u64], attempt: u32) -> u64 {
+    let index = usize::try_from(attempt).unwrap_or(usize::MAX);
+    table
+        .get(index)
+        .or(table.last())
+        .copied()
+        .unwrap_or_default()
 }
 
 /// `2026-11-25T06:08:02Z` for a Unix time in seconds.
@@ -117,6 +127,17 @@ pub fn parse_rfc2822(value: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backoff_table_repeats_its_last_wait() {
+        let table = [5, 10, 20];
+        let waits: Vec<u64> = [0, 1, 2, 3, u32::MAX]
+            .into_iter()
+            .map(|attempt| backoff_wait(&table, attempt))
+            .collect();
+        assert_eq!(waits, [5, 10, 20, 20, 20]);
+        assert_eq!(backoff_wait(&[], 0), 0);
+    }
 
     #[test]
     fn known_instants() {

@@ -8,13 +8,14 @@ use serde_json::json;
 use shared::call_refusal::CallRefusal;
 use shared::dial_policy::check;
 use shared::fhir::{
-    has_practitioner, is_callable_status, is_phone_appointment, patient_of, preferred_phone,
+    find_resource, has_practitioner, is_callable_status, is_phone_appointment, patient_of,
+    preferred_phone,
 };
 use shared::ids::{AppointmentId, PatientId, PractitionerId, E164};
 use shared::twiml::{Dial, DialTarget, Response, Say, StatusCallbacks, Verb};
 use worker::{Env, Method, Request};
 
-use crate::clinicians::{calling_clinician, resource_type};
+use crate::clinicians::calling_clinician;
 use crate::config::Config;
 use crate::durable::{call, NUMBER_POOL_INSTANCE};
 use crate::error::AppError;
@@ -163,14 +164,8 @@ async fn appointment_patient(
         )
         .await
         .map_err(|_| CallRefusal::ServiceUnavailable)?;
-    let of_type = |wanted: &str, id: &str| {
-        found.iter().find(|resource| {
-            resource_type(resource) == Some(wanted)
-                && resource.get("id").and_then(|v| v.as_str()) == Some(id)
-        })
-    };
-    let appointment =
-        of_type("Appointment", appointment_id.as_str()).ok_or(CallRefusal::AppointmentNotFound)?;
+    let appointment = find_resource(&found, "Appointment", appointment_id.as_str())
+        .ok_or(CallRefusal::AppointmentNotFound)?;
     if !has_practitioner(appointment, practitioner) {
         return Err(CallRefusal::NotYourAppointment);
     }
@@ -181,7 +176,7 @@ async fn appointment_patient(
         return Err(CallRefusal::AppointmentNotCallable);
     }
     let patient_id = patient_of(appointment).ok_or(CallRefusal::AppointmentNotFound)?;
-    let patient = match of_type("Patient", patient_id.as_str()) {
+    let patient = match find_resource(&found, "Patient", patient_id.as_str()) {
         Some(patient) => patient.clone(),
         None => {
             medplum
